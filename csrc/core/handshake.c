@@ -1,0 +1,801 @@
+/*
+ * The control plane (WIRE.md, "The handshake"): a Unix stream socket at a
+ * path carries one 32-byte message and the region's memfd from the listener
+ * to the connector; after that the socket carries nothing.
+ *
+ * The listener owns the path: it refuses to touch anything at it that is not
+ * a stale socket file, creates the socket file 0600, and unlinks it only while
+ * it is still its own file. The connector trusts nothing it receives: every
+ * received fd is closed on every failure, and the whole exchange is bounded
+ * by the caller's deadline.
+ */
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "atomics.h"
+#include "internal.h"
+
+/* Linux marks listening sockets with this flag in /proc/net/unix. */
+#define UNIX_FLAG_ACCEPTCON 0x10000ul
+/* The St column: SS_UNCONNECTED, a bound socket that is not connected. */
+#define UNIX_STATE_UNCONNECTED 1u
+
+/* Room for two fds: the most a wire-4 peer sends (a request/reply bus), so
+ * a third one shows up as MSG_CTRUNC. */
+#define MAX_FDS 2
+
+#define CONNECT_RETRY_NS ((int64_t)10 * 1000000)
+#define LISTEN_BACKLOG 16
+
+/* Who a file is. dev and ino alone are not enough: ext4 hands a freed inode
+ * number to the next file at once, so a socket bound at our path after ours
+ * was removed can carry our old number; the birth time tells them apart
+ * where the filesystem records it. */
+struct file_id {
+	dev_t dev;
+	ino_t ino;
+	int has_btime;
+	int64_t btime_sec;
+	uint32_t btime_nsec;
+};
+
+struct tachyon_listener {
+	int sockfd;                 /* listening, non-blocking, -1 once closed */
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	struct file_id bound;       /* the socket file we bound, to unlink only it */
+	int path_owned;             /* our socket file may still be at path */
+	tachyon_region region;      /* fd -1 once handed to the bus */
+	uid_t *allow_uids;
+	size_t n_allow_uids;
+};
+
+/* ------------------------------------------------------------------------ */
+/* Handshake message                                                         */
+
+void tachyon_handshake_encode(uint64_t capacity, struct tachyon_handshake *out)
+{
+	memset(out, 0, sizeof *out);
+	out->magic = TACHYON_MAGIC;
+	out->version = TACHYON_WIRE_VERSION;
+	out->capacity = (uint32_t)capacity;
+	out->shm_size = (uint32_t)(TACHYON_REGION_HEADER_SIZE + capacity);
+	out->capacity2 = 0;
+	out->shm_size2 = 0;
+	out->msg_alignment = TACHYON_MSG_ALIGNMENT;
+	out->flags = 0;
+}
+
+int tachyon_handshake_decode(const void *buf, size_t len, uint64_t *capacity)
+{
+	if (!buf || len < TACHYON_HANDSHAKE_SIZE)
+		return -TACHYON_EHANDSHAKE;
+	struct tachyon_handshake h;
+	memcpy(&h, buf, sizeof h);
+	/* A different format first: those fields say "not our protocol", and a
+	 * caller should hear that rather than "bad message". A request/reply
+	 * bus (flags 1) is wire 4 too, but not something a plain bus can use. */
+	if (h.magic != TACHYON_MAGIC || h.version != TACHYON_WIRE_VERSION ||
+	    h.msg_alignment != TACHYON_MSG_ALIGNMENT || h.flags != 0)
+		return -TACHYON_EABI;
+	if (!tachyon_capacity_valid(h.capacity) ||
+	    (uint64_t)h.shm_size != TACHYON_REGION_HEADER_SIZE + (uint64_t)h.capacity)
+		return -TACHYON_EHANDSHAKE;
+	/* A plain bus announces no second ring; anything else is malformed. */
+	if (h.capacity2 != 0 || h.shm_size2 != 0)
+		return -TACHYON_EHANDSHAKE;
+	if (capacity)
+		*capacity = h.capacity;
+	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Waiting                                                                   */
+
+static const tachyon_wait forever_wait = {.deadline_ns = TACHYON_FOREVER};
+
+/* The caller's interrupt check; nonzero ends the wait with -EINTR. */
+static int ask_interrupted(const tachyon_wait *w)
+{
+	return w->interrupted && w->interrupted(w->arg);
+}
+
+/* What an EINTR from a sleep means: with a callback, whatever it says
+ * (a signal the caller does not care about is not a reason to stop);
+ * without one, the caller asked to be told at once. */
+static int on_eintr(const tachyon_wait *w)
+{
+	if (!w->interrupted)
+		return -EINTR;
+	return ask_interrupted(w) ? -EINTR : 0;
+}
+
+/* Sleep up to ns (> 0), at most one watchdog period. */
+static int sleep_slice(int fd, short events, int64_t ns, struct pollfd *pfd)
+{
+	if (ns > TACHYON_WATCHDOG_NS)
+		ns = TACHYON_WATCHDOG_NS;
+	if (ns < 0)
+		ns = 0;
+	struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000), .tv_nsec = (long)(ns % 1000000000)};
+	if (fd < 0)
+		return ppoll(NULL, 0, &ts, NULL);
+	pfd->fd = fd;
+	pfd->events = events;
+	pfd->revents = 0;
+	return ppoll(pfd, 1, &ts, NULL);
+}
+
+/*
+ * Wait until fd reports one of events, in slices of at most the watchdog
+ * period, asking w->interrupted after each slice and after EINTR. A deadline
+ * already past still polls once. Returns 0 when ready, -ETIMEDOUT, -EINTR
+ * or another -errno of ppoll.
+ */
+static int wait_fd(int fd, short events, const tachyon_wait *w)
+{
+	for (;;) {
+		int64_t left = TACHYON_WATCHDOG_NS;
+		if (w->deadline_ns != TACHYON_FOREVER) {
+			left = w->deadline_ns - tachyon_now_ns();
+			if (left < 0)
+				left = 0;
+		}
+		struct pollfd pfd;
+		int r = sleep_slice(fd, events, left, &pfd);
+		if (r > 0)
+			return 0;
+		if (r < 0) {
+			if (errno != EINTR)
+				return -errno;
+			if ((r = on_eintr(w)) < 0)
+				return r;
+			continue;
+		}
+		if (w->deadline_ns != TACHYON_FOREVER && tachyon_now_ns() >= w->deadline_ns)
+			return -ETIMEDOUT;
+		if (ask_interrupted(w))
+			return -EINTR;
+	}
+}
+
+/* ------------------------------------------------------------------------ */
+/* Path safety                                                               */
+
+static int fill_addr(const char *path, struct sockaddr_un *addr)
+{
+	if (!path || !path[0])
+		return -EINVAL;
+	if (strlen(path) > sizeof addr->sun_path - 1)
+		return -ENAMETOOLONG;
+	memset(addr, 0, sizeof *addr);
+	addr->sun_family = AF_UNIX;
+	memcpy(addr->sun_path, path, strlen(path) + 1);
+	return 0;
+}
+
+/* The directory part of path made canonical (symlinks, "..", "//" gone) and
+ * the last component, so two spellings of one socket file compare equal.
+ * Returns 0 or -1 (the directory cannot be resolved). */
+static int split_canonical(const char *path, char *dir, const char **base)
+{
+	char tmp[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	*base = slash ? slash + 1 : path;
+	if (!slash) {
+		snprintf(tmp, sizeof tmp, ".");
+	} else if (slash == path) {
+		snprintf(tmp, sizeof tmp, "/");
+	} else {
+		size_t n = (size_t)(slash - path);
+		if (n >= sizeof tmp)
+			return -1;
+		memcpy(tmp, path, n);
+		tmp[n] = '\0';
+	}
+	return realpath(tmp, dir) ? 0 : -1;
+}
+
+/*
+ * Does a live socket hold path? Decided from the kernel's table of Unix
+ * sockets, never by connecting: a probe connection would be accepted as a
+ * live listener's one peer and break it. Returns 1 live, 0 stale, or
+ * -errno when the table cannot be read (then nobody can tell, and the
+ * caller must not delete the file).
+ *
+ * The table shows the path each socket was bound with, as its binder spelt
+ * it. So the match is: same last component, and the same canonical
+ * directory; a relative entry (bound relative to another process's working
+ * directory) cannot be resolved from here and counts as a match. Erring
+ * towards "live" only costs a refusal; erring towards "stale" would delete
+ * a live listener's path. Sockets of other network namespaces are not in
+ * our table: a listener there looks stale.
+ */
+static int path_has_listener(const char *path)
+{
+	char our_dir[PATH_MAX];
+	const char *our_base;
+	int have_dir = split_canonical(path, our_dir, &our_base) == 0;
+
+	FILE *f = fopen("/proc/net/unix", "re");
+	if (!f)
+		return -errno;
+	/* "Num RefCount Protocol Flags Type St Inode Path": the path is the
+	 * rest of the line; a pathname socket's path has no NULs. */
+	char line[PATH_MAX + 256];
+	int live = 0;
+	int first = 1;
+	while (!live && fgets(line, sizeof line, f)) {
+		size_t n = strlen(line);
+		if (n && line[n - 1] == '\n')
+			line[--n] = '\0';
+		if (first) { /* the column titles */
+			first = 0;
+			continue;
+		}
+		unsigned long flags;
+		unsigned st;
+		int consumed = 0;
+		if (sscanf(line, "%*s %*s %*s %lx %*s %x %*s %n", &flags, &st, &consumed) < 2 ||
+		    consumed == 0)
+			continue;
+		/* A listening socket; or one bound but not (yet) listening, as a
+		 * listener is between its bind and its listen: deleting its file
+		 * would break it as surely. Accepted sockets (connected) share
+		 * their listener's path and prove nothing once it is gone. */
+		if (!(flags & UNIX_FLAG_ACCEPTCON) && st != UNIX_STATE_UNCONNECTED)
+			continue;
+		const char *entry = line + consumed;
+		if (entry[0] == '\0' || entry[0] == '@') /* unbound or abstract */
+			continue;
+		if (strcmp(entry, path) == 0) {
+			live = 1;
+			break;
+		}
+		const char *slash = strrchr(entry, '/');
+		const char *entry_base = slash ? slash + 1 : entry;
+		if (strcmp(entry_base, our_base) != 0)
+			continue;
+		if (entry[0] != '/' || !have_dir) {
+			live = 1; /* cannot resolve: assume it is ours */
+			break;
+		}
+		char entry_dir[PATH_MAX];
+		const char *ignored;
+		if (split_canonical(entry, entry_dir, &ignored) < 0 || strcmp(entry_dir, our_dir) == 0)
+			live = 1;
+	}
+	int rc = ferror(f) ? -EIO : live;
+	fclose(f);
+	return rc;
+}
+
+/*
+ * Make path free for our bind: nothing there, or a stale socket file that
+ * we remove. Returns 0, -EEXIST (a symlink or a non-socket: refused and left
+ * alone), -TACHYON_EBUSYPATH (a live listener, or liveness unknowable) or
+ * -errno.
+ */
+static int clear_path(const char *path)
+{
+	struct stat st;
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (S_ISLNK(st.st_mode) || !S_ISSOCK(st.st_mode))
+		return -EEXIST;
+	int live = path_has_listener(path);
+	if (live != 0)
+		return -TACHYON_EBUSYPATH;
+	if (unlink(path) < 0 && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+/* Identify the socket file at path without following a symlink. Returns 0,
+ * -ENOTSOCK when something else is there, or -errno. */
+static int socket_file_id(const char *path, struct file_id *id)
+{
+	memset(id, 0, sizeof *id);
+#ifdef STATX_BTIME
+	struct statx stx;
+	if (statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, STATX_TYPE | STATX_INO | STATX_BTIME,
+	          &stx) == 0) {
+		if (!S_ISSOCK(stx.stx_mode))
+			return -ENOTSOCK;
+		id->dev = makedev(stx.stx_dev_major, stx.stx_dev_minor);
+		id->ino = (ino_t)stx.stx_ino;
+		if (stx.stx_mask & STATX_BTIME) {
+			id->has_btime = 1;
+			id->btime_sec = stx.stx_btime.tv_sec;
+			id->btime_nsec = stx.stx_btime.tv_nsec;
+		}
+		return 0;
+	}
+	if (errno != ENOSYS && errno != EPERM) /* EPERM: a seccomp filter */
+		return -errno;
+#endif
+	struct stat st;
+	if (lstat(path, &st) < 0)
+		return -errno;
+	if (!S_ISSOCK(st.st_mode))
+		return -ENOTSOCK;
+	id->dev = st.st_dev;
+	id->ino = st.st_ino;
+	return 0;
+}
+
+/* Unlink the socket file only if it is still the one we bound: after a
+ * stale-replacement by another listener the path is someone else's. */
+static void unlink_if_ours(tachyon_listener *l)
+{
+	if (!l->path_owned)
+		return;
+	l->path_owned = 0;
+	struct file_id now;
+	if (socket_file_id(l->path, &now) < 0 || now.dev != l->bound.dev ||
+	    now.ino != l->bound.ino)
+		return;
+	if (now.has_btime && l->bound.has_btime &&
+	    (now.btime_sec != l->bound.btime_sec || now.btime_nsec != l->bound.btime_nsec))
+		return;
+	unlink(l->path);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Listener                                                                  */
+
+int tachyon_listener_open(const char *path, uint64_t capacity, const tachyon_listen_opts *opts,
+                          tachyon_listener **out)
+{
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	struct sockaddr_un addr;
+	int rc = fill_addr(path, &addr);
+	if (rc < 0)
+		return rc;
+	if (!tachyon_capacity_valid(capacity))
+		return -EINVAL;
+	if (opts && opts->n_allow_uids && !opts->allow_uids)
+		return -EINVAL;
+
+	tachyon_listener *l = calloc(1, sizeof *l);
+	if (!l)
+		return -ENOMEM;
+	l->sockfd = -1;
+	l->region.fd = -1;
+	memcpy(l->path, path, strlen(path) + 1);
+	if (opts && opts->n_allow_uids) {
+		/* Our own copy: the caller's array need not outlive this call. */
+		l->allow_uids = calloc(opts->n_allow_uids, sizeof(uid_t));
+		if (!l->allow_uids) {
+			rc = -ENOMEM;
+			goto fail;
+		}
+		memcpy(l->allow_uids, opts->allow_uids, opts->n_allow_uids * sizeof(uid_t));
+		l->n_allow_uids = opts->n_allow_uids;
+	}
+
+	rc = clear_path(path);
+	if (rc < 0)
+		goto fail;
+
+	/* Non-blocking, so an accept after a ready poll never blocks on a
+	 * connection its client withdrew in between. */
+	l->sockfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (l->sockfd < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	/* Linux gives the socket file the mode of the socket's inode (less the
+	 * umask) at bind: 0600 from the moment the file exists, without
+	 * touching the process-wide umask. */
+	if (fchmod(l->sockfd, 0600) < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	if (bind(l->sockfd, (struct sockaddr *)&addr, sizeof addr) < 0) {
+		/* Someone created the path between our check and our bind. */
+		rc = errno == EADDRINUSE ? -TACHYON_EBUSYPATH : -errno;
+		goto fail;
+	}
+	rc = socket_file_id(path, &l->bound);
+	if (rc < 0)
+		goto fail; /* replaced already: not ours to remove */
+	l->path_owned = 1;
+	if (listen(l->sockfd, LISTEN_BACKLOG) < 0) {
+		rc = -errno;
+		goto fail;
+	}
+
+	rc = tachyon_region_create(path, capacity, &l->region);
+	if (rc < 0)
+		goto fail;
+	*out = l;
+	return 0;
+
+fail:
+	tachyon_listener_close(l);
+	return rc;
+}
+
+static int uid_allowed(const tachyon_listener *l, uid_t uid)
+{
+	if (uid == geteuid())
+		return 1;
+	for (size_t i = 0; i < l->n_allow_uids; i++)
+		if (l->allow_uids[i] == uid)
+			return 1;
+	return 0;
+}
+
+/* Send the handshake and the memfd in one message. Returns 0 or -errno. */
+static int send_handshake(int fd, const tachyon_region *region)
+{
+	struct tachyon_handshake h;
+	tachyon_handshake_encode(region->capacity, &h);
+	struct iovec iov = {.iov_base = &h, .iov_len = sizeof h};
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} ctl;
+	memset(&ctl, 0, sizeof ctl);
+	struct msghdr msg = {0};
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	msg.msg_control = ctl.buf;
+	msg.msg_controllen = sizeof ctl.buf;
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &region->fd, sizeof(int));
+
+	/* NOSIGNAL: a vanished peer is an error here, not a SIGPIPE. DONTWAIT:
+	 * a fresh socket's buffer takes 32 bytes at once; if it does not, the
+	 * peer is not one we can serve. */
+	ssize_t n;
+	do
+		n = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	return n == (ssize_t)sizeof h ? 0 : -EPIPE;
+}
+
+int tachyon_listener_accept(tachyon_listener *l, const tachyon_wait *w, tachyon_bus **out)
+{
+	if (!l || !out)
+		return -EINVAL;
+	*out = NULL;
+	if (!w)
+		w = &forever_wait;
+	/* The one slot is used up, or the listener was never complete. */
+	if (l->sockfd < 0 || l->region.fd < 0)
+		return -EINVAL;
+
+	int64_t last_check = tachyon_now_ns();
+	int turned_away = 0;
+	for (;;) {
+		/* A stream of refused or vanished connectors must not hold us past
+		 * the deadline or past an interrupt: check both between them. */
+		if (turned_away) {
+			turned_away = 0;
+			int64_t now = tachyon_now_ns();
+			if (w->deadline_ns != TACHYON_FOREVER && now >= w->deadline_ns)
+				return -ETIMEDOUT;
+			if (now - last_check >= TACHYON_WATCHDOG_NS) {
+				last_check = now;
+				if (ask_interrupted(w))
+					return -EINTR;
+			}
+		}
+		int afd = accept4(l->sockfd, NULL, NULL, SOCK_CLOEXEC);
+		if (afd < 0) {
+			int e = errno;
+			if (e == EAGAIN || e == EWOULDBLOCK || e == ECONNABORTED || e == EINTR) {
+				/* Nobody yet (or a client that gave up): wait for the next
+				 * one. EINTR here is rare, but means the same as in a sleep. */
+				int rc = e == EINTR ? on_eintr(w) : 0;
+				if (rc == 0)
+					rc = wait_fd(l->sockfd, POLLIN, w);
+				if (rc < 0)
+					return rc; /* the listener stays usable */
+				continue;
+			}
+			return -e;
+		}
+
+		/* SO_PEERCRED holds the peer's credentials at connect(): a process
+		 * of another uid is turned away without a word and does not use
+		 * up the one slot. */
+		struct ucred cred;
+		socklen_t len = sizeof cred;
+		if (getsockopt(afd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
+		    !uid_allowed(l, cred.uid)) {
+			close(afd);
+			turned_away = 1;
+			continue;
+		}
+
+		tachyon_peer peer;
+		int prc = tachyon_peer_from_socket(afd, &peer);
+		if (prc == -ESRCH) {
+			/* The connector has already exited and been reaped: no peer to
+			 * serve; keep the slot for the next one. */
+			tachyon_peer_release(&peer);
+			close(afd);
+			turned_away = 1;
+			continue;
+		}
+		if (send_handshake(afd, &l->region) < 0) {
+			/* The connector went away before the handshake: likewise. */
+			tachyon_peer_release(&peer);
+			close(afd);
+			turned_away = 1;
+			continue;
+		}
+
+		/* The peer holds the memfd now; nobody else may connect. */
+		unlink_if_ours(l);
+		tachyon_region region = l->region;
+		l->region.fd = -1;
+		l->region.base = NULL;
+		/* We keep our socket end, but its closure is never taken for death:
+		 * a 0.5.1 peer closes right after the handshake. */
+		return tachyon_bus_create(&region, afd, &peer, 1, out);
+	}
+}
+
+void tachyon_listener_close(tachyon_listener *l)
+{
+	if (!l)
+		return;
+	unlink_if_ours(l);
+	if (l->sockfd >= 0)
+		close(l->sockfd);
+	l->sockfd = -1;
+	tachyon_region_release(&l->region);
+	free(l->allow_uids);
+	free(l);
+}
+
+int tachyon_bus_listen(const char *path, uint64_t capacity, const tachyon_listen_opts *opts,
+                       const tachyon_wait *w, tachyon_bus **out)
+{
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	tachyon_listener *l;
+	int rc = tachyon_listener_open(path, capacity, opts, &l);
+	if (rc < 0)
+		return rc;
+	rc = tachyon_listener_accept(l, w, out);
+	tachyon_listener_close(l);
+	return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Connector                                                                 */
+
+/*
+ * Connect to path, retrying every <= 10 ms while it is missing or refuses
+ * (or its backlog is full), until the deadline. The socket is non-blocking
+ * so that no step can outlive the deadline. Returns the fd or -errno.
+ */
+static int connect_retry(const struct sockaddr_un *addr, const tachyon_wait *w)
+{
+	int64_t last_check = tachyon_now_ns();
+	for (;;) {
+		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		if (fd < 0)
+			return -errno;
+		if (connect(fd, (const struct sockaddr *)addr, sizeof *addr) == 0)
+			return fd;
+		int e = errno;
+		close(fd);
+		if (e == EINTR) {
+			int rc = on_eintr(w);
+			if (rc < 0)
+				return rc;
+			continue;
+		}
+		if (e != ENOENT && e != ECONNREFUSED && e != EAGAIN)
+			return -e;
+
+		int64_t now = tachyon_now_ns();
+		if (w->deadline_ns != TACHYON_FOREVER && now >= w->deadline_ns)
+			return -ETIMEDOUT;
+		if (now - last_check >= TACHYON_WATCHDOG_NS) {
+			last_check = now;
+			if (ask_interrupted(w))
+				return -EINTR;
+		}
+		int64_t nap = CONNECT_RETRY_NS;
+		if (w->deadline_ns != TACHYON_FOREVER && w->deadline_ns - now < nap)
+			nap = w->deadline_ns - now;
+		if (sleep_slice(-1, 0, nap, NULL) < 0) {
+			if (errno != EINTR)
+				return -errno;
+			int rc = on_eintr(w);
+			if (rc < 0)
+				return rc;
+			last_check = tachyon_now_ns();
+		}
+	}
+}
+
+static void close_fds(int *fds, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+}
+
+/*
+ * Read the 32-byte handshake and the fds that come with it. fds may arrive
+ * only with the first read; short reads are fine; a truncated control
+ * message, fds in a later read or EOF is -TACHYON_EHANDSHAKE, with every
+ * received fd closed. Returns 0 and the fds (the caller judges how many),
+ * -ETIMEDOUT, -EINTR or -TACHYON_EHANDSHAKE.
+ */
+static int recv_handshake(int fd, const tachyon_wait *w, unsigned char *buf, int *out_fds,
+                          int *out_nfds)
+{
+	int fds[MAX_FDS];
+	int nfds = 0;
+	size_t got = 0;
+	int rc = 0;
+	*out_nfds = 0;
+
+	while (got < TACHYON_HANDSHAKE_SIZE) {
+		struct iovec iov = {.iov_base = buf + got, .iov_len = TACHYON_HANDSHAKE_SIZE - got};
+		union {
+			struct cmsghdr align;
+			char bytes[CMSG_SPACE(sizeof(int) * MAX_FDS)];
+		} ctl;
+		struct msghdr msg = {0};
+		msg.msg_iov = &iov;
+		msg.msg_iovlen = 1;
+		msg.msg_control = ctl.bytes;
+		msg.msg_controllen = sizeof ctl.bytes;
+
+		/* CMSG_CLOEXEC: the fds are close-on-exec from the moment they
+		 * exist in our table, not one fcntl later. */
+		ssize_t n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+		if (n < 0) {
+			int e = errno;
+			if (e == EAGAIN || e == EWOULDBLOCK) {
+				rc = wait_fd(fd, POLLIN, w);
+				if (rc < 0)
+					goto fail;
+				continue;
+			}
+			if (e == EINTR) {
+				if ((rc = on_eintr(w)) < 0)
+					goto fail;
+				continue;
+			}
+			rc = -TACHYON_EHANDSHAKE; /* reset by the peer, ... */
+			goto fail;
+		}
+
+		/* Collect what arrived before judging it, so that every fd the
+		 * kernel installed is closed on failure. */
+		int bad = (msg.msg_flags & MSG_CTRUNC) != 0;
+		int arrived = 0;
+		for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
+			if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS ||
+			    cm->cmsg_len < CMSG_LEN(0)) {
+				bad = 1; /* we asked for no credentials or other extras */
+				continue;
+			}
+			size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			for (size_t i = 0; i < k; i++) {
+				int rfd;
+				memcpy(&rfd, CMSG_DATA(cm) + i * sizeof(int), sizeof rfd);
+				if (nfds < MAX_FDS)
+					fds[nfds++] = rfd;
+				else
+					close(rfd); /* cannot happen with our buffer; stay safe */
+				arrived++;
+			}
+		}
+		/* fds belong to the first read; a later one carrying more means a
+		 * message we did not ask for. */
+		if (arrived && got > 0)
+			bad = 1;
+		if (bad) {
+			rc = -TACHYON_EHANDSHAKE;
+			goto fail;
+		}
+		if (n == 0) { /* EOF before 32 bytes */
+			rc = -TACHYON_EHANDSHAKE;
+			goto fail;
+		}
+		got += (size_t)n;
+	}
+	memcpy(out_fds, fds, sizeof(int) * (size_t)nfds);
+	*out_nfds = nfds;
+	return 0;
+
+fail:
+	close_fds(fds, nfds);
+	return rc;
+}
+
+int tachyon_bus_connect(const char *path, const tachyon_wait *w, tachyon_bus **out)
+{
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	if (!w)
+		w = &forever_wait;
+	struct sockaddr_un addr;
+	int rc = fill_addr(path, &addr);
+	if (rc < 0)
+		return rc;
+
+	int sockfd = connect_retry(&addr, w);
+	if (sockfd < 0)
+		return sockfd;
+
+	/* Take the listener's pidfd at once: SO_PEERCRED names the process that
+	 * called listen(), and it is most surely alive right now. ESRCH: it
+	 * has already exited and been reaped (kernels without SO_PEERPIDFD for
+	 * reaped peers), so there is nobody to talk to. */
+	tachyon_peer peer;
+	rc = tachyon_peer_from_socket(sockfd, &peer);
+	if (rc == -ESRCH) {
+		rc = -TACHYON_EHANDSHAKE;
+		goto fail;
+	}
+
+	unsigned char buf[TACHYON_HANDSHAKE_SIZE];
+	int fds[MAX_FDS];
+	int nfds;
+	rc = recv_handshake(sockfd, w, buf, fds, &nfds);
+	if (rc < 0)
+		goto fail;
+
+	/* Decode before counting fds: a request/reply listener (flags 1, two
+	 * fds) is a different kind of bus, and should be told as such. */
+	uint64_t capacity;
+	rc = tachyon_handshake_decode(buf, sizeof buf, &capacity);
+	if (rc == 0 && nfds != 1)
+		rc = -TACHYON_EHANDSHAKE;
+	if (rc < 0) {
+		close_fds(fds, nfds);
+		goto fail;
+	}
+
+	tachyon_region region;
+	rc = tachyon_region_attach(fds[0], capacity, &region); /* owns the fd now */
+	if (rc < 0)
+		goto fail;
+
+	struct tachyon_region_header *hdr = region.base;
+	/* Release: a listener end that loads our marker (to tell our consumer
+	 * from a 0.5.1 one) sees a fully attached peer, not an announcement. */
+	tachyon_atomic_store_release32(&hdr->connector_marker, TACHYON_PEER_MARKER);
+
+	/* The bus gets a plain blocking socket, like the listener's end. */
+	int fl = fcntl(sockfd, F_GETFL);
+	if (fl >= 0)
+		fcntl(sockfd, F_SETFL, fl & ~O_NONBLOCK);
+	return tachyon_bus_create(&region, sockfd, &peer, 0, out);
+
+fail:
+	tachyon_peer_release(&peer);
+	close(sockfd);
+	return rc;
+}

@@ -1,0 +1,542 @@
+/*
+ * ring.c - the two ends of the single-producer single-consumer data ring
+ * (wire version 4, see ABI.md / tachyon/wire.h).
+ *
+ * Protocol, one sentence per rule:
+ *  - Who writes what: the producer alone writes head (offset 128) and the
+ *    slot bytes of the data ring; the consumer alone writes tail (offset
+ *    256); the state word (16) and the wait words (384, 448) change only by
+ *    compare-and-swap, from either side.
+ *  - head and tail are free-running u64 byte counters, multiples of 64,
+ *    that are never reduced modulo the capacity; phys(x) = x & (capacity-1)
+ *    locates a counter in the ring, and every comparison below is a
+ *    difference of counters (so the arithmetic stays right even if a counter
+ *    ever wrapped at 2^64).
+ *  - Ownership moves by release/acquire: the producer's release store of
+ *    head hands the bytes in [tail, head) to the consumer, the consumer's
+ *    release store of tail hands [old tail, tail) back to the producer.
+ *  - Exactly one producer end and one consumer end per ring, each used by
+ *    one thread at a time; two-way traffic uses two rings.
+ *
+ * The peer may be buggy or hostile: every value it can write (tail for the
+ * producer; head, slot headers and the state for the consumer) is loaded
+ * once into a local, validated, and only the local is used. Nothing here
+ * reads or writes outside [ring, ring + capacity) whatever the shared
+ * memory holds. A violation marks the ring fatal (state 4) and the end
+ * refuses every later operation.
+ *
+ * Producer. A slot for n payload bytes is round_up(64 + n, 64) bytes. When
+ * it does not fit before the end of the ring it goes to offset 0 behind a
+ * SKIP header that pads the rest of the lap. The producer keeps its head
+ * private and publishes it every TACHYON_BATCH commits, on flush, and
+ * before reporting -EAGAIN. A reservation does not move head: commit writes
+ * the SKIP (if any) and the slot header, then moves head past both, so the
+ * padding becomes visible only together with the slot after it, and a
+ * rollback has nothing to undo. Our producer therefore never publishes a
+ * head that ends right after a SKIP (a 0.5.1 consumer would misread it).
+ *
+ * Consumer. Two cursors: read (the next slot to peek) and release (what tail
+ * will say; slots between them are still in use by the caller, e.g. live
+ * zero-copy exports). msg.pos is the position of a slot's header, msg.end
+ * the position right after it; releasing to msg.end also passes any SKIP
+ * padding in front of that slot. Padding with no pinned slot before it is
+ * passed by both cursors at once. A lone SKIP (its padding ends exactly at
+ * head, as a 0.5.1 producer may publish) is an empty ring: nothing is read
+ * at offset 0. While an earlier slot is pinned the read cursor waits on
+ * such a SKIP instead of passing it, so that releasing that slot makes the
+ * padding free too; otherwise the padding would stay counted as used until
+ * the next message and could starve a producer that needs a large slot.
+ */
+#include <limits.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "atomics.h"
+#include "internal.h"
+
+#define HDR_SIZE  ((uint64_t)TACHYON_MSG_ALIGNMENT)
+#define ALIGN_MSK ((uint64_t)TACHYON_MSG_ALIGNMENT - 1)
+
+_Static_assert(TACHYON_MSG_ALIGNMENT == 64, "slots are 64-byte granular");
+_Static_assert(sizeof(struct tachyon_slot_header) == HDR_SIZE, "a slot header is one granule");
+_Static_assert(TACHYON_MAX_CAPACITY - HDR_SIZE <= UINT32_MAX,
+               "reserved sizes and payload sizes fit the u32 header fields");
+
+#if defined(__GNUC__)
+#define SLOW_PATH __attribute__((noinline, cold))
+#define UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+#define SLOW_PATH
+#define UNLIKELY(x) (x)
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Shared helpers                                                            */
+
+/* Move the state word to fatal unless it already is. Fatal is permanent and
+ * overrides ready and closed alike; nobody ever overwrites 4. */
+static SLOW_PATH int mark_fatal(struct tachyon_region_header *hdr)
+{
+	/* relaxed: only the starting guess of the compare-and-swap loop; the CAS
+	 * itself (seq_cst) decides. */
+	uint32_t s = tachyon_atomic_load_relaxed32(&hdr->state);
+	while (s != TACHYON_STATE_FATAL) {
+		/* seq_cst CAS: publishes "fatal" to the peer, which loads the state
+		 * (acquire) on every reserve / every empty peek. */
+		if (tachyon_atomic_cas32(&hdr->state, s, TACHYON_STATE_FATAL))
+			break;
+		/* relaxed: the peer changed it meanwhile (closed or fatal); retry. */
+		s = tachyon_atomic_load_relaxed32(&hdr->state);
+	}
+	return -TACHYON_ECORRUPT;
+}
+
+/* Check the region header and the starting indices; shared by both attach
+ * calls. Fills the capacity and the starting head and tail. */
+static int check_region(void *region, size_t region_size, uint64_t *capacity, uint64_t *head,
+                        uint64_t *tail)
+{
+	if (!region || ((uintptr_t)region & 7) != 0 || region_size < TACHYON_REGION_HEADER_SIZE)
+		return -TACHYON_EHANDSHAKE;
+	struct tachyon_region_header *hdr = region;
+
+	/* acquire: the creator stores state 2 (release) after every other
+	 * header field, so the fields loaded below are the formatted ones. */
+	uint32_t state = tachyon_atomic_load_acquire32(&hdr->state);
+	/* relaxed (here and for the three below): written once by the creator
+	 * and ordered by the state load above; atomic only so each is fetched
+	 * exactly once. */
+	uint32_t magic = tachyon_atomic_load_relaxed32(&hdr->magic);
+	uint32_t version = tachyon_atomic_load_relaxed32(&hdr->version);
+	uint64_t cap = tachyon_atomic_load_relaxed32(&hdr->capacity);
+	uint32_t align = tachyon_atomic_load_relaxed32(&hdr->msg_alignment);
+
+	if (magic != TACHYON_MAGIC || version != TACHYON_WIRE_VERSION ||
+	    align != TACHYON_MSG_ALIGNMENT || !tachyon_capacity_valid(cap) ||
+	    region_size - TACHYON_REGION_HEADER_SIZE < cap ||
+	    (state != TACHYON_STATE_READY && state != TACHYON_STATE_CLOSED))
+		return -TACHYON_EHANDSHAKE;
+
+	/* acquire: pairs with the producer's release store of head; the slots
+	 * below it are visible to a consumer attaching now. */
+	uint64_t h = tachyon_atomic_load_acquire64(&hdr->head);
+	/* acquire: pairs with the consumer's release store of tail; its reads of
+	 * the slots below it are done before a producer attaching now writes. */
+	uint64_t t = tachyon_atomic_load_acquire64(&hdr->tail);
+	if ((h & ALIGN_MSK) != 0 || (t & ALIGN_MSK) != 0 || h - t > cap)
+		return mark_fatal(hdr); /* h - t > cap also catches t > h */
+
+	*capacity = cap;
+	*head = h;
+	*tail = t;
+	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Producer                                                                  */
+
+int tachyon_producer_attach(tachyon_producer *p, void *region, size_t region_size)
+{
+	uint64_t cap, h, t;
+	int rc = check_region(region, region_size, &cap, &h, &t);
+	if (rc)
+		return rc;
+	memset(p, 0, sizeof(*p));
+	p->hdr = region;
+	p->ring = (uint8_t *)region + TACHYON_REGION_HEADER_SIZE;
+	p->capacity = cap;
+	p->head = h;
+	p->published_head = h;
+	p->cached_tail = t;
+	return 0;
+}
+
+static SLOW_PATH int producer_fail(tachyon_producer *p)
+{
+	p->fatal = 1;
+	p->reserved = 0;
+	return mark_fatal(p->hdr);
+}
+
+/* Store our private head into the shared head (if it moved). */
+static int producer_publish(tachyon_producer *p)
+{
+	/* relaxed: head is ours alone; any value other than the one we stored
+	 * last means a foreign writer, whatever the ordering of its store. */
+	uint64_t shared = tachyon_atomic_load_relaxed64(&p->hdr->head);
+	if (UNLIKELY(shared != p->published_head))
+		return producer_fail(p);
+	if (p->head != p->published_head) {
+		/* release: publishes the headers and payloads (and SKIP padding) of
+		 * every slot below head; pairs with the consumer's acquire load of
+		 * head, after which it reads them. */
+		tachyon_atomic_store_release64(&p->hdr->head, p->head);
+		p->published_head = p->head;
+	}
+	p->unpublished = 0;
+	return 0;
+}
+
+/* After a publication: wake a consumer that went to sleep on the wait word
+ * (WIRE.md "Publication and waking"). */
+static SLOW_PATH void producer_wake_consumer(tachyon_producer *p)
+{
+	uint32_t *word = &p->hdr->consumer_wait;
+	/* relaxed: a mode hint only. 2 = pure spin, the consumer never sleeps,
+	 * skip the fence. A 0.5.1 consumer may still overwrite 2 with 1; the
+	 * next publication reads the word again and wakes it then, and its
+	 * sleep is bounded by the watchdog anyway. */
+	if (tachyon_atomic_load_relaxed32(word) == TACHYON_WAIT_PURE_SPIN)
+		return;
+	/* full fence: orders our head store (above) before the load of the wait
+	 * word (store-load). Pairs with the consumer's CAS 0->1 + fence before
+	 * its last look at head: either it sees our head, or we see its 1. */
+	tachyon_atomic_fence();
+	/* relaxed: the fence above provides the ordering; the CAS decides. */
+	if (tachyon_atomic_load_relaxed32(word) != TACHYON_WAIT_SLEEPING)
+		return;
+	/* seq_cst CAS 1->0: we claim the wake; a FUTEX_WAIT expecting 1 that
+	 * races with us returns at once. Only the CAS winner calls the kernel. */
+	if (tachyon_atomic_cas32(word, TACHYON_WAIT_SLEEPING, TACHYON_WAIT_AWAKE))
+		tachyon_futex_wake(word, INT32_MAX);
+}
+
+static SLOW_PATH int producer_publish_and_wake(tachyon_producer *p)
+{
+	uint64_t before = p->published_head;
+	int rc = producer_publish(p);
+	if (rc == 0 && p->published_head != before)
+		producer_wake_consumer(p);
+	return rc;
+}
+
+/* The cached tail says there is no room for `needed` bytes: load the shared
+ * tail, validate it, and decide. */
+static SLOW_PATH int producer_refresh_tail(tachyon_producer *p, uint64_t needed)
+{
+	uint64_t cap = p->capacity;
+	uint64_t old = p->cached_tail;
+	/* acquire: pairs with the consumer's release store of tail. The
+	 * consumer's tail store is our licence to overwrite the slots below it:
+	 * its reads of them happen before our writes. */
+	uint64_t t = tachyon_atomic_load_acquire64(&p->hdr->tail);
+	/* tail only moves forward, never past what we published (the consumer
+	 * can only release what it saw), and never leaves more than capacity in
+	 * use. */
+	if ((t & ALIGN_MSK) != 0 || t - old > p->published_head - old || p->head - t > cap)
+		return producer_fail(p);
+	p->cached_tail = t;
+	if (p->head - t + needed <= cap)
+		return 0;
+	/* No room: publish first, the consumer must see what would free it. */
+	int rc = producer_publish_and_wake(p);
+	return rc ? rc : -EAGAIN;
+}
+
+static SLOW_PATH int producer_state_error(tachyon_producer *p, uint32_t state)
+{
+	if (state == TACHYON_STATE_CLOSED)
+		return -TACHYON_EPEERCLOSED;
+	/* 4, or a value no honest peer writes after ready (0, 1, garbage). */
+	return producer_fail(p);
+}
+
+int tachyon_producer_try_reserve(tachyon_producer *p, size_t max_payload, void **payload)
+{
+	if (UNLIKELY(p->fatal))
+		return -TACHYON_ECORRUPT;
+	if (UNLIKELY(p->reserved))
+		return -EBUSY;
+	/* acquire: pairs with the consumer's CAS to 3 (close) or 4 (fatal); we
+	 * act on the value only, nothing else is published through it. */
+	uint32_t state = tachyon_atomic_load_acquire32(&p->hdr->state);
+	if (UNLIKELY(state != TACHYON_STATE_READY))
+		return producer_state_error(p, state);
+
+	uint64_t cap = p->capacity;
+	/* A slot is at most capacity; compare before adding (n is a size_t). */
+	if (UNLIKELY(max_payload > cap - HDR_SIZE))
+		return -TACHYON_ENEVERFITS;
+	uint64_t slot = (HDR_SIZE + (uint64_t)max_payload + ALIGN_MSK) & ~ALIGN_MSK;
+	uint64_t head = p->head;
+	uint64_t off = head & (cap - 1);
+	uint64_t room = cap - off; /* >= 64: off and cap are multiples of 64 */
+	uint64_t pad = 0;
+	if (slot > room) {
+		/* Placement rule: wrapping needs the padding plus the slot to fit
+		 * an empty ring, i.e. slot <= off; otherwise waiting cannot help. */
+		if (UNLIKELY(slot > off))
+			return -TACHYON_ENEVERFITS;
+		pad = room;
+	}
+	/* head - cached_tail <= cap (validated) and pad + slot <= cap: no overflow. */
+	if (head - p->cached_tail + pad + slot > cap) {
+		int rc = producer_refresh_tail(p, pad + slot);
+		if (rc)
+			return rc;
+	}
+	p->reserved = 1;
+	p->resv_start = head;
+	p->resv_slot = head + pad;
+	p->resv_slot_size = (uint32_t)slot;
+	p->resv_max_payload = (uint32_t)max_payload;
+	*payload = p->ring + ((head + pad) & (cap - 1)) + HDR_SIZE;
+	return 0;
+}
+
+int tachyon_producer_commit(tachyon_producer *p, size_t actual_size, uint32_t type_id)
+{
+	if (UNLIKELY(!p->reserved || actual_size > p->resv_max_payload))
+		return -EINVAL;
+	if (UNLIKELY(p->fatal)) {
+		p->reserved = 0;
+		return -TACHYON_ECORRUPT;
+	}
+	uint64_t mask = p->capacity - 1;
+	if (p->resv_slot != p->resv_start) {
+		/* Wrap padding: SKIP, every other byte of the header zero (as 0.5.1
+		 * writes it). The room to the end is >= 64, so it fits. */
+		uint8_t *skip = p->ring + (p->resv_start & mask);
+		memset(skip, 0, HDR_SIZE);
+		((struct tachyon_slot_header *)(void *)skip)->size = TACHYON_SKIP;
+	}
+	/* Only size, type_id and reserved_size: offset 12 and correlation_id
+	 * belong to request/reply rings (WIRE.md), which write them themselves. */
+	struct tachyon_slot_header *h =
+	        (struct tachyon_slot_header *)(void *)(p->ring + (p->resv_slot & mask));
+	h->size = (uint32_t)actual_size;
+	h->type_id = type_id;
+	h->reserved_size = p->resv_slot_size;
+	p->head = p->resv_slot + p->resv_slot_size;
+	p->reserved = 0;
+	if (UNLIKELY(++p->unpublished >= TACHYON_BATCH))
+		return producer_publish_and_wake(p);
+	return 0;
+}
+
+void tachyon_producer_rollback(tachyon_producer *p)
+{
+	/* head never moved for the reservation (nor for its padding), and the
+	 * SKIP header is written only at commit: just forget it. */
+	p->reserved = 0;
+}
+
+int tachyon_producer_flush(tachyon_producer *p)
+{
+	if (UNLIKELY(p->fatal))
+		return -TACHYON_ECORRUPT;
+	/* With a reservation open this publishes the head before it (and before
+	 * its padding): never a head ending right after a SKIP. */
+	int rc = producer_publish(p);
+	if (rc)
+		return rc;
+	/* Always check the wait word on an explicit flush, even when nothing new
+	 * was published: a flush is the caller's "make sure the peer knows". */
+	producer_wake_consumer(p);
+	return 0;
+}
+
+int tachyon_producer_fits(const tachyon_producer *p, size_t max_payload)
+{
+	uint64_t cap = p->capacity;
+	if (max_payload > cap - HDR_SIZE)
+		return 0;
+	uint64_t slot = (HDR_SIZE + (uint64_t)max_payload + ALIGN_MSK) & ~ALIGN_MSK;
+	uint64_t off = p->head & (cap - 1);
+	return slot <= cap - off || slot <= off;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Consumer                                                                  */
+
+int tachyon_consumer_attach(tachyon_consumer *c, void *region, size_t region_size)
+{
+	uint64_t cap, h, t;
+	int rc = check_region(region, region_size, &cap, &h, &t);
+	if (rc)
+		return rc;
+	memset(c, 0, sizeof(*c));
+	c->hdr = region;
+	c->ring = (const uint8_t *)region + TACHYON_REGION_HEADER_SIZE;
+	c->capacity = cap;
+	c->read = t;
+	c->release = t;
+	c->published_tail = t;
+	c->cached_head = h;
+	return 0;
+}
+
+static SLOW_PATH int consumer_fail(tachyon_consumer *c)
+{
+	c->fatal = 1;
+	return mark_fatal(c->hdr);
+}
+
+/* Store the release cursor into tail, then wake a producer sleeping for
+ * room on the producer wait word (ours, offset 448). */
+static SLOW_PATH void consumer_publish_tail(tachyon_consumer *c)
+{
+	if (c->release != c->published_tail) {
+		/* release: hands [published tail, release) back to the producer; our
+		 * reads of those slots (and the caller's, done before release_to)
+		 * happen before its acquire load of tail and its next writes. */
+		tachyon_atomic_store_release64(&c->hdr->tail, c->release);
+		c->published_tail = c->release;
+	}
+	c->unpublished = 0;
+	uint32_t *word = &c->hdr->producer_wait;
+	/* full fence: orders the tail store before the load of the producer
+	 * wait word (store-load). Pairs with the producer's CAS 0->1 + fence
+	 * before its last look at tail: either it sees our tail or we its 1. */
+	tachyon_atomic_fence();
+	/* relaxed: ordered by the fence; the CAS decides. */
+	if (tachyon_atomic_load_relaxed32(word) == TACHYON_WAIT_SLEEPING &&
+	    /* seq_cst CAS 1->0: claim the wake; only the winner calls the kernel. */
+	    tachyon_atomic_cas32(word, TACHYON_WAIT_SLEEPING, TACHYON_WAIT_AWAKE))
+		tachyon_futex_wake(word, INT32_MAX);
+}
+
+/* Load and validate head; on success cached_head holds it. */
+static int consumer_load_head(tachyon_consumer *c)
+{
+	uint64_t base = c->published_tail;
+	/* acquire: pairs with the producer's release store of head; every slot
+	 * header and payload below it is visible after this load. */
+	uint64_t h = tachyon_atomic_load_acquire64(&c->hdr->head);
+	/* Relative to the tail we published (which the producer may have
+	 * seen): not more than capacity ahead, never behind the previous head. */
+	if (UNLIKELY((h & ALIGN_MSK) != 0 || h - base > c->capacity ||
+	             h - base < c->cached_head - base))
+		return consumer_fail(c);
+	c->cached_head = h;
+	return 0;
+}
+
+/*
+ * Nothing deliverable below the cached head. Returns 0 when head moved (the
+ * caller looks again), else -EAGAIN, -TACHYON_EPEERCLOSED or
+ * -TACHYON_ECORRUPT.
+ */
+static SLOW_PATH int consumer_empty(tachyon_consumer *c)
+{
+	uint64_t seen = c->cached_head;
+	int rc = consumer_load_head(c);
+	if (rc)
+		return rc;
+	if (c->cached_head != seen)
+		return 0;
+	/* Really empty: the producer must see what we freed (WIRE.md: ours
+	 * publishes tail whenever it finds the ring empty). */
+	if (c->release != c->published_tail)
+		consumer_publish_tail(c);
+	/* acquire: pairs with the producer's close, a CAS 2->3 (release) made
+	 * after its last store of head; after seeing 3 the head reloaded below
+	 * is the final one. */
+	uint32_t state = tachyon_atomic_load_acquire32(&c->hdr->state);
+	if (state == TACHYON_STATE_READY)
+		return -EAGAIN;
+	if (state != TACHYON_STATE_CLOSED)
+		return consumer_fail(c); /* 4, or a value no honest peer writes */
+	c->closed_seen = 1;
+	rc = consumer_load_head(c);
+	if (rc)
+		return rc;
+	return c->cached_head != seen ? 0 : -TACHYON_EPEERCLOSED;
+}
+
+int tachyon_consumer_try_peek(tachyon_consumer *c, tachyon_msg *msg)
+{
+	if (UNLIKELY(c->fatal))
+		return -TACHYON_ECORRUPT;
+	uint64_t cap = c->capacity;
+	for (;;) {
+		uint64_t read = c->read;
+		if (read == c->cached_head) {
+			int rc = consumer_empty(c);
+			if (rc)
+				return rc;
+			continue;
+		}
+		uint64_t off = read & (cap - 1);
+		uint64_t avail = c->cached_head - read; /* in (0, cap]: validated head */
+		const struct tachyon_slot_header *sh =
+		        (const struct tachyon_slot_header *)(const void *)(c->ring + off);
+		/* relaxed (the three header loads): the bytes were handed to us by
+		 * the acquire load of head; atomic loads so each field is fetched
+		 * exactly once and every check below uses that one copy. */
+		uint32_t size = tachyon_atomic_load_relaxed32(&sh->size);
+		if (UNLIKELY(size == TACHYON_SKIP)) {
+			uint64_t room = cap - off;
+			/* Padding sits only at the end of a lap, published whole. */
+			if (off == 0 || room > avail)
+				return consumer_fail(c);
+			if (room == avail && c->release != read) {
+				/* A lone SKIP while an earlier slot is pinned: empty; stay
+				 * here so that releasing that slot frees the padding too. */
+				int rc = consumer_empty(c);
+				if (rc)
+					return rc;
+				continue;
+			}
+			/* Nothing pinned before the padding: it is free at once. */
+			if (c->release == read)
+				c->release = read + room;
+			c->read = read + room; /* a lone SKIP: now read == head, empty */
+			continue;
+		}
+		uint32_t type_id = tachyon_atomic_load_relaxed32(&sh->type_id);
+		uint64_t rs = tachyon_atomic_load_relaxed32(&sh->reserved_size);
+		if (UNLIKELY(rs < HDR_SIZE || rs > cap || (rs & ALIGN_MSK) != 0 ||
+		             size > rs - HDR_SIZE || rs > cap - off || rs > avail))
+			return consumer_fail(c);
+		msg->data = c->ring + off + HDR_SIZE;
+		msg->size = size;
+		msg->type_id = type_id;
+		msg->pos = read;
+		msg->end = read + rs;
+		c->read = read + rs;
+		return 0;
+	}
+}
+
+int tachyon_consumer_try_peek_batch(tachyon_consumer *c, tachyon_msg *msgs, size_t max)
+{
+	if (max == 0)
+		return -EINVAL;
+	if (max > INT_MAX)
+		max = INT_MAX;
+	int rc = tachyon_consumer_try_peek(c, &msgs[0]);
+	if (rc)
+		return rc;
+	size_t n = 1;
+	while (n < max) {
+		rc = tachyon_consumer_try_peek(c, &msgs[n]);
+		if (rc == -TACHYON_ECORRUPT)
+			return rc; /* fatal: not even the messages already peeked */
+		if (rc)
+			break; /* empty or closed: reported by the next call */
+		n++;
+	}
+	return (int)n;
+}
+
+int tachyon_consumer_release_to(tachyon_consumer *c, uint64_t pos, uint32_t nmsgs)
+{
+	uint64_t release = c->release;
+	/* A slot boundary in [release, read] (differences: modular-safe). */
+	if ((pos & ALIGN_MSK) != 0 || pos - release > c->read - release)
+		return -EINVAL;
+	c->release = pos;
+	/* Saturate: the count only decides when to publish. */
+	c->unpublished = nmsgs > UINT32_MAX - c->unpublished ? UINT32_MAX : c->unpublished + nmsgs;
+	if (UNLIKELY(c->unpublished >= TACHYON_BATCH) && !c->fatal)
+		consumer_publish_tail(c);
+	return 0;
+}
+
+void tachyon_consumer_publish(tachyon_consumer *c)
+{
+	if (c->fatal)
+		return; /* a fatal ring is dead: no more shared writes */
+	consumer_publish_tail(c);
+}

@@ -1,0 +1,331 @@
+/*
+ * tachyon/tachyon.h - the C API of the tachyon shared-memory bus.
+ *
+ * Three layers, each usable on its own:
+ *  1. Ring ends (tachyon_producer, tachyon_consumer): non-blocking state
+ *     machines over a formatted region in memory. No syscalls except a
+ *     FUTEX_WAKE when the peer sleeps. Every value the peer can write is
+ *     validated; any violation marks the ring fatal.
+ *  2. Regions: a sealed memfd holding one ring (create, check, attach).
+ *  3. The bus: a region, one ring end, the peer's liveness and the blocking
+ *     forms (spin, then futex sleep), tied together by listen/connect.
+ *
+ * Errors: every fallible function returns 0 (or a count) on success and a
+ * negative errno on failure; the codes with a bus-specific meaning are the
+ * TACHYON_E* below. Nothing here prints, aborts or leaves errno as a result.
+ *
+ * Threads: a ring end is used by one thread at a time. A bus may be shared:
+ * the caller serializes calls of one family (producer or consumer), and
+ * tachyon_bus_close() may be called from any thread at any time; it makes
+ * every blocked call on that bus return -TACHYON_ECLOSED within the watchdog
+ * period.
+ */
+#ifndef TACHYON_TACHYON_H
+#define TACHYON_TACHYON_H
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "tachyon/wire.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TACHYON_VERSION_STRING "0.1.0"
+
+/* Error codes with a meaning of their own (returned negated). */
+#define TACHYON_ECLOSED     ESHUTDOWN        /* this end was closed (by us) */
+#define TACHYON_EPEERCLOSED EPIPE            /* the peer closed and everything was delivered */
+#define TACHYON_EPEERDEAD   EOWNERDEAD       /* the peer process died; everything was delivered */
+#define TACHYON_ECORRUPT    EBADMSG          /* the ring is fatal (state 4): nothing more is exposed */
+#define TACHYON_EABI        EPROTONOSUPPORT  /* handshake: magic/version/alignment/flags differ */
+#define TACHYON_EHANDSHAKE  EPROTO           /* handshake: bad fd, bad region, bad message */
+#define TACHYON_EFORKED     ECHILD           /* the bus was inherited across fork() */
+#define TACHYON_ENEVERFITS  EMSGSIZE         /* the slot can never be placed at this offset */
+#define TACHYON_ESTUCK      EDEADLK          /* a 0.5.1 consumer sleeps and will never free room */
+#define TACHYON_EBUSYPATH   EADDRINUSE       /* a live listener holds the socket path */
+
+/* A human-readable sentence for any code above or any errno (negated or not). */
+const char *tachyon_strerror(int err);
+
+/* ------------------------------------------------------------------------ */
+/* Time and waiting                                                          */
+
+#define TACHYON_FOREVER INT64_C(-1)
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+int64_t tachyon_now_ns(void);
+
+/* The absolute deadline for a relative timeout: TACHYON_FOREVER for a negative
+ * timeout, now for 0 (try once), now + timeout_ns otherwise. */
+int64_t tachyon_deadline_after(int64_t timeout_ns);
+
+/*
+ * How a blocking call waits. deadline_ns is absolute (tachyon_now_ns clock),
+ * TACHYON_FOREVER, or any time in the past for "do not wait".
+ * spin: pause iterations before sleeping (0: the bus default).
+ * interrupted: optional; called at least every watchdog period while
+ * waiting and after every EINTR; a nonzero return ends the wait with -EINTR.
+ * Without it, an EINTR from a sleep ends the wait with -EINTR at once.
+ */
+typedef struct tachyon_wait {
+	int64_t deadline_ns;
+	uint32_t spin;
+	int (*interrupted)(void *arg);
+	void *arg;
+} tachyon_wait;
+
+/* ------------------------------------------------------------------------ */
+/* Ring ends                                                                 */
+
+/* One received message. data points into the shared data ring and stays
+ * valid until the consumer releases past `end`. */
+typedef struct tachyon_msg {
+	const uint8_t *data;
+	uint32_t size;
+	uint32_t type_id;
+	uint64_t pos;   /* counter position of the slot header */
+	uint64_t end;   /* counter position right after the slot: its release point */
+} tachyon_msg;
+
+/* Private state of a producer end; fields are not part of the API. */
+typedef struct tachyon_producer {
+	struct tachyon_region_header *hdr;
+	uint8_t *ring;              /* data ring, capacity bytes */
+	uint64_t capacity;
+	uint64_t head;              /* next write position (private) */
+	uint64_t published_head;    /* last value stored to the shared head */
+	uint64_t cached_tail;       /* last validated tail */
+	uint32_t unpublished;       /* commits since the last publication */
+	int fatal;
+	/* open reservation */
+	int reserved;
+	uint64_t resv_start;        /* head before the reservation, padding excluded */
+	uint64_t resv_slot;         /* counter position of the slot header */
+	uint32_t resv_slot_size;
+	uint32_t resv_max_payload;
+} tachyon_producer;
+
+/* Private state of a consumer end; fields are not part of the API. */
+typedef struct tachyon_consumer {
+	struct tachyon_region_header *hdr;
+	const uint8_t *ring;
+	uint64_t capacity;
+	uint64_t read;              /* read cursor: next slot to peek */
+	uint64_t release;           /* release cursor: what tail will say */
+	uint64_t published_tail;    /* last value stored to the shared tail */
+	uint64_t cached_head;       /* last validated head */
+	uint32_t unpublished;       /* released messages since the last publication */
+	int fatal;
+	int closed_seen;            /* state 3 was loaded: drain, then report */
+} tachyon_consumer;
+
+/*
+ * Attach a ring end to a formatted region of region_size bytes (768 +
+ * capacity). Checks the header (magic, version, power-of-two capacity that
+ * fits, alignment 64, state ready or closed) and the starting head and tail
+ * (multiples of 64, tail <= head <= tail + capacity). Returns 0,
+ * -TACHYON_EHANDSHAKE for a bad header, -TACHYON_ECORRUPT for bad indices.
+ */
+int tachyon_producer_attach(tachyon_producer *p, void *region, size_t region_size);
+int tachyon_consumer_attach(tachyon_consumer *c, void *region, size_t region_size);
+
+/*
+ * Reserve a slot for up to max_payload bytes and return its payload pointer.
+ * Returns 0; -EAGAIN when there is no room now (head was published first);
+ * -TACHYON_ENEVERFITS when the slot cannot fit at the current offset even on
+ * an empty ring; -TACHYON_EPEERCLOSED / -TACHYON_ECORRUPT for the state word
+ * or a bad tail; -EBUSY when a reservation is already open.
+ */
+int tachyon_producer_try_reserve(tachyon_producer *p, size_t max_payload, void **payload);
+
+/* Close the open reservation as a message of actual_size bytes (<= the
+ * reserved size). Publishes head every TACHYON_BATCH commits. Returns 0,
+ * -EINVAL (size too large, no reservation) or -TACHYON_ECORRUPT. */
+int tachyon_producer_commit(tachyon_producer *p, size_t actual_size, uint32_t type_id);
+
+/* Drop the open reservation (and its wrap padding); no-op without one. */
+void tachyon_producer_rollback(tachyon_producer *p);
+
+/* Publish head now and wake a sleeping consumer. Returns 0 or -TACHYON_ECORRUPT
+ * (a foreign writer changed head). */
+int tachyon_producer_flush(tachyon_producer *p);
+
+/* Can a slot for max_payload bytes ever be placed at the current offset? */
+int tachyon_producer_fits(const tachyon_producer *p, size_t max_payload);
+
+/*
+ * Peek the next message past the read cursor and advance the read cursor
+ * past it. Returns 0; -EAGAIN when the ring is empty (the release point is
+ * published first); -TACHYON_EPEERCLOSED once the producer closed and
+ * everything below its head was read; -TACHYON_ECORRUPT on any violation
+ * (the ring is marked fatal and nothing is exposed from then on).
+ */
+int tachyon_consumer_try_peek(tachyon_consumer *c, tachyon_msg *msg);
+
+/* Peek up to max messages; returns the count (>= 1) or an error as above. */
+int tachyon_consumer_try_peek_batch(tachyon_consumer *c, tachyon_msg *msgs, size_t max);
+
+/* Move the release cursor to pos (a slot boundary between the release and
+ * the read cursor), counting nmsgs released messages; publishes tail every
+ * TACHYON_BATCH messages. Returns 0 or -EINVAL. */
+int tachyon_consumer_release_to(tachyon_consumer *c, uint64_t pos, uint32_t nmsgs);
+
+/* Publish the release point now (and wake a producer waiting for room). */
+void tachyon_consumer_publish(tachyon_consumer *c);
+
+/* ------------------------------------------------------------------------ */
+/* Regions                                                                   */
+
+typedef struct tachyon_region {
+	int fd;
+	void *base;
+	size_t size;        /* 768 + capacity */
+	uint64_t capacity;
+} tachyon_region;
+
+/* Is capacity a power of two in [64, 2^31]? */
+int tachyon_capacity_valid(uint64_t capacity);
+
+/* Create a sealed memfd named `name`, map it and format the header (state
+ * ready last). Returns 0, -EINVAL for a bad capacity, or the syscall's error. */
+int tachyon_region_create(const char *name, uint64_t capacity, tachyon_region *out);
+
+/* Check fd (a memfd, seals read before the size, sealed against shrinking,
+ * at least 768 + capacity bytes), map it and check the region header against
+ * capacity. Takes ownership of fd: it is closed on failure. Returns 0 or
+ * -TACHYON_EHANDSHAKE. */
+int tachyon_region_attach(int fd, uint64_t capacity, tachyon_region *out);
+
+/* Unmap and close. */
+void tachyon_region_release(tachyon_region *r);
+
+/* ------------------------------------------------------------------------ */
+/* Handshake                                                                 */
+
+void tachyon_handshake_encode(uint64_t capacity, struct tachyon_handshake *out);
+
+/* Decode and check a received handshake of len bytes (plain bus). Returns 0
+ * and the capacity; -TACHYON_EABI on magic/version/alignment/flags mismatch;
+ * -TACHYON_EHANDSHAKE on a short message, a bad capacity or a shm size that
+ * is not 768 + capacity. */
+int tachyon_handshake_decode(const void *buf, size_t len, uint64_t *capacity);
+
+/* ------------------------------------------------------------------------ */
+/* The bus                                                                   */
+
+typedef struct tachyon_bus tachyon_bus;
+typedef struct tachyon_listener tachyon_listener;
+
+enum tachyon_role {
+	TACHYON_ROLE_NONE = 0,
+	TACHYON_ROLE_PRODUCER = 1,
+	TACHYON_ROLE_CONSUMER = 2,
+};
+
+enum tachyon_liveness {
+	TACHYON_PEER_UNKNOWN = 0,  /* pid 0 (other pid namespace) or no pidfd */
+	TACHYON_PEER_ALIVE = 1,
+	TACHYON_PEER_DEAD = 2,
+	TACHYON_PEER_SELF = 3,     /* the peer is this process: only a close ends it */
+};
+
+typedef struct tachyon_listen_opts {
+	const uid_t *allow_uids;   /* peers of these uids are accepted besides our own */
+	size_t n_allow_uids;
+} tachyon_listen_opts;
+
+typedef struct tachyon_stats {
+	uint64_t capacity;
+	uint64_t bytes_in_use;      /* shared head - shared tail */
+	uint64_t bytes_pinned;      /* consumer end: read cursor - release cursor */
+	uint32_t consumer_wait;     /* the wait word */
+	uint32_t state;             /* the state word */
+	uint64_t lost_wakeups;      /* RELIABILITY.md R6 */
+	int32_t peer_pid;           /* 0 when unknown */
+	int peer_liveness;          /* enum tachyon_liveness */
+	int role;                   /* enum tachyon_role */
+} tachyon_stats;
+
+/*
+ * Bind the socket path and create the region. Refuses a symlink or a
+ * non-socket at the path (-EEXIST), and a path held by a live listener
+ * (-TACHYON_EBUSYPATH); a stale socket file is replaced. The socket file is
+ * 0600. -ENAMETOOLONG for a path over the platform limit, -EINVAL for a bad
+ * capacity.
+ */
+int tachyon_listener_open(const char *path, uint64_t capacity,
+                          const tachyon_listen_opts *opts, tachyon_listener **out);
+
+/* Accept peers until one passes the credential check, send it the handshake
+ * and the fd, unlink the path and return the bus. May be called again after
+ * -ETIMEDOUT or -EINTR. */
+int tachyon_listener_accept(tachyon_listener *l, const tachyon_wait *w, tachyon_bus **out);
+
+/* Close the listening socket and unlink the path if it is still ours. */
+void tachyon_listener_close(tachyon_listener *l);
+
+/* listener_open + listener_accept + listener_close. */
+int tachyon_bus_listen(const char *path, uint64_t capacity, const tachyon_listen_opts *opts,
+                       const tachyon_wait *w, tachyon_bus **out);
+
+/* Connect, retrying every <= 10 ms while the path is missing or refuses,
+ * until w->deadline_ns, which covers the whole handshake and every check.
+ * Returns 0, -ETIMEDOUT, -EINTR, -TACHYON_EABI, -TACHYON_EHANDSHAKE or
+ * -ENAMETOOLONG. */
+int tachyon_bus_connect(const char *path, const tachyon_wait *w, tachyon_bus **out);
+
+/* References: the bus is freed (unmapped, fds closed) when the last one
+ * goes. Dropping the last reference of an unclosed bus closes it first,
+ * except in a forked child, which only unmaps. */
+void tachyon_bus_ref(tachyon_bus *b);
+void tachyon_bus_unref(tachyon_bus *b);
+
+/* Idempotent; from any thread. Producer end: publishes what was committed,
+ * then marks the ring closed; consumer end: publishes its release point,
+ * then marks it closed. Wakes every call blocked on this bus. In a forked
+ * child it changes nothing shared. */
+void tachyon_bus_close(tachyon_bus *b);
+int tachyon_bus_is_closed(const tachyon_bus *b);
+
+/* Fix this end's role; -EPERM when the other role is already fixed. */
+int tachyon_bus_set_role(tachyon_bus *b, int role);
+int tachyon_bus_role(const tachyon_bus *b);
+
+/* Producer. reserve waits for room until w->deadline_ns (publishing head
+ * before it waits); -EAGAIN when the deadline passed without room. */
+int tachyon_bus_reserve(tachyon_bus *b, size_t max_payload, void **payload, const tachyon_wait *w);
+int tachyon_bus_commit(tachyon_bus *b, size_t actual_size, uint32_t type_id);
+void tachyon_bus_rollback(tachyon_bus *b);
+int tachyon_bus_flush(tachyon_bus *b);
+/* reserve + copy + commit + flush */
+int tachyon_bus_send(tachyon_bus *b, const void *data, size_t size, uint32_t type_id,
+                     const tachyon_wait *w);
+
+/* Consumer. recv waits for one message until w->deadline_ns (-ETIMEDOUT);
+ * recv_batch for at least one and returns the count. Messages stay valid
+ * until released with tachyon_bus_release_to. */
+int tachyon_bus_recv(tachyon_bus *b, tachyon_msg *msg, const tachyon_wait *w);
+int tachyon_bus_recv_batch(tachyon_bus *b, tachyon_msg *msgs, size_t max, const tachyon_wait *w);
+int tachyon_bus_release_to(tachyon_bus *b, uint64_t pos, uint32_t nmsgs);
+
+/* 1: the consumer never sleeps (sticky while our end consumes); 0: hybrid. */
+int tachyon_bus_set_polling_mode(tachyon_bus *b, int pure_spin);
+/* Default spin count of blocking calls whose tachyon_wait says 0. */
+void tachyon_bus_set_spin(tachyon_bus *b, uint32_t spin);
+int tachyon_bus_set_numa_node(tachyon_bus *b, int node);
+
+int tachyon_bus_stats(tachyon_bus *b, tachyon_stats *out);
+uint64_t tachyon_bus_capacity(const tachyon_bus *b);
+pid_t tachyon_bus_peer_pid(const tachyon_bus *b);
+/* enum tachyon_liveness, from a poll of the pidfd (one syscall). */
+int tachyon_bus_peer_liveness(tachyon_bus *b);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TACHYON_TACHYON_H */

@@ -1,0 +1,79 @@
+#include "testlib.h"
+
+#include <dirent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+int test_failures;
+
+int test_result(const char *name)
+{
+	if (test_failures) {
+		fprintf(stderr, "%s: %d check(s) failed\n", name, test_failures);
+		return 1;
+	}
+	return 0;
+}
+
+int test_count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	if (!d)
+		return -1;
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n - 1; /* the directory's own fd */
+}
+
+const char *test_socket_path(char *buf, size_t len, const char *tag)
+{
+	static int counter;
+	snprintf(buf, len, "/tmp/tachyon-test-%d-%s-%d.sock", (int)getpid(), tag, counter++);
+	unlink(buf);
+	return buf;
+}
+
+tachyon_wait test_wait_ms(int64_t ms)
+{
+	tachyon_wait w = {0};
+	w.deadline_ns = ms < 0 ? TACHYON_FOREVER : tachyon_deadline_after(ms * 1000000);
+	return w;
+}
+
+uint64_t test_rand(uint64_t *state)
+{
+	uint64_t x = *state ? *state : 0x9E3779B97F4A7C15ull;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	*state = x;
+	return x * 0x2545F4914F6CDD1Dull;
+}
+
+uint32_t test_checksum(const void *data, size_t len)
+{
+	const uint8_t *p = data;
+	uint32_t h = 2166136261u;
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ p[i]) * 16777619u;
+	return h;
+}
+
+int test_wait_child(pid_t pid)
+{
+	int status;
+	while (waitpid(pid, &status, 0) < 0)
+		;
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return -1;
+}
