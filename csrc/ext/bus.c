@@ -1,0 +1,1265 @@
+/*
+ * TachyonBus: one end of a tachyon bus.
+ *
+ * Per-message calls take a fast path that never releases the GIL when a
+ * message (or room) is there at once; only a wait goes through tx_blocking.
+ * Calls of one family (producer / consumer) are serialized by a per-family
+ * PyThread lock; a second caller waits for it in 200 ms steps, running
+ * signal handlers and noticing close() in between.
+ *
+ * Received slots are given back in ring order: slots with live exports sit
+ * in a small queue (q) with a count of holders, and the longest prefix of
+ * released entries is handed to tachyon_bus_release_to. A release that
+ * happens while another thread runs a consumer call (the RX lock is busy)
+ * is deferred to that call, which applies it before it returns or, while it
+ * waits, within one watchdog period (tx_interrupted).
+ */
+#include "ext.h"
+
+#include <string.h>
+#include <sys/un.h>
+
+#define LOCK_STEP_US 200000 /* the watchdog period */
+
+static const char *const role_names[] = {NULL, "producer", "consumer"};
+
+/* ------------------------------------------------------------------------ */
+/* state checks                                                              */
+
+int tx_bus_usable(BusObject *self)
+{
+	if (TX_UNLIKELY(self->fork_gen != tx_fork_generation)) {
+		tx_raise_forked(self->st);
+		return -1;
+	}
+	if (TX_UNLIKELY(self->closed)) {
+		PyErr_SetString(self->st->BusClosedError,
+		                "this end of the bus is closed; open a new bus to go on");
+		return -1;
+	}
+	return 0;
+}
+
+int tx_bus_want_role(BusObject *self, int role)
+{
+	int r;
+	if (TX_LIKELY(self->role == role))
+		return 0;
+	r = tachyon_bus_set_role(self->bus, role);
+	if (r == -EPERM || (r == 0 && self->role != TACHYON_ROLE_NONE && self->role != role)) {
+		int other = role == TACHYON_ROLE_PRODUCER ? TACHYON_ROLE_CONSUMER : TACHYON_ROLE_PRODUCER;
+		PyErr_Format(self->st->TachyonError,
+		             "this end is the %s of its bus and cannot %s; open a second bus for the "
+		             "other direction",
+		             role_names[other], role == TACHYON_ROLE_PRODUCER ? "send" : "receive");
+		return -1;
+	}
+	if (r < 0) {
+		tx_raise(self->st, r, "set role");
+		return -1;
+	}
+	self->role = role;
+	return 0;
+}
+
+static int parse_role(PyObject *o, int *role)
+{
+	*role = TACHYON_ROLE_NONE;
+	if (o == NULL || o == Py_None)
+		return 0;
+	if (PyUnicode_Check(o)) {
+		if (PyUnicode_CompareWithASCIIString(o, "producer") == 0) {
+			*role = TACHYON_ROLE_PRODUCER;
+			return 0;
+		}
+		if (PyUnicode_CompareWithASCIIString(o, "consumer") == 0) {
+			*role = TACHYON_ROLE_CONSUMER;
+			return 0;
+		}
+	}
+	PyErr_Format(PyExc_ValueError, "role must be \"producer\", \"consumer\" or None (got %R)", o);
+	return -1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* family serialization                                                      */
+
+static void apply_pending(BusObject *self, int fam)
+{
+	if (fam == FAM_RX) {
+		if (self->rx_release_pending)
+			tx_slots_flush_locked(self);
+	} else {
+		if (self->tx_rollback_pending)
+			tx_rollback_locked(self);
+	}
+}
+
+/* 0: the caller holds the family; -1: exception; -2: deadline passed. */
+int tx_family_enter(BusObject *self, int fam, int64_t deadline)
+{
+	PyThread_type_lock lock = self->lock[fam];
+	unsigned long me = PyThread_get_thread_ident();
+	if (TX_LIKELY(PyThread_acquire_lock(lock, NOWAIT_LOCK))) {
+		self->owner[fam] = me;
+		apply_pending(self, fam);
+		return 0;
+	}
+	if (self->owner[fam] == me) {
+		/* e.g. a signal handler run from our own wait calls into the bus:
+		 * waiting would wait for ourselves */
+		PyErr_Format(PyExc_RuntimeError,
+		             "re-entrant call: this thread is already inside a %s call of this bus "
+		             "(a signal handler or a callback called it again)",
+		             fam == FAM_TX ? "producer" : "consumer");
+		return -1;
+	}
+	for (;;) {
+		PyLockStatus got;
+		PY_TIMEOUT_T step = LOCK_STEP_US;
+		if (deadline != TACHYON_FOREVER) {
+			int64_t left = deadline - tachyon_now_ns();
+			if (left < 1000000)
+				left = 1000000; /* let a holder that waits for the GIL finish */
+			if (left / 1000 < step)
+				step = left / 1000;
+		}
+		Py_BEGIN_ALLOW_THREADS
+		got = PyThread_acquire_lock_timed(lock, step, 0);
+		Py_END_ALLOW_THREADS
+		if (got == PY_LOCK_ACQUIRED) {
+			self->owner[fam] = me;
+			break;
+		}
+		if (PyErr_CheckSignals() < 0)
+			return -1;
+		if (self->closed) {
+			PyErr_SetString(self->st->BusClosedError,
+			                "this end of the bus was closed while the call waited");
+			return -1;
+		}
+		if (deadline != TACHYON_FOREVER && tachyon_now_ns() >= deadline)
+			return -2;
+	}
+	apply_pending(self, fam);
+	return 0;
+}
+
+void tx_family_exit(BusObject *self, int fam)
+{
+	apply_pending(self, fam);
+	self->owner[fam] = 0;
+	PyThread_release_lock(self->lock[fam]);
+}
+
+/* ------------------------------------------------------------------------ */
+/* received slots not yet released                                           */
+
+int tx_slots_push(BusObject *self, uint64_t end, uint32_t refs, uint64_t *seq)
+{
+	if (self->q_len == self->q_cap) {
+		size_t ncap = self->q_cap ? self->q_cap * 2 : 64, i;
+		tx_pending *nq = PyMem_Malloc(ncap * sizeof *nq);
+		if (!nq) {
+			PyErr_NoMemory();
+			return -1;
+		}
+		for (i = 0; i < self->q_len; i++)
+			nq[i] = self->q[(self->q_start + i) & (self->q_cap - 1)];
+		PyMem_Free(self->q);
+		self->q = nq;
+		self->q_cap = ncap;
+		self->q_start = 0;
+	}
+	self->q[(self->q_start + self->q_len) & (self->q_cap - 1)] = (tx_pending){end, refs};
+	*seq = self->q_seq + self->q_len;
+	self->q_len++;
+	return 0;
+}
+
+static tx_pending *slot_at(BusObject *self, uint64_t seq)
+{
+	uint64_t idx = seq - self->q_seq;
+	if (idx >= self->q_len)
+		return NULL; /* cannot happen: holders keep their entry */
+	return &self->q[(self->q_start + idx) & (self->q_cap - 1)];
+}
+
+void tx_slot_incref(BusObject *self, uint64_t seq)
+{
+	tx_pending *e = slot_at(self, seq);
+	if (e)
+		e->refs++;
+}
+
+void tx_slots_flush_locked(BusObject *self)
+{
+	uint64_t end = 0;
+	uint32_t n = 0;
+	self->rx_release_pending = 0;
+	while (self->q_len && self->q[self->q_start].refs == 0) {
+		end = self->q[self->q_start].end;
+		self->q_start = (self->q_start + 1) & (self->q_cap - 1);
+		self->q_len--;
+		self->q_seq++;
+		n++;
+	}
+	/* After close or in a forked child nothing shared is written.
+	 * These are zero-copy releases, often long after the read: a producer
+	 * may be waiting for exactly these bytes. The bus API has no
+	 * consumer-side "publish now", and release_to publishes the tail only
+	 * once TACHYON_BATCH messages are counted, so the count passed is at
+	 * least TACHYON_BATCH: the tail is published (and a sleeping producer
+	 * woken) at once. The count has no other use in the core. */
+	if (n && !self->closed && self->fork_gen == tx_fork_generation)
+		(void)tachyon_bus_release_to(self->bus, end, n < TACHYON_BATCH ? TACHYON_BATCH : n);
+}
+
+void tx_slot_decref(BusObject *self, uint64_t seq)
+{
+	tx_pending *e = slot_at(self, seq);
+	if (!e || e->refs == 0)
+		return;
+	if (--e->refs != 0 || seq != self->q_seq)
+		return;
+	if (self->fork_gen != tx_fork_generation) {
+		tx_slots_flush_locked(self); /* pops only */
+		return;
+	}
+	if (PyThread_acquire_lock(self->lock[FAM_RX], NOWAIT_LOCK)) {
+		tx_slots_flush_locked(self);
+		PyThread_release_lock(self->lock[FAM_RX]);
+	} else {
+		self->rx_release_pending = 1;
+	}
+}
+
+/* ------------------------------------------------------------------------ */
+/* the open zero-copy reservation                                            */
+
+void tx_rollback_locked(BusObject *self)
+{
+	self->tx_rollback_pending = 0;
+	if (self->fork_gen == tx_fork_generation)
+		tachyon_bus_rollback(self->bus);
+}
+
+void tx_rollback_soon(BusObject *self)
+{
+	if (self->fork_gen != tx_fork_generation)
+		return;
+	if (PyThread_acquire_lock(self->lock[FAM_TX], NOWAIT_LOCK)) {
+		tx_rollback_locked(self);
+		PyThread_release_lock(self->lock[FAM_TX]);
+	} else {
+		self->tx_rollback_pending = 1;
+	}
+}
+
+static int check_no_tx_guard(BusObject *self)
+{
+	if (TX_LIKELY(self->tx_guard == NULL))
+		return 0;
+	if (self->tx_guard->state == TXG_STALE)
+		PyErr_SetString(PyExc_BufferError,
+		                "a zero-copy send still has a live memoryview; release it first");
+	else
+		PyErr_SetString(self->st->TachyonError,
+		                "a zero-copy send is open on this bus; leave its with block (or drop "
+		                "its TxGuard) first");
+	return -1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* construction                                                              */
+
+static int parse_path(PyObject *o, PyObject **bytes_out)
+{
+	PyObject *b = NULL;
+	if (!PyUnicode_FSConverter(o, &b))
+		return -1;
+	if (PyBytes_GET_SIZE(b) == 0) {
+		Py_DECREF(b);
+		PyErr_SetString(PyExc_ValueError, "socket_path must not be empty");
+		return -1;
+	}
+	if ((size_t)PyBytes_GET_SIZE(b) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+		PyErr_Format(PyExc_ValueError,
+		             "socket_path is %zd bytes; Unix socket paths are limited to %zu bytes on "
+		             "this platform: use a shorter path (e.g. under /tmp)",
+		             PyBytes_GET_SIZE(b), sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+		Py_DECREF(b);
+		return -1;
+	}
+	*bytes_out = b;
+	return 0;
+}
+
+static PyObject *bus_wrap(PyTypeObject *cls, PyTypeObject *defining, tachyon_bus *bus,
+                          PyObject *path_bytes, int role)
+{
+	BusObject *self;
+	tx_state *st = PyType_GetModuleState(defining);
+	self = (BusObject *)cls->tp_alloc(cls, 0);
+	if (!self) {
+		tachyon_bus_unref(bus);
+		return NULL;
+	}
+	self->module = Py_NewRef(PyType_GetModule(defining));
+	self->st = st;
+	self->bus = bus;
+	self->fork_gen = tx_fork_generation;
+	self->capacity = tachyon_bus_capacity(bus);
+	self->path = PyUnicode_DecodeFSDefault(PyBytes_AS_STRING(path_bytes));
+	self->lock[FAM_TX] = PyThread_allocate_lock();
+	self->lock[FAM_RX] = PyThread_allocate_lock();
+	if (!self->path || !self->lock[FAM_TX] || !self->lock[FAM_RX]) {
+		Py_DECREF(self);
+		if (!PyErr_Occurred())
+			PyErr_NoMemory();
+		return NULL;
+	}
+	if (role != TACHYON_ROLE_NONE && tx_bus_want_role(self, role) < 0) {
+		Py_DECREF(self);
+		return NULL;
+	}
+	return (PyObject *)self;
+}
+
+static PyObject *Bus_listen(PyObject *cls, PyTypeObject *defining, PyObject *const *args,
+                            size_t nargsf, PyObject *kwnames)
+{
+	static const char *const names[] = {"socket_path", "capacity", "timeout", "role",
+	                                    "allow_uids"};
+	tx_state *st = PyType_GetModuleState(defining);
+	PyObject *a[5], *path = NULL, *res = NULL;
+	unsigned long long cap;
+	int64_t tns;
+	int role, r;
+	uid_t *uids = NULL;
+	size_t nuids = 0;
+	tachyon_listen_opts opts;
+	tachyon_listener *l = NULL;
+	tachyon_bus *bus = NULL;
+
+	if (tx_parse_args("listen", args, PyVectorcall_NARGS(nargsf), kwnames, names, 5, 2, 2, a) < 0)
+		return NULL;
+	if (!PyLong_Check(a[1])) {
+		PyErr_Format(PyExc_TypeError, "capacity must be an int, not %.100s",
+		             Py_TYPE(a[1])->tp_name);
+		return NULL;
+	}
+	cap = PyLong_AsUnsignedLongLong(a[1]);
+	if (cap == (unsigned long long)-1 && PyErr_Occurred()) {
+		PyErr_Clear();
+		cap = 0;
+	}
+	if (!tachyon_capacity_valid(cap)) {
+		PyErr_Format(PyExc_ValueError,
+		             "capacity must be a power of two between 64 and 2**31 bytes (got %R); "
+		             "e.g. 1 << 16",
+		             a[1]);
+		return NULL;
+	}
+	if (tx_parse_timeout(a[2], &tns) < 0 || parse_role(a[3], &role) < 0)
+		return NULL;
+	if (a[4] && a[4] != Py_None) {
+		PyObject *seq = PySequence_Tuple(a[4]);
+		Py_ssize_t i;
+		if (!seq)
+			return NULL;
+		nuids = (size_t)PyTuple_GET_SIZE(seq);
+		uids = PyMem_Malloc((nuids ? nuids : 1) * sizeof *uids);
+		if (!uids) {
+			Py_DECREF(seq);
+			return PyErr_NoMemory();
+		}
+		for (i = 0; i < (Py_ssize_t)nuids; i++) {
+			long v = PyLong_AsLong(PyTuple_GET_ITEM(seq, i));
+			if ((v == -1 && PyErr_Occurred()) || v < 0 || v > 0x7FFFFFFFL) {
+				if (!PyErr_Occurred() || PyErr_ExceptionMatches(PyExc_OverflowError)) {
+					PyErr_Clear();
+					PyErr_SetString(PyExc_ValueError, "allow_uids must hold uids (ints >= 0)");
+				}
+				Py_DECREF(seq);
+				PyMem_Free(uids);
+				return NULL;
+			}
+			uids[i] = (uid_t)v;
+		}
+		Py_DECREF(seq);
+	}
+	if (parse_path(a[0], &path) < 0) {
+		PyMem_Free(uids);
+		return NULL;
+	}
+	opts.allow_uids = uids;
+	opts.n_allow_uids = nuids;
+
+	r = tachyon_listener_open(PyBytes_AS_STRING(path), cap, &opts, &l);
+	if (r < 0) {
+		switch (-r) {
+		case TACHYON_EBUSYPATH:
+			PyErr_Format(st->HandshakeError,
+			             "cannot listen on %R: a live listener already holds this path; pick "
+			             "another path or stop the other listener",
+			             a[0]);
+			break;
+		case EEXIST:
+			PyErr_Format(st->HandshakeError,
+			             "cannot listen on %R: it exists and is a symlink or not a socket; "
+			             "remove it or pick another path",
+			             a[0]);
+			break;
+		case ENAMETOOLONG:
+			PyErr_Format(PyExc_ValueError, "socket path %R is longer than the platform limit",
+			             a[0]);
+			break;
+		case EINVAL:
+			PyErr_Format(PyExc_ValueError, "cannot listen on %R with capacity %llu: %s", a[0],
+			             cap, tachyon_strerror(r));
+			break;
+		case ENOMEM:
+			PyErr_NoMemory();
+			break;
+		default:
+			PyErr_Format(st->HandshakeError, "cannot listen on %R: %s", a[0],
+			             tachyon_strerror(r));
+		}
+		goto out;
+	}
+	{
+		tx_call c = {.op = OP_ACCEPT, .deadline = tachyon_deadline_after(tns),
+		             .listener = l, .out = &bus};
+		r = tx_blocking(&c);
+	}
+	tachyon_listener_close(l);
+	if (r < 0) {
+		if (r == -ETIMEDOUT)
+			PyErr_Format(st->TachyonTimeoutError,
+			             "listen(%R): no peer connected within the timeout", a[0]);
+		else if (!(r == -EINTR && PyErr_Occurred()))
+			tx_raise(st, r, "listen");
+		goto out;
+	}
+	res = bus_wrap((PyTypeObject *)cls, defining, bus, path, role);
+out:
+	Py_XDECREF(path);
+	PyMem_Free(uids);
+	return res;
+}
+
+static PyObject *Bus_connect(PyObject *cls, PyTypeObject *defining, PyObject *const *args,
+                             size_t nargsf, PyObject *kwnames)
+{
+	static const char *const names[] = {"socket_path", "timeout", "role"};
+	tx_state *st = PyType_GetModuleState(defining);
+	PyObject *a[3], *path = NULL, *res = NULL;
+	int64_t tns = 5000000000LL;
+	int role, r;
+	tachyon_bus *bus = NULL;
+
+	if (tx_parse_args("connect", args, PyVectorcall_NARGS(nargsf), kwnames, names, 3, 1, 1, a) < 0)
+		return NULL;
+	if (a[1] && tx_parse_timeout(a[1], &tns) < 0)
+		return NULL;
+	if (parse_role(a[2], &role) < 0 || parse_path(a[0], &path) < 0)
+		return NULL;
+	{
+		tx_call c = {.op = OP_CONNECT, .deadline = tachyon_deadline_after(tns),
+		             .path = PyBytes_AS_STRING(path), .out = &bus};
+		r = tx_blocking(&c);
+	}
+	if (r < 0) {
+		switch (-r) {
+		case ETIMEDOUT:
+			PyErr_Format(st->ConnectTimeoutError,
+			             "connect(%R): no listener accepted and completed the handshake within "
+			             "the timeout; is the listener running (Bus.listen) on this path?",
+			             a[0]);
+			break;
+		case ENAMETOOLONG:
+			PyErr_Format(PyExc_ValueError, "socket path %R is longer than the platform limit",
+			             a[0]);
+			break;
+		case EINTR:
+			if (PyErr_Occurred())
+				break;
+			/* fall through */
+		default:
+			if (r == -TACHYON_EABI || r == -TACHYON_EHANDSHAKE)
+				PyErr_Format(r == -TACHYON_EABI ? st->AbiMismatchError : st->HandshakeError,
+				             "connect(%R): %s", a[0], tachyon_strerror(r));
+			else
+				PyErr_Format(st->HandshakeError, "connect(%R): %s", a[0], tachyon_strerror(r));
+		}
+		goto out;
+	}
+	res = bus_wrap((PyTypeObject *)cls, defining, bus, path, role);
+out:
+	Py_XDECREF(path);
+	return res;
+}
+
+static PyObject *Bus_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+	PyErr_Format(PyExc_TypeError,
+	             "%s cannot be created directly; use %s.listen(path, capacity) or "
+	             "%s.connect(path)",
+	             type->tp_name, type->tp_name, type->tp_name);
+	return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* closing, lifetime                                                         */
+
+static PyObject *Bus_close(BusObject *self, PyObject *unused)
+{
+	if (self->fork_gen != tx_fork_generation)
+		return tx_raise_forked(self->st);
+	if (!self->closed) {
+		self->closed = 1;
+		tachyon_bus_close(self->bus);
+	}
+	Py_RETURN_NONE;
+}
+
+static PyObject *Bus_enter(BusObject *self, PyObject *unused)
+{
+	if (self->fork_gen != tx_fork_generation)
+		return tx_raise_forked(self->st);
+	return Py_NewRef(self);
+}
+
+static PyObject *Bus_exit(BusObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+	PyObject *r = Bus_close(self, NULL);
+	if (!r)
+		return NULL;
+	Py_DECREF(r);
+	Py_RETURN_FALSE;
+}
+
+static PyObject *Bus_reduce_ex(BusObject *self, PyObject *proto)
+{
+	PyErr_Format(PyExc_TypeError,
+	             "cannot pickle '%.100s': a bus is one end of a shared-memory ring owned by this "
+	             "process; open a new bus in the other process (Bus.listen / Bus.connect)",
+	             Py_TYPE(self)->tp_name);
+	return NULL;
+}
+
+static int Bus_traverse(BusObject *self, visitproc visit, void *arg)
+{
+	Py_VISIT(Py_TYPE(self));
+	Py_VISIT(self->module);
+	return 0;
+}
+
+static void Bus_dealloc(BusObject *self)
+{
+	PyTypeObject *tp = Py_TYPE(self);
+	PyObject_GC_UnTrack(self);
+	if (self->bus) {
+		if (!self->closed && self->fork_gen == tx_fork_generation)
+			tachyon_bus_close(self->bus);
+		tachyon_bus_unref(self->bus); /* in a forked child: unmaps only */
+		self->bus = NULL;
+	}
+	PyMem_Free(self->q);
+	if (self->lock[FAM_TX])
+		PyThread_free_lock(self->lock[FAM_TX]);
+	if (self->lock[FAM_RX])
+		PyThread_free_lock(self->lock[FAM_RX]);
+	Py_CLEAR(self->path);
+	Py_CLEAR(self->module);
+	tp->tp_free((PyObject *)self);
+	Py_DECREF(tp);
+}
+
+static PyObject *Bus_repr(BusObject *self)
+{
+	int role = self->role;
+	return PyUnicode_FromFormat("<%s path=%R capacity=%llu role=%s%s>", Py_TYPE(self)->tp_name,
+	                            self->path ? self->path : Py_None,
+	                            (unsigned long long)self->capacity,
+	                            role ? role_names[role] : "None", self->closed ? " closed" : "");
+}
+
+/* ------------------------------------------------------------------------ */
+/* producer                                                                  */
+
+static int get_send_buffer(PyObject *o, Py_buffer *view, const char *fname)
+{
+	if (!PyObject_CheckBuffer(o)) {
+		PyErr_Format(PyExc_TypeError,
+		             "%s() needs a bytes-like object (bytes, bytearray, memoryview, numpy "
+		             "array...), not %.100s",
+		             fname, Py_TYPE(o)->tp_name);
+		return -1;
+	}
+	if (PyObject_GetBuffer(o, view, PyBUF_SIMPLE) < 0) {
+		PyObject *cause = tx_err_fetch();
+		PyErr_Format(PyExc_TypeError,
+		             "%s() needs a C-contiguous buffer; pass bytes(x) or "
+		             "numpy.ascontiguousarray(x) for a %.100s that is not",
+		             fname, Py_TYPE(o)->tp_name);
+		tx_chain_cause(cause);
+		return -1;
+	}
+	return 0;
+}
+
+static PyObject *send_failed(BusObject *self, int r, size_t size, const char *fname)
+{
+	if (r == -EAGAIN || r == -ETIMEDOUT || r == -2)
+		PyErr_Format(self->st->BusFullError,
+		             "%s: no room for a %zu-byte message within the timeout; pass a timeout (or "
+		             "timeout=None) to wait for the consumer",
+		             fname, size);
+	else if (r == -TACHYON_ENEVERFITS)
+		tx_raise_neverfits(size, self->capacity);
+	else if (r == -EBUSY) {
+		if (check_no_tx_guard(self) == 0)
+			PyErr_Format(self->st->TachyonError, "%s: a zero-copy reservation is open", fname);
+	} else
+		tx_raise(self->st, r, fname);
+	return NULL;
+}
+
+static int64_t deadline_for(int64_t tns)
+{
+	if (tns == TACHYON_FOREVER)
+		return TACHYON_FOREVER;
+	if (tns == 0)
+		return 0;
+	return tachyon_deadline_after(tns);
+}
+
+static PyObject *Bus_send(BusObject *self, PyObject *const *args, Py_ssize_t nargs,
+                          PyObject *kwnames)
+{
+	static const char *const names[] = {"data", "type_id", "timeout"};
+	PyObject *a[3];
+	uint32_t type_id = 0;
+	int64_t tns = 0, deadline;
+	Py_buffer view;
+	tachyon_wait now = {0, 0, NULL, NULL};
+	int r;
+
+	if (TX_LIKELY(kwnames == NULL && nargs >= 1 && nargs <= 2)) {
+		a[0] = args[0];
+		a[1] = nargs == 2 ? args[1] : NULL;
+		a[2] = NULL;
+	} else if (tx_parse_args("send", args, nargs, kwnames, names, 3, 2, 1, a) < 0) {
+		return NULL;
+	}
+	if (a[1] && tx_parse_type_id(a[1], &type_id) < 0)
+		return NULL;
+	if (a[2] && tx_parse_timeout(a[2], &tns) < 0)
+		return NULL;
+	if (tx_bus_usable(self) < 0 || tx_bus_want_role(self, TACHYON_ROLE_PRODUCER) < 0)
+		return NULL;
+	if (get_send_buffer(a[0], &view, "send") < 0)
+		return NULL;
+	deadline = deadline_for(tns);
+	r = tx_family_enter(self, FAM_TX, deadline);
+	if (r == -1)
+		goto fail;
+	if (r == 0) {
+		if (check_no_tx_guard(self) < 0) {
+			tx_family_exit(self, FAM_TX);
+			goto fail;
+		}
+		r = tachyon_bus_send(self->bus, view.buf, (size_t)view.len, type_id, &now);
+		if ((r == -EAGAIN || r == -ETIMEDOUT) && deadline != 0) {
+			tx_call c = {.op = OP_SEND, .self = self, .deadline = deadline,
+			             .data = view.buf, .size = (size_t)view.len, .type_id = type_id};
+			r = tx_blocking(&c);
+		}
+		tx_family_exit(self, FAM_TX);
+	}
+	if (r < 0) {
+		send_failed(self, r, (size_t)view.len, "send");
+		goto fail;
+	}
+	PyBuffer_Release(&view);
+	Py_RETURN_NONE;
+fail:
+	PyBuffer_Release(&view);
+	return NULL;
+}
+
+static PyObject *Bus_send_many(BusObject *self, PyObject *const *args, Py_ssize_t nargs,
+                               PyObject *kwnames)
+{
+	static const char *const names[] = {"buffers", "type_id", "timeout"};
+	PyObject *a[3], *items;
+	uint32_t type_id = 0;
+	int64_t tns = 0, deadline;
+	Py_ssize_t k = 0, n;
+	size_t failed_size = 0;
+	tachyon_wait now = {0, 0, NULL, NULL};
+	int r = 0, fr;
+
+	if (tx_parse_args("send_many", args, nargs, kwnames, names, 3, 2, 1, a) < 0)
+		return NULL;
+	if (a[1] && tx_parse_type_id(a[1], &type_id) < 0)
+		return NULL;
+	if (a[2] && tx_parse_timeout(a[2], &tns) < 0)
+		return NULL;
+	if (tx_bus_usable(self) < 0 || tx_bus_want_role(self, TACHYON_ROLE_PRODUCER) < 0)
+		return NULL;
+	/* a private tuple: no user code runs while the family is held */
+	items = PySequence_Tuple(a[0]);
+	if (!items)
+		return NULL;
+	n = PyTuple_GET_SIZE(items);
+	deadline = deadline_for(tns);
+	r = tx_family_enter(self, FAM_TX, deadline);
+	if (r == -1) {
+		Py_DECREF(items);
+		return NULL;
+	}
+	if (r == 0 && check_no_tx_guard(self) < 0) {
+		tx_family_exit(self, FAM_TX);
+		Py_DECREF(items);
+		return NULL;
+	}
+	for (; r == 0 && k < n; k++) {
+		Py_buffer view;
+		void *p = NULL;
+		if (get_send_buffer(PyTuple_GET_ITEM(items, k), &view, "send_many") < 0) {
+			r = -1;
+			break;
+		}
+		r = tachyon_bus_reserve(self->bus, (size_t)view.len, &p, &now);
+		if ((r == -EAGAIN || r == -ETIMEDOUT) && deadline != 0) {
+			tx_call c = {.op = OP_RESERVE, .self = self, .deadline = deadline,
+			             .size = (size_t)view.len, .payload = &p};
+			r = tx_blocking(&c);
+		}
+		if (r == 0) {
+			if (view.len)
+				memcpy(p, view.buf, (size_t)view.len);
+			r = tachyon_bus_commit(self->bus, (size_t)view.len, type_id);
+			if (r < 0)
+				tachyon_bus_rollback(self->bus);
+		}
+		failed_size = (size_t)view.len;
+		PyBuffer_Release(&view);
+		if (r < 0)
+			break;
+	}
+	if (r != -2) {
+		/* publish everything committed, also on the error path */
+		fr = tachyon_bus_flush(self->bus);
+		if (r == 0 && fr < 0)
+			r = fr;
+		tx_family_exit(self, FAM_TX);
+	}
+	Py_DECREF(items);
+	if (r == 0)
+		return PyLong_FromSsize_t(n);
+	if (r != -1)
+		send_failed(self, r, failed_size, "send_many");
+	if (PyErr_Occurred()) {
+		PyObject *exc = tx_err_fetch();
+		PyObject *sent = PyLong_FromSsize_t(k);
+		if (sent && PyObject_IsInstance(exc, self->st->BusFullError) == 1)
+			(void)PyObject_SetAttr(exc, self->st->str_sent, sent);
+		Py_XDECREF(sent);
+		tx_err_restore(exc);
+	}
+	return NULL;
+}
+
+static PyObject *zero_copy_send(BusObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                PyObject *kwnames, const char *fname)
+{
+	static const char *const names[] = {"size", "type_id", "timeout"};
+	PyObject *a[3], *guard;
+	Py_ssize_t size;
+	uint32_t type_id = 0;
+	int64_t tns = 0, deadline;
+	void *p = NULL;
+	tachyon_wait now = {0, 0, NULL, NULL};
+	int r;
+
+	if (tx_parse_args(fname, args, nargs, kwnames, names, 3, 2, 1, a) < 0)
+		return NULL;
+	size = PyNumber_AsSsize_t(a[0], PyExc_OverflowError);
+	if (size == -1 && PyErr_Occurred())
+		return NULL;
+	if (size < 0) {
+		PyErr_SetString(PyExc_ValueError, "size must be >= 0");
+		return NULL;
+	}
+	if (a[1] && tx_parse_type_id(a[1], &type_id) < 0)
+		return NULL;
+	if (a[2] && tx_parse_timeout(a[2], &tns) < 0)
+		return NULL;
+	if (tx_bus_usable(self) < 0 || tx_bus_want_role(self, TACHYON_ROLE_PRODUCER) < 0)
+		return NULL;
+	deadline = deadline_for(tns);
+	r = tx_family_enter(self, FAM_TX, deadline);
+	if (r == -1)
+		return NULL;
+	if (r == 0) {
+		if (check_no_tx_guard(self) < 0) {
+			tx_family_exit(self, FAM_TX);
+			return NULL;
+		}
+		r = tachyon_bus_reserve(self->bus, (size_t)size, &p, &now);
+		if ((r == -EAGAIN || r == -ETIMEDOUT) && deadline != 0) {
+			tx_call c = {.op = OP_RESERVE, .self = self, .deadline = deadline,
+			             .size = (size_t)size, .payload = &p};
+			r = tx_blocking(&c);
+		}
+		if (r == 0) {
+			guard = tx_txguard_new(self, p, (size_t)size, type_id);
+			if (!guard)
+				tachyon_bus_rollback(self->bus);
+			else
+				self->tx_guard = (TxGuardObject *)guard;
+			tx_family_exit(self, FAM_TX);
+			return guard;
+		}
+		tx_family_exit(self, FAM_TX);
+	}
+	return send_failed(self, r, (size_t)size, fname);
+}
+
+static PyObject *Bus_send_zero_copy(BusObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                    PyObject *kwnames)
+{
+	return zero_copy_send(self, args, nargs, kwnames, "send_zero_copy");
+}
+
+static PyObject *Bus_acquire_tx(BusObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                PyObject *kwnames)
+{
+	return zero_copy_send(self, args, nargs, kwnames, "acquire_tx");
+}
+
+static PyObject *Bus_flush(BusObject *self, PyObject *unused)
+{
+	int r;
+	if (tx_bus_usable(self) < 0 || tx_bus_want_role(self, TACHYON_ROLE_PRODUCER) < 0)
+		return NULL;
+	if (tx_family_enter(self, FAM_TX, TACHYON_FOREVER) < 0)
+		return NULL;
+	r = tachyon_bus_flush(self->bus);
+	tx_family_exit(self, FAM_TX);
+	if (r < 0)
+		return tx_raise(self->st, r, "flush");
+	Py_RETURN_NONE;
+}
+
+/* ------------------------------------------------------------------------ */
+/* consumer                                                                  */
+
+static PyObject *recv_failed(BusObject *self, int r, const char *fname)
+{
+	if (r == -EAGAIN || r == -ETIMEDOUT || r == -2)
+		PyErr_Format(self->st->TachyonTimeoutError, "%s: no message within the timeout", fname);
+	else
+		tx_raise(self->st, r, fname);
+	return NULL;
+}
+
+PyObject *tx_bus_recv_message(BusObject *self, int64_t tns, int mode)
+{
+	static const char *const fnames[] = {"recv", "try_recv", "iteration"};
+	tachyon_wait now = {0, 0, NULL, NULL};
+	tachyon_msg m;
+	PyObject *res = NULL;
+	int64_t deadline;
+	int r;
+
+	if (tx_bus_usable(self) < 0 || tx_bus_want_role(self, TACHYON_ROLE_CONSUMER) < 0)
+		return NULL;
+	deadline = deadline_for(tns);
+	r = tx_family_enter(self, FAM_RX, deadline);
+	if (r == -1)
+		return NULL;
+	if (r == 0) {
+		r = tachyon_bus_recv(self->bus, &m, &now);
+		if ((r == -EAGAIN || r == -ETIMEDOUT) && deadline != 0) {
+			tx_call c = {.op = OP_RECV, .self = self, .deadline = deadline, .msgs = &m};
+			r = tx_blocking(&c);
+		}
+		if (r == 0) {
+			/* the message is taken: it is returned whatever happens next */
+			res = tx_message_new(self->st, &m);
+			if (self->q_len == 0) {
+				(void)tachyon_bus_release_to(self->bus, m.end, 1);
+			} else {
+				uint64_t seq;
+				if (tx_slots_push(self, m.end, 0, &seq) < 0)
+					Py_CLEAR(res);
+			}
+		}
+		tx_family_exit(self, FAM_RX);
+	}
+	if (r == 0)
+		return res;
+	if (mode == 1 && (r == -EAGAIN || r == -ETIMEDOUT || r == -2))
+		Py_RETURN_NONE;
+	if (mode == 2 && r == -TACHYON_EPEERCLOSED)
+		return NULL; /* StopIteration */
+	return recv_failed(self, r, fnames[mode]);
+}
+
+static PyObject *Bus_recv(BusObject *self, PyObject *const *args, Py_ssize_t nargs,
+                          PyObject *kwnames)
+{
+	static const char *const names[] = {"timeout"};
+	PyObject *a[1];
+	int64_t tns = TACHYON_FOREVER;
+	if (nargs || kwnames) {
+		if (tx_parse_args("recv", args, nargs, kwnames, names, 1, 1, 0, a) < 0 ||
+		    tx_parse_timeout(a[0], &tns) < 0)
+			return NULL;
+	}
+	return tx_bus_recv_message(self, tns, 0);
+}
+
+static PyObject *Bus_try_recv(BusObject *self, PyObject *unused)
+{
+	return tx_bus_recv_message(self, 0, 1);
+}
+
+static PyObject *zero_copy_recv(BusObject *self, int64_t tns, const char *fname)
+{
+	tachyon_wait now = {0, 0, NULL, NULL};
+	tachyon_msg m;
+	PyObject *res = NULL;
+	int64_t deadline;
+	int r;
+
+	if (tx_bus_usable(self) < 0 || tx_bus_want_role(self, TACHYON_ROLE_CONSUMER) < 0)
+		return NULL;
+	deadline = deadline_for(tns);
+	r = tx_family_enter(self, FAM_RX, deadline);
+	if (r == -1)
+		return NULL;
+	if (r == 0) {
+		r = tachyon_bus_recv(self->bus, &m, &now);
+		if ((r == -EAGAIN || r == -ETIMEDOUT) && deadline != 0) {
+			tx_call c = {.op = OP_RECV, .self = self, .deadline = deadline, .msgs = &m};
+			r = tx_blocking(&c);
+		}
+		if (r == 0) {
+			uint64_t seq;
+			if (tx_slots_push(self, m.end, 1, &seq) == 0) {
+				res = tx_rxguard_new(self, &m, seq);
+				if (!res)
+					tx_slot_decref(self, seq);
+			}
+		}
+		tx_family_exit(self, FAM_RX);
+	}
+	if (r == 0)
+		return res;
+	return recv_failed(self, r, fname);
+}
+
+static PyObject *Bus_recv_zero_copy(BusObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                    PyObject *kwnames)
+{
+	static const char *const names[] = {"timeout"};
+	PyObject *a[1];
+	int64_t tns = TACHYON_FOREVER;
+	if (tx_parse_args("recv_zero_copy", args, nargs, kwnames, names, 1, 1, 0, a) < 0 ||
+	    tx_parse_timeout(a[0], &tns) < 0)
+		return NULL;
+	return zero_copy_recv(self, tns, "recv_zero_copy");
+}
+
+static PyObject *Bus_acquire_rx(BusObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                PyObject *kwnames)
+{
+	static const char *const names[] = {"spin_threshold", "timeout"};
+	PyObject *a[2];
+	int64_t tns = TACHYON_FOREVER;
+	if (tx_parse_args("acquire_rx", args, nargs, kwnames, names, 2, 1, 0, a) < 0 ||
+	    tx_parse_timeout(a[1], &tns) < 0)
+		return NULL;
+	return zero_copy_recv(self, tns, "acquire_rx");
+}
+
+static PyObject *Bus_drain_batch(BusObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                 PyObject *kwnames)
+{
+	static const char *const names[] = {"max_msgs", "spin_threshold", "timeout"};
+	PyObject *a[3], *res = NULL;
+	Py_ssize_t max = 1024;
+	unsigned long spin = 10000;
+	int64_t tns = TACHYON_FOREVER, deadline;
+	tachyon_wait now = {0, 0, NULL, NULL};
+	tachyon_msg *msgs;
+	int r;
+
+	if (tx_parse_args("drain_batch", args, nargs, kwnames, names, 3, 3, 0, a) < 0)
+		return NULL;
+	if (a[0]) {
+		max = PyNumber_AsSsize_t(a[0], PyExc_OverflowError);
+		if (max == -1 && PyErr_Occurred())
+			return NULL;
+		if (max < 1 || max > 1 << 20) {
+			PyErr_SetString(PyExc_ValueError, "max_msgs must be in 1..1048576");
+			return NULL;
+		}
+	}
+	if (a[1]) {
+		if (!PyLong_Check(a[1])) {
+			PyErr_SetString(PyExc_TypeError, "spin_threshold must be an int");
+			return NULL;
+		}
+		spin = PyLong_AsUnsignedLong(a[1]);
+		if (spin == (unsigned long)-1 && PyErr_Occurred()) {
+			PyErr_Clear();
+			PyErr_SetString(PyExc_ValueError, "spin_threshold must be in 0..2**32-1");
+			return NULL;
+		}
+		if (spin > 0xFFFFFFFFul)
+			spin = 0xFFFFFFFFul;
+	}
+	if (tx_parse_timeout(a[2], &tns) < 0)
+		return NULL;
+	if (tx_bus_usable(self) < 0 || tx_bus_want_role(self, TACHYON_ROLE_CONSUMER) < 0)
+		return NULL;
+	msgs = PyMem_Malloc((size_t)max * sizeof *msgs);
+	if (!msgs)
+		return PyErr_NoMemory();
+	deadline = deadline_for(tns);
+	r = tx_family_enter(self, FAM_RX, deadline);
+	if (r == -1) {
+		PyMem_Free(msgs);
+		return NULL;
+	}
+	if (r == 0) {
+		now.spin = (uint32_t)spin;
+		r = tachyon_bus_recv_batch(self->bus, msgs, (size_t)max, &now);
+		if ((r == -EAGAIN || r == -ETIMEDOUT) && deadline != 0) {
+			tx_call c = {.op = OP_RECV_BATCH, .self = self, .deadline = deadline,
+			             .spin = (uint32_t)spin, .msgs = msgs, .max = (size_t)max};
+			r = tx_blocking(&c);
+		}
+		if (r > 0) {
+			uint64_t seq0 = 0, seq;
+			int i, pushed = 0;
+			for (i = 0; i < r; i++) {
+				if (tx_slots_push(self, msgs[i].end, 1, &seq) < 0)
+					break; /* MemoryError: the rest are lost */
+				if (i == 0)
+					seq0 = seq;
+				pushed++;
+			}
+			if (pushed == r)
+				res = tx_rxbatch_new(self, msgs, r, seq0);
+			if (!res)
+				for (i = 0; i < pushed; i++)
+					tx_slot_decref(self, seq0 + (uint64_t)i);
+			r = 0;
+		}
+		tx_family_exit(self, FAM_RX);
+	}
+	PyMem_Free(msgs);
+	if (r == 0)
+		return res;
+	return recv_failed(self, r, "drain_batch");
+}
+
+/* ------------------------------------------------------------------------ */
+/* either end                                                                */
+
+static PyObject *Bus_set_polling_mode(BusObject *self, PyObject *arg)
+{
+	int on = PyObject_IsTrue(arg), r;
+	if (on < 0)
+		return NULL;
+	if (tx_bus_usable(self) < 0)
+		return NULL;
+	r = tachyon_bus_set_polling_mode(self->bus, on);
+	if (r < 0)
+		return tx_raise(self->st, r, "set_polling_mode");
+	Py_RETURN_NONE;
+}
+
+static PyObject *Bus_set_numa_node(BusObject *self, PyObject *arg)
+{
+	long node = PyLong_AsLong(arg);
+	int r;
+	if (node == -1 && PyErr_Occurred())
+		return NULL;
+	if (tx_bus_usable(self) < 0)
+		return NULL;
+	if (node < 0 || node > 0xFFFF) {
+		PyErr_Format(PyExc_ValueError, "node_id must be a NUMA node number >= 0 (got %ld)", node);
+		return NULL;
+	}
+	r = tachyon_bus_set_numa_node(self->bus, (int)node);
+	if (r == -EINVAL || r == -ENODEV || r == -ENOENT) {
+		PyErr_Format(PyExc_ValueError, "NUMA node %ld does not exist on this machine", node);
+		return NULL;
+	}
+	if (r < 0)
+		return tx_raise(self->st, r, "set_numa_node");
+	Py_RETURN_NONE;
+}
+
+static PyObject *Bus_get_stats(BusObject *self, void *closure)
+{
+	tachyon_stats s;
+	PyObject *t, *res;
+	int r;
+	if (self->fork_gen != tx_fork_generation)
+		return tx_raise_forked(self->st);
+	r = tachyon_bus_stats(self->bus, &s);
+	if (r < 0)
+		return tx_raise(self->st, r, "stats");
+	/* the field order of BusStats */
+	t = Py_BuildValue("(KKkkKKN)", (unsigned long long)s.capacity,
+	                  (unsigned long long)s.bytes_in_use, (unsigned long)s.consumer_wait,
+	                  (unsigned long)s.state, (unsigned long long)s.bytes_pinned,
+	                  (unsigned long long)s.lost_wakeups,
+	                  s.peer_pid > 0 ? PyLong_FromLong(s.peer_pid) : Py_NewRef(Py_None));
+	if (!t || !self->st->stats_type)
+		return t;
+	res = PyObject_Call(self->st->stats_type, t, NULL);
+	Py_DECREF(t);
+	return res;
+}
+
+static PyObject *Bus_get_closed(BusObject *self, void *closure)
+{
+	return PyBool_FromLong(self->closed);
+}
+
+static PyObject *Bus_get_max_payload(BusObject *self, void *closure)
+{
+	uint64_t half = self->capacity / 2;
+	return PyLong_FromUnsignedLongLong(half > 64 ? half - 64 : 0);
+}
+
+static PyObject *Bus_get_capacity(BusObject *self, void *closure)
+{
+	return PyLong_FromUnsignedLongLong(self->capacity);
+}
+
+static PyObject *Bus_get_role(BusObject *self, void *closure)
+{
+	int role = self->role;
+	if (role == TACHYON_ROLE_NONE && self->fork_gen == tx_fork_generation)
+		role = tachyon_bus_role(self->bus);
+	if (role == TACHYON_ROLE_PRODUCER || role == TACHYON_ROLE_CONSUMER)
+		return PyUnicode_FromString(role_names[role]);
+	Py_RETURN_NONE;
+}
+
+static PyObject *Bus_get_path(BusObject *self, void *closure)
+{
+	return Py_NewRef(self->path);
+}
+
+static PyObject *Bus_get_peer_pid(BusObject *self, void *closure)
+{
+	pid_t pid = tachyon_bus_peer_pid(self->bus);
+	if (pid <= 0)
+		Py_RETURN_NONE;
+	return PyLong_FromLong((long)pid);
+}
+
+#define FKW (METH_FASTCALL | METH_KEYWORDS)
+#define CLS_FKW (METH_METHOD | METH_FASTCALL | METH_KEYWORDS | METH_CLASS)
+#define FN(f) ((PyCFunction)(void (*)(void))(f))
+
+static PyMethodDef Bus_methods[] = {
+	{"listen", FN(Bus_listen), CLS_FKW,
+	 "listen($type, /, socket_path, capacity, *, timeout=None, role=None, allow_uids=None)\n--\n\n"
+	 "Create a ring of `capacity` bytes (a power of two, 64..2**31), bind socket_path and wait\n"
+	 "for exactly one peer (timeout seconds; None: no limit). Peers of another uid are refused\n"
+	 "unless listed in allow_uids. role fixes this end's role up front."},
+	{"connect", FN(Bus_connect), CLS_FKW,
+	 "connect($type, /, socket_path, *, timeout=5.0, role=None)\n--\n\n"
+	 "Connect to a listener; waits for the path to appear within timeout (ConnectTimeoutError)."},
+	{"close", (PyCFunction)Bus_close, METH_NOARGS,
+	 "close($self, /)\n--\n\nClose this end (idempotent, never fails because exports are alive). The\n"
+	 "producer publishes what it committed first. Blocked calls raise BusClosedError."},
+	{"destroy", (PyCFunction)Bus_close, METH_NOARGS,
+	 "destroy($self, /)\n--\n\nSame as close() (0.5.1 name)."},
+	{"__enter__", (PyCFunction)Bus_enter, METH_NOARGS, "__enter__($self, /)\n--\n\n"},
+	{"__exit__", FN(Bus_exit), METH_FASTCALL, "__exit__($self, exc_type, exc, tb, /)\n--\n\nClose the bus."},
+	{"__reduce_ex__", (PyCFunction)Bus_reduce_ex, METH_O,
+	 "__reduce_ex__($self, protocol, /)\n--\n\nA bus cannot be pickled."},
+	{"send", FN(Bus_send), FKW,
+	 "send($self, /, data, type_id=0, *, timeout=0)\n--\n\n"
+	 "Copy one message (any C-contiguous bytes-like object) into the ring and publish it.\n"
+	 "timeout=0 raises BusFullError at once when there is no room; None waits for room."},
+	{"send_many", FN(Bus_send_many), FKW,
+	 "send_many($self, /, buffers, type_id=0, *, timeout=0)\n--\n\n"
+	 "Send every buffer as one message, publishing at least every 32 and at the end; returns\n"
+	 "the count. On BusFullError at item k, the items before k are sent and `sent` is k."},
+	{"send_zero_copy", FN(Bus_send_zero_copy), FKW,
+	 "send_zero_copy($self, /, size, type_id=0, *, timeout=0)\n--\n\n"
+	 "Reserve a slot of `size` bytes and return a TxGuard to write into (with-statement):\n"
+	 "commit + publish on a clean exit, rollback on an exception."},
+	{"acquire_tx", FN(Bus_acquire_tx), FKW,
+	 "acquire_tx($self, /, size, type_id=0, *, timeout=0)\n--\n\nSame as send_zero_copy (0.5.1 name)."},
+	{"flush", (PyCFunction)Bus_flush, METH_NOARGS,
+	 "flush($self, /)\n--\n\nPublish everything committed and wake a sleeping consumer."},
+	{"recv", FN(Bus_recv), FKW,
+	 "recv($self, /, timeout=None)\n--\n\nReceive one Message (a copy). TachyonTimeoutError after timeout\n"
+	 "seconds; PeerClosedError once the peer closed and everything was delivered."},
+	{"try_recv", (PyCFunction)Bus_try_recv, METH_NOARGS,
+	 "try_recv($self, /)\n--\n\nA Message if one is there now, else None."},
+	{"recv_zero_copy", FN(Bus_recv_zero_copy), FKW,
+	 "recv_zero_copy($self, /, timeout=None)\n--\n\n"
+	 "Receive one message in place: an RxGuard (read-only buffer, DLPack) whose slot goes back\n"
+	 "to the producer when the guard and every export of it are gone."},
+	{"acquire_rx", FN(Bus_acquire_rx), FKW,
+	 "acquire_rx($self, /, spin_threshold=10000, timeout=None)\n--\n\nSame as recv_zero_copy (0.5.1 name)."},
+	{"drain_batch", FN(Bus_drain_batch), FKW,
+	 "drain_batch($self, /, max_msgs=1024, spin_threshold=10000, timeout=None)\n--\n\n"
+	 "Receive between 1 and max_msgs messages in place as an RxBatchGuard."},
+	{"set_polling_mode", (PyCFunction)Bus_set_polling_mode, METH_O,
+	 "set_polling_mode($self, pure_spin, /)\n--\n\n1: the consumer never sleeps; 0: spin, then sleep."},
+	{"set_numa_node", (PyCFunction)Bus_set_numa_node, METH_O,
+	 "set_numa_node($self, node_id, /)\n--\n\nBind the mapping to a NUMA node (Linux mbind)."},
+	{NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef Bus_getset[] = {
+	{"stats", (getter)Bus_get_stats, NULL, "BusStats of this end.", NULL},
+	{"closed", (getter)Bus_get_closed, NULL, "True once close() was called.", NULL},
+	{"max_payload", (getter)Bus_get_max_payload, NULL,
+	 "The largest payload that always fits: max(0, capacity // 2 - 64).", NULL},
+	{"capacity", (getter)Bus_get_capacity, NULL, "Ring capacity in bytes.", NULL},
+	{"role", (getter)Bus_get_role, NULL, "\"producer\", \"consumer\" or None.", NULL},
+	{"path", (getter)Bus_get_path, NULL, "The socket path.", NULL},
+	{"peer_pid", (getter)Bus_get_peer_pid, NULL, "The peer's pid, None when unknown.", NULL},
+	{NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot Bus_slots[] = {
+	{Py_tp_doc, "TachyonBus()\n--\n\n"
+	            "One end of a tachyon shared-memory bus: create it with listen() or connect()."},
+	{Py_tp_new, Bus_new},
+	{Py_tp_dealloc, Bus_dealloc},
+	{Py_tp_traverse, Bus_traverse},
+	{Py_tp_repr, Bus_repr},
+	{Py_tp_iter, tx_bus_iter},
+	{Py_tp_methods, Bus_methods},
+	{Py_tp_getset, Bus_getset},
+	{0, NULL},
+};
+
+PyType_Spec tx_bus_spec = {
+	.name = "tachyon.TachyonBus",
+	.basicsize = sizeof(BusObject),
+	.flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC |
+	         Py_TPFLAGS_IMMUTABLETYPE,
+	.slots = Bus_slots,
+};

@@ -1,0 +1,120 @@
+"""Shared fixtures: a unique socket path, an in-process bus pair, and a check
+that no test leaks file descriptors (RELIABILITY.md R8)."""
+import gc
+import itertools
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import tachyon
+
+# Imported once here so that their own descriptors are not counted as leaks.
+import numpy  # noqa: F401
+
+try:
+    import torch  # noqa: F401
+except ImportError:  # Python 3.10 job: the torch tests say why they skip
+    torch = None
+
+REPO = Path(__file__).resolve().parent.parent
+ISOLATED = Path(__file__).resolve().parent / "isolated"
+_counter = itertools.count()
+
+
+def _fd_count():
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.fixture(autouse=True)
+def fd_unchanged(request):
+    """Every test leaves the process's descriptor count as it found it.
+
+    Set up first, torn down last: the other fixtures have closed their buses
+    by then; the fixture values pytest still holds are dropped so that the
+    buses are freed before counting."""
+    gc.collect()
+    before = _fd_count()
+    yield
+    request.node.funcargs.clear()
+    deadline = time.monotonic() + 2.0
+    while True:
+        gc.collect()
+        after = _fd_count()
+        if after == before or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
+    assert after == before, f"descriptor leak: {before} fds before the test, {after} after"
+
+
+@pytest.fixture
+def sock_path():
+    path = f"/tmp/tachyon-test-{os.getpid()}-{next(_counter)}.sock"
+    yield path
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def make_pair(path, capacity=1 << 16):
+    """(producer, consumer): the consumer listens in a thread, the producer connects."""
+    box = {}
+
+    def listen():
+        try:
+            box["bus"] = tachyon.Bus.listen(path, capacity, timeout=10, role="consumer")
+        except BaseException as exc:  # surfaced below
+            box["exc"] = exc
+
+    t = threading.Thread(target=listen)
+    t.start()
+    prod = tachyon.Bus.connect(path, timeout=10, role="producer")
+    t.join()
+    if "exc" in box:
+        prod.close()
+        raise box["exc"]
+    return prod, box["bus"]
+
+
+@pytest.fixture
+def pair(sock_path):
+    prod, cons = make_pair(sock_path, 1 << 12)
+    yield prod, cons
+    prod.close()
+    cons.close()
+
+
+def run_isolated(script, *args, timeout=60, check=True):
+    """Run tests/isolated/<script> in a fresh interpreter; returns CompletedProcess."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.run(
+        [sys.executable, str(ISOLATED / script), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"{script} exited {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
+        )
+    return proc
+
+
+def popen_isolated(script, *args, **kw):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    return subprocess.Popen(
+        [sys.executable, str(ISOLATED / script), *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        **kw,
+    )

@@ -1,0 +1,7 @@
+"""fork() after connect (R9), in a fresh process."""
+from conftest import run_isolated
+
+
+def test_fork_child_gets_clear_errors_parent_unaffected():
+    proc = run_isolated("fork_child.py")
+    assert proc.stdout.strip() == "fork ok"

@@ -1,0 +1,72 @@
+"""Uses the public API the way an application would; tests/test_typing.py runs
+mypy --strict over it, so the stub (tachyon/_core.pyi) stays true. Never run."""
+from typing import List, Optional
+
+import tachyon
+
+
+def producer(path: str) -> int:
+    with tachyon.Bus.connect(path, timeout=2.5, role="producer") as bus:
+        bus.send(b"hello", type_id=tachyon.make_type_id(1, 2))
+        bus.send(bytearray(3), 1, timeout=None)
+        sent: int = bus.send_many([b"a", memoryview(b"b")], type_id=3, timeout=0.5)
+        with bus.send_zero_copy(size=4, type_id=5) as tx:
+            with memoryview(tx) as mv:
+                mv[:] = b"abcd"
+            tx.actual_size = 4
+            tx.type_id = 6
+        bus.flush()
+        try:
+            bus.send(b"x" * 10)
+        except tachyon.BusFullError as exc:
+            sent += exc.sent
+        return sent + bus.max_payload
+
+
+def consumer(path: str) -> List[bytes]:
+    out: List[bytes] = []
+    with tachyon.Bus.listen(path, 1 << 16, timeout=None, allow_uids=[0]) as bus:
+        for msg in bus:
+            out.append(msg.data)
+            if tachyon.route_id(msg.type_id) == 1 and tachyon.msg_type(msg.type_id) == 2:
+                break
+        m: Optional[tachyon.Message] = bus.try_recv()
+        if m is not None:
+            out.append(m.data[: m.size])
+        out.append(bus.recv(timeout=1.0).data)
+        with bus.recv_zero_copy(timeout=None) as rx:
+            out.append(bytes(rx))
+            device = rx.__dlpack_device__()
+            assert device == (1, 0)
+            cap: object = rx.__dlpack__(max_version=(1, 0))
+            del cap
+            size: int = rx.actual_size + rx.type_id
+        with bus.drain_batch(max_msgs=8, timeout=1) as batch:
+            for i in range(len(batch)):
+                view: tachyon.RxMsgView = batch[i]
+                out.append(bytes(view))
+                size += len(view)
+        stats: tachyon.BusStats = bus.stats
+        pid: Optional[int] = stats.peer_pid
+        role: Optional[str] = bus.role
+        print(stats.pinned_bytes, pid, role, bus.path, bus.closed, size)
+        bus.set_polling_mode(0)
+        bus.set_numa_node(0)
+    return out
+
+
+def errors() -> None:
+    try:
+        tachyon.Bus.connect("/tmp/none.sock", timeout=0.1)
+    except tachyon.ConnectTimeoutError:
+        pass
+    except (tachyon.HandshakeError, tachyon.PeerClosedError, tachyon.PeerDeadError, tachyon.RingCorruptError):
+        pass
+    except (tachyon.BusClosedError, tachyon.TachyonTimeoutError, tachyon.AbiMismatchError, tachyon.TachyonError):
+        pass
+    low: tachyon.TachyonBus = tachyon.TachyonBus.listen("/tmp/low.sock", 4096)
+    g: tachyon.TxGuard = low.acquire_tx(8)
+    r: tachyon.RxGuard = low.acquire_rx(10000, 1.0)
+    del g, r
+    low.destroy()
+    print(tachyon.__version__)
