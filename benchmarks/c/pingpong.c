@@ -1,30 +1,36 @@
 /*
- * Round-trip latency between two processes: our bus against the bare floor.
+ * Round-trip latency between two processes: our bus against its floor.
  *
- * Two buses, one each way; the parent sends a payload, the child echoes it.
- * The floor is the same two processes bouncing one cache line through shared
- * memory with nothing else in the way. The two alternate in short rounds, so
- * that a change of vCPU placement during the run hits both alike, and the
- * result is the median of the per-round ratios of the p50s.
+ * Two buses, one each way; the parent sends a payload, the child copies it
+ * out and sends it back, the parent copies the answer out. One sample is one
+ * round trip, timed by the parent with CLOCK_MONOTONIC (vDSO; its ~20 ns are
+ * in the floor's samples too).
  *
- *   pingpong [--size 32] [--rounds 20] [--iters 20000] [--cpus 0,1] [--hybrid]
+ * The floor runs between the same two pinned processes:
+ *   line   (default) one cache line each way, bounced by spinning; what a
+ *          message costs at the very least when both sides are awake.
+ *   futex  a raw FUTEX_WAKE / FUTEX_WAIT ping-pong with no spinning; what a
+ *          message costs at the very least when the receiver sleeps.
+ * Floor and ours alternate in short rounds (after one unrecorded warm-up
+ * round of each), so a change of vCPU placement hits both alike; the result
+ * is the median of the per-round ratios of the p50s.
  *
- * Each sample is one round trip timed with CLOCK_MONOTONIC (vDSO, no syscall);
- * the clock's own cost is in both the floor and ours.
+ * Modes:
+ *   (default)  pure spin: both consumers in polling mode 1 (never sleep);
+ *              floor: line.
+ *   --hybrid   consumers may sleep, after --spin pauses (default 1, so they
+ *              sleep at once and every message is a futex wake); floor:
+ *              futex. With --spin 0 the bus default applies (a few thousand
+ *              pauses): the awake hybrid path; use --floor line then.
+ *
+ *   pingpong [--size 32] [--rounds 20] [--iters N] [--cpus 0,1]
+ *            [--capacity 65536] [--hybrid [--spin 1]] [--floor line|futex]
+ *            [--json]
  */
-#define _GNU_SOURCE
-#include <errno.h>
-#include <sched.h>
+#include "bench_common.h"
+
 #include <signal.h>
-#include <stdatomic.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/mman.h>
 #include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "tachyon/tachyon.h"
 
@@ -32,21 +38,27 @@ struct options {
 	size_t size;
 	int rounds;
 	int iters;
-	int cpu_parent, cpu_child; /* -1: not pinned */
-	int hybrid;                /* consumers may sleep (default: pure spin) */
+	int cpu_parent, cpu_child;
+	uint64_t capacity;
+	int hybrid;
+	uint32_t spin;    /* hybrid: pauses before sleeping (0: bus default) */
+	int futex_floor;  /* floor kind: 1 futex, 0 line */
+	int json;
 };
 
 static void usage(const char *argv0)
 {
 	fprintf(stderr,
-	        "usage: %s [--size BYTES] [--rounds N] [--iters N] [--cpus A,B] [--hybrid]\n",
+	        "usage: %s [--size BYTES] [--rounds N] [--iters N] [--cpus A,B] [--capacity BYTES]\n"
+	        "          [--hybrid [--spin N]] [--floor line|futex] [--json]\n",
 	        argv0);
 	exit(2);
 }
 
 static struct options parse(int argc, char **argv)
 {
-	struct options o = {32, 20, 20000, -1, -1, 0};
+	struct options o = {32, 20, -1, -1, -1, 1 << 16, 0, 1, -1, 0};
+	bench_default_cpus(&o.cpu_parent, &o.cpu_child);
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -56,29 +68,34 @@ static struct options parse(int argc, char **argv)
 			o.rounds = atoi(v), i++;
 		else if (!strcmp(a, "--iters") && v)
 			o.iters = atoi(v), i++;
+		else if (!strcmp(a, "--capacity") && v)
+			o.capacity = strtoull(v, NULL, 0), i++;
+		else if (!strcmp(a, "--spin") && v)
+			o.spin = (uint32_t)strtoul(v, NULL, 10), i++;
 		else if (!strcmp(a, "--cpus") && v) {
-			if (sscanf(v, "%d,%d", &o.cpu_parent, &o.cpu_child) != 2)
+			if (bench_parse_cpus(v, &o.cpu_parent, &o.cpu_child))
 				usage(argv[0]);
+			i++;
+		} else if (!strcmp(a, "--floor") && v) {
+			if (strcmp(v, "line") && strcmp(v, "futex"))
+				usage(argv[0]);
+			o.futex_floor = !strcmp(v, "futex");
 			i++;
 		} else if (!strcmp(a, "--hybrid"))
 			o.hybrid = 1;
+		else if (!strcmp(a, "--json"))
+			o.json = 1;
 		else
 			usage(argv[0]);
 	}
-	if (o.rounds < 1 || o.iters < 1 || o.size > 4096)
+	if (o.futex_floor < 0)
+		o.futex_floor = o.hybrid;
+	if (o.iters < 0)
+		o.iters = o.hybrid ? 2000 : 20000;
+	if (o.rounds < 1 || o.iters < 1 || o.size > 1 << 20 || !tachyon_capacity_valid(o.capacity) ||
+	    o.size > o.capacity / 2 - 64)
 		usage(argv[0]);
 	return o;
-}
-
-static void pin(int cpu)
-{
-	if (cpu < 0)
-		return;
-	cpu_set_t set;
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	if (sched_setaffinity(0, sizeof(set), &set) != 0)
-		perror("sched_setaffinity");
 }
 
 static void die(const char *what, int err)
@@ -87,61 +104,26 @@ static void die(const char *what, int err)
 	exit(1);
 }
 
-/* ---- the floor: one cache line, two processes ---------------------------- */
-
-struct floor_line {
-	_Alignas(64) _Atomic uint64_t word;
-};
-
-static inline void relax(void)
-{
-#if defined(__x86_64__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield" ::: "memory");
-#endif
-}
-
-/* Parent: write an odd value, wait for the child's even answer. */
-static void floor_ping(struct floor_line *l, uint64_t *seq, int64_t *samples, int n)
-{
-	for (int i = 0; i < n; i++) {
-		uint64_t out = ++*seq;
-		int64_t t0 = tachyon_now_ns();
-		atomic_store_explicit(&l->word, out, memory_order_release);
-		while (atomic_load_explicit(&l->word, memory_order_acquire) != out + 1)
-			relax();
-		samples[i] = tachyon_now_ns() - t0;
-		++*seq;
-	}
-}
-
-static void floor_pong(struct floor_line *l, uint64_t *seq, int n)
-{
-	for (int i = 0; i < n; i++) {
-		uint64_t in = ++*seq;
-		while (atomic_load_explicit(&l->word, memory_order_acquire) != in)
-			relax();
-		atomic_store_explicit(&l->word, in + 1, memory_order_release);
-		++*seq;
-	}
-}
-
 /* ---- ours ---------------------------------------------------------------- */
 
-static void bus_send(tachyon_bus *b, const void *data, size_t n)
+static tachyon_wait wait_forever(const struct options *o)
 {
-	tachyon_wait w = {TACHYON_FOREVER, 0, NULL, NULL};
-	int rc = tachyon_bus_send(b, data, n, 1, &w);
+	tachyon_wait w = {TACHYON_FOREVER, o->hybrid ? o->spin : 0, NULL, NULL};
+	return w;
+}
+
+static void bus_send(tachyon_bus *b, const void *data, size_t n, const tachyon_wait *w)
+{
+	int rc = tachyon_bus_send(b, data, n, 1, w);
 	if (rc < 0)
 		die("send", rc);
 }
 
-static void bus_recv(tachyon_bus *b, void *into, size_t n)
+/* Receive, copy the payload out (what a receiver does with it), release. */
+static void bus_recv(tachyon_bus *b, void *into, size_t n, const tachyon_wait *w)
 {
-	tachyon_wait w = {TACHYON_FOREVER, 0, NULL, NULL};
 	tachyon_msg m;
-	int rc = tachyon_bus_recv(b, &m, &w);
+	int rc = tachyon_bus_recv(b, &m, w);
 	if (rc < 0)
 		die("recv", rc);
 	if (m.size != n)
@@ -152,54 +134,54 @@ static void bus_recv(tachyon_bus *b, void *into, size_t n)
 		die("release", rc);
 }
 
-static void ours_ping(tachyon_bus *tx, tachyon_bus *rx, char *buf, size_t size, int64_t *samples,
-                      int n)
+static void ours_ping(tachyon_bus *tx, tachyon_bus *rx, char *buf, const struct options *o,
+                      int64_t *samples)
 {
-	for (int i = 0; i < n; i++) {
-		int64_t t0 = tachyon_now_ns();
-		bus_send(tx, buf, size);
-		bus_recv(rx, buf, size);
-		samples[i] = tachyon_now_ns() - t0;
+	tachyon_wait w = wait_forever(o);
+	for (int i = 0; i < o->iters; i++) {
+		int64_t t0 = bench_now_ns();
+		bus_send(tx, buf, o->size, &w);
+		bus_recv(rx, buf, o->size, &w);
+		if (samples)
+			samples[i] = bench_now_ns() - t0;
 	}
 }
 
-static void ours_pong(tachyon_bus *tx, tachyon_bus *rx, char *buf, size_t size, int n)
+static void ours_pong(tachyon_bus *tx, tachyon_bus *rx, char *buf, const struct options *o)
 {
-	for (int i = 0; i < n; i++) {
-		bus_recv(rx, buf, size);
-		bus_send(tx, buf, size);
+	tachyon_wait w = wait_forever(o);
+	for (int i = 0; i < o->iters; i++) {
+		bus_recv(rx, buf, o->size, &w);
+		bus_send(tx, buf, o->size, &w);
 	}
 }
 
-/* ---- statistics ---------------------------------------------------------- */
-
-static int cmp_i64(const void *a, const void *b)
+static void floor_ping(bench_floor *f, const struct options *o, int64_t *samples)
 {
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-	return (x > y) - (x < y);
+	if (o->futex_floor)
+		bench_futex_ping(f, samples, o->iters);
+	else
+		bench_line_ping(f, samples, o->iters);
 }
 
-static double percentile(const int64_t *sorted, size_t n, double p)
+static void floor_pong(bench_floor *f, const struct options *o)
 {
-	size_t i = (size_t)(p / 100.0 * (double)(n - 1) + 0.5);
-	return (double)sorted[i < n ? i : n - 1];
+	if (o->futex_floor)
+		bench_futex_pong(f, o->iters);
+	else
+		bench_line_pong(f, o->iters);
 }
 
-static void report(const char *name, int64_t *s, size_t n)
+static void setup_end(tachyon_bus *tx, tachyon_bus *rx, const struct options *o)
 {
-	qsort(s, n, sizeof(*s), cmp_i64);
-	double sum = 0;
-	for (size_t i = 0; i < n; i++)
-		sum += (double)s[i];
-	printf("%-8s %8.0f %8.0f %8.0f %8.0f %8.0f %9.0f %9.0f %12.0f\n", name, (double)s[0],
-	       percentile(s, n, 50), percentile(s, n, 90), percentile(s, n, 99),
-	       percentile(s, n, 99.9), percentile(s, n, 99.99), (double)s[n - 1], 1e9 * n / sum);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
+	int rc;
+	if ((rc = tachyon_bus_set_role(tx, TACHYON_ROLE_PRODUCER)) < 0 ||
+	    (rc = tachyon_bus_set_role(rx, TACHYON_ROLE_CONSUMER)) < 0)
+		die("set_role", rc);
+	/* Mode 1 marks our receiving ring pure spin (its producer then skips the
+	 * fence); hybrid leaves the word at 0 so our consumer may sleep. */
+	if (!o->hybrid && (rc = tachyon_bus_set_polling_mode(rx, 1)) < 0)
+		die("set_polling_mode", rc);
 }
 
 /* ---- main ---------------------------------------------------------------- */
@@ -208,20 +190,15 @@ int main(int argc, char **argv)
 {
 	struct options o = parse(argc, argv);
 	char ping_path[108], pong_path[108];
-	snprintf(ping_path, sizeof(ping_path), "/tmp/tachyon-pingpong-%d-a.sock", (int)getpid());
-	snprintf(pong_path, sizeof(pong_path), "/tmp/tachyon-pingpong-%d-b.sock", (int)getpid());
+	snprintf(ping_path, sizeof ping_path, "/tmp/tachyon-pingpong-%d-a.sock", (int)getpid());
+	snprintf(pong_path, sizeof pong_path, "/tmp/tachyon-pingpong-%d-b.sock", (int)getpid());
 
-	struct floor_line *line = mmap(NULL, sizeof(*line), PROT_READ | PROT_WRITE,
-	                               MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (line == MAP_FAILED)
-		die("mmap", errno);
-	atomic_init(&line->word, 0);
-
+	bench_floor *fl = bench_floor_map();
 	tachyon_listener *lping, *lpong;
-	int rc = tachyon_listener_open(ping_path, 1 << 16, NULL, &lping);
+	int rc = tachyon_listener_open(ping_path, o.capacity, NULL, &lping);
 	if (rc < 0)
 		die("listen", rc);
-	rc = tachyon_listener_open(pong_path, 1 << 16, NULL, &lpong);
+	rc = tachyon_listener_open(pong_path, o.capacity, NULL, &lpong);
 	if (rc < 0)
 		die("listen", rc);
 
@@ -230,30 +207,26 @@ int main(int argc, char **argv)
 	if (child < 0)
 		die("fork", errno);
 	if (child == 0) {
-		/* The listeners belong to the parent; the child only connects. */
-		pin(o.cpu_child);
+		/* Pinned before anything else, so the bus is attached (and its
+		 * pages first touched) from the CPU that uses it. */
+		bench_pin(o.cpu_child);
 		tachyon_bus *rx, *tx;
 		if ((rc = tachyon_bus_connect(ping_path, &connect_wait, &rx)) < 0)
 			die("connect", rc);
 		if ((rc = tachyon_bus_connect(pong_path, &connect_wait, &tx)) < 0)
 			die("connect", rc);
-		tachyon_bus_set_role(rx, TACHYON_ROLE_CONSUMER);
-		tachyon_bus_set_role(tx, TACHYON_ROLE_PRODUCER);
-		if (!o.hybrid)
-			tachyon_bus_set_polling_mode(rx, 1);
-		char buf[4096] = {0};
-		uint64_t seq = 0;
-		ours_pong(tx, rx, buf, o.size, o.iters); /* warm-up */
-		for (int r = 0; r < o.rounds; r++) {
-			floor_pong(line, &seq, o.iters);
-			ours_pong(tx, rx, buf, o.size, o.iters);
+		setup_end(tx, rx, &o);
+		char *buf = calloc(1, o.size ? o.size : 1);
+		for (int r = 0; r <= o.rounds; r++) { /* round 0: warm-up */
+			floor_pong(fl, &o);
+			ours_pong(tx, rx, buf, &o);
 		}
 		tachyon_bus_close(tx);
 		tachyon_bus_close(rx);
 		_exit(0);
 	}
 
-	pin(o.cpu_parent);
+	bench_pin(o.cpu_parent);
 	tachyon_bus *tx, *rx;
 	if ((rc = tachyon_listener_accept(lping, &connect_wait, &tx)) < 0)
 		die("accept", rc);
@@ -261,59 +234,81 @@ int main(int argc, char **argv)
 		die("accept", rc);
 	tachyon_listener_close(lping);
 	tachyon_listener_close(lpong);
-	tachyon_bus_set_role(tx, TACHYON_ROLE_PRODUCER);
-	tachyon_bus_set_role(rx, TACHYON_ROLE_CONSUMER);
-	if (!o.hybrid)
-		tachyon_bus_set_polling_mode(rx, 1);
+	setup_end(tx, rx, &o);
 
 	size_t total = (size_t)o.rounds * (size_t)o.iters;
 	int64_t *floor_s = malloc(total * sizeof(int64_t));
 	int64_t *ours_s = malloc(total * sizeof(int64_t));
 	int64_t *round_s = malloc((size_t)o.iters * sizeof(int64_t));
 	double *ratios = malloc((size_t)o.rounds * sizeof(double));
-	if (!floor_s || !ours_s || !round_s || !ratios)
+	double *ratios99 = malloc((size_t)o.rounds * sizeof(double));
+	char *buf = malloc(o.size ? o.size : 1);
+	if (!floor_s || !ours_s || !round_s || !ratios || !ratios99 || !buf)
 		die("malloc", ENOMEM);
+	memset(buf, 0xA5, o.size ? o.size : 1);
 
-	char buf[4096];
-	memset(buf, 0xA5, sizeof(buf));
-	uint64_t seq = 0;
-	ours_ping(tx, rx, buf, o.size, round_s, o.iters); /* warm-up */
-	for (int r = 0; r < o.rounds; r++) {
-		int64_t *f = floor_s + (size_t)r * o.iters, *u = ours_s + (size_t)r * o.iters;
-		floor_ping(line, &seq, f, o.iters);
-		ours_ping(tx, rx, buf, o.size, u, o.iters);
+	for (int r = 0; r <= o.rounds; r++) {
+		if (r == 0) { /* warm-up: page faults, caches, branch predictors */
+			floor_ping(fl, &o, NULL);
+			ours_ping(tx, rx, buf, &o, NULL);
+			continue;
+		}
+		int64_t *f = floor_s + (size_t)(r - 1) * o.iters, *u = ours_s + (size_t)(r - 1) * o.iters;
+		floor_ping(fl, &o, f);
+		ours_ping(tx, rx, buf, &o, u);
 		memcpy(round_s, f, (size_t)o.iters * sizeof(int64_t));
-		qsort(round_s, (size_t)o.iters, sizeof(int64_t), cmp_i64);
-		double fp50 = percentile(round_s, (size_t)o.iters, 50);
+		bench_lat lf = bench_summarize(round_s, (size_t)o.iters);
 		memcpy(round_s, u, (size_t)o.iters * sizeof(int64_t));
-		qsort(round_s, (size_t)o.iters, sizeof(int64_t), cmp_i64);
-		double up50 = percentile(round_s, (size_t)o.iters, 50);
-		ratios[r] = up50 / fp50;
-		fprintf(stderr, "\rround %d/%d: floor p50 %.0f ns, ours p50 %.0f ns, ratio %.3f   ",
-		        r + 1, o.rounds, fp50, up50, ratios[r]);
+		bench_lat lu = bench_summarize(round_s, (size_t)o.iters);
+		ratios[r - 1] = lu.p50 / lf.p50;
+		ratios99[r - 1] = lu.p99 / lf.p99;
+		fprintf(stderr, "\rround %d/%d: floor p50 %.0f ns, ours p50 %.0f ns, ratio %.3f   ", r,
+		        o.rounds, lf.p50, lu.p50, ratios[r - 1]);
 	}
 	fprintf(stderr, "\n");
-	int status;
+	int status = 0;
 	waitpid(child, &status, 0);
 	tachyon_bus_close(tx);
 	tachyon_bus_close(rx);
 
-	printf("round trip, %zu-byte payload, %d rounds x %d round trips, cpus %d,%d, %s consumers\n",
-	       o.size, o.rounds, o.iters, o.cpu_parent, o.cpu_child, o.hybrid ? "hybrid" : "pure-spin");
-	printf("%-8s %8s %8s %8s %8s %8s %9s %9s %12s\n", "ns", "min", "p50", "p90", "p99", "p99.9",
-	       "p99.99", "max", "rtt/s");
-	report("floor", floor_s, total);
-	report("tachyon", ours_s, total);
-	qsort(ratios, (size_t)o.rounds, sizeof(double), cmp_double);
-	double median = o.rounds % 2 ? ratios[o.rounds / 2]
-	                             : (ratios[o.rounds / 2 - 1] + ratios[o.rounds / 2]) / 2;
-	printf("median paired p50 ratio tachyon/floor: %.3f (min %.3f, max %.3f)\n", median, ratios[0],
-	       ratios[o.rounds - 1]);
+	const char *mode = o.hybrid ? "hybrid" : "pure-spin";
+	const char *floor_kind = o.futex_floor ? "futex" : "line";
+	bench_lat lf = bench_summarize(floor_s, total);
+	bench_lat lu = bench_summarize(ours_s, total);
+	double med = bench_median(ratios, (size_t)o.rounds);
+	double lo = ratios[0], hi = ratios[o.rounds - 1]; /* sorted by bench_median */
+	double med99 = bench_median(ratios99, (size_t)o.rounds);
+
+	printf("round trip, %zu-byte payload, capacity %llu, %d rounds x %d, cpus %d,%d, %s consumers",
+	       o.size, (unsigned long long)o.capacity, o.rounds, o.iters, o.cpu_parent, o.cpu_child,
+	       mode);
+	if (o.hybrid)
+		printf(" (spin %u)", o.spin);
+	printf(", floor: %s\n", floor_kind);
+	bench_lat_header();
+	bench_lat_row("floor", &lf);
+	bench_lat_row("tachyon", &lu);
+	printf("median paired p50 ratio tachyon/floor: %.3f (min %.3f, max %.3f); p99 ratio %.3f\n",
+	       med, lo, hi, med99);
+	if (o.json) {
+		printf("{\"bench\":\"pingpong\",\"mode\":\"%s\",\"spin\":%u,\"floor_kind\":\"%s\","
+		       "\"size\":%zu,\"capacity\":%llu,\"rounds\":%d,\"iters\":%d,\"cpus\":[%d,%d],",
+		       mode, o.hybrid ? o.spin : 0, floor_kind, o.size, (unsigned long long)o.capacity,
+		       o.rounds, o.iters, o.cpu_parent, o.cpu_child);
+		bench_lat_json(stdout, "floor_ns", &lf);
+		printf(",");
+		bench_lat_json(stdout, "tachyon_ns", &lu);
+		printf(",\"ratio_p50_median\":%.4f,\"ratio_p50_min\":%.4f,\"ratio_p50_max\":%.4f,"
+		       "\"ratio_p99_median\":%.4f}\n",
+		       med, lo, hi, med99);
+	}
 	tachyon_bus_unref(tx);
 	tachyon_bus_unref(rx);
 	free(floor_s);
 	free(ours_s);
 	free(round_s);
 	free(ratios);
+	free(ratios99);
+	free(buf);
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1;
 }

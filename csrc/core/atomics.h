@@ -80,6 +80,15 @@ static inline void tachyon_atomic_fence(void)
 #endif
 }
 
+/* Compiler-only barrier: the compiler keeps memory accesses on their side of
+ * it, the CPU may still reorder (on x86 a later load may pass an earlier
+ * store). Used where the other side supplies the hardware ordering with
+ * membarrier() (bus.c, the asymmetric gate); every use says so. */
+static inline void tachyon_compiler_barrier(void)
+{
+	atomic_signal_fence(memory_order_seq_cst);
+}
+
 /* A CPU pause for spin loops: frees the sibling hyperthread and the memory
  * pipeline while we wait for another core's store. */
 static inline void tachyon_cpu_relax(void)

@@ -28,8 +28,8 @@
  * Producer. A slot for n payload bytes is round_up(64 + n, 64) bytes. When
  * it does not fit before the end of the ring it goes to offset 0 behind a
  * SKIP header that pads the rest of the lap. The producer keeps its head
- * private and publishes it every TACHYON_BATCH commits, on flush, and
- * before reporting -EAGAIN. A reservation does not move head: commit writes
+ * private and publishes it every TACHYON_BATCH commits (or once a quarter
+ * of the ring is unpublished), on flush, and before reporting -EAGAIN. A reservation does not move head: commit writes
  * the SKIP (if any) and the slot header, then moves head past both, so the
  * padding becomes visible only together with the slot after it, and a
  * rollback has nothing to undo. Our producer therefore never publishes a
@@ -53,6 +53,7 @@
 
 #include "atomics.h"
 #include "internal.h"
+#include "shared.h"
 
 #define HDR_SIZE  ((uint64_t)TACHYON_MSG_ALIGNMENT)
 #define ALIGN_MSK ((uint64_t)TACHYON_MSG_ALIGNMENT - 1)
@@ -153,13 +154,16 @@ int tachyon_producer_attach(tachyon_producer *p, void *region, size_t region_siz
 
 static SLOW_PATH int producer_fail(tachyon_producer *p)
 {
+	/* An open reservation stays open: a flush can fail while one is open,
+	 * and the caller's commit must then hear -TACHYON_ECORRUPT, not "no
+	 * reservation" (found by fuzz_producer); commit and rollback close it.
+	 * Every other call checks fatal first. */
 	p->fatal = 1;
-	p->reserved = 0;
 	return mark_fatal(p->hdr);
 }
 
 /* Store our private head into the shared head (if it moved). */
-static int producer_publish(tachyon_producer *p)
+static inline int producer_publish(tachyon_producer *p)
 {
 	/* relaxed: head is ours alone; any value other than the one we stored
 	 * last means a foreign writer, whatever the ordering of its store. */
@@ -177,17 +181,26 @@ static int producer_publish(tachyon_producer *p)
 	return 0;
 }
 
+static SLOW_PATH void producer_wake_check(tachyon_producer *p);
+
 /* After a publication: wake a consumer that went to sleep on the wait word
- * (WIRE.md "Publication and waking"). */
-static SLOW_PATH void producer_wake_consumer(tachyon_producer *p)
+ * (WIRE.md "Publication and waking"). Inline, since every send ends here;
+ * only the hybrid case (fence, load, maybe a wake) is out of line. */
+static inline void producer_wake_consumer(tachyon_producer *p)
 {
-	uint32_t *word = &p->hdr->consumer_wait;
 	/* relaxed: a mode hint only. 2 = pure spin, the consumer never sleeps,
 	 * skip the fence. A 0.5.1 consumer may still overwrite 2 with 1; the
 	 * next publication reads the word again and wakes it then, and its
 	 * sleep is bounded by the watchdog anyway. */
-	if (tachyon_atomic_load_relaxed32(word) == TACHYON_WAIT_PURE_SPIN)
+	if (tachyon_atomic_load_relaxed32(&p->hdr->consumer_wait) == TACHYON_WAIT_PURE_SPIN)
 		return;
+	producer_wake_check(p);
+}
+
+/* The fence and the wait-word check of a publication in hybrid mode. */
+static SLOW_PATH void producer_wake_check(tachyon_producer *p)
+{
+	uint32_t *word = &p->hdr->consumer_wait;
 	/* full fence: orders our head store (above) before the load of the wait
 	 * word (store-load). Pairs with the consumer's CAS 0->1 + fence before
 	 * its last look at head: either it sees our head, or we see its 1. */
@@ -241,7 +254,10 @@ static SLOW_PATH int producer_state_error(tachyon_producer *p, uint32_t state)
 	return producer_fail(p);
 }
 
-int tachyon_producer_try_reserve(tachyon_producer *p, size_t max_payload, void **payload)
+/* The bodies of try_reserve, commit and flush are static inline so that
+ * try_send can compose them into one function: exported functions are not
+ * inlined into each other under -fPIC (they could be interposed). */
+static inline int producer_reserve(tachyon_producer *p, size_t max_payload, void **payload)
 {
 	if (UNLIKELY(p->fatal))
 		return -TACHYON_ECORRUPT;
@@ -284,7 +300,12 @@ int tachyon_producer_try_reserve(tachyon_producer *p, size_t max_payload, void *
 	return 0;
 }
 
-int tachyon_producer_commit(tachyon_producer *p, size_t actual_size, uint32_t type_id)
+int tachyon_producer_try_reserve(tachyon_producer *p, size_t max_payload, void **payload)
+{
+	return producer_reserve(p, max_payload, payload);
+}
+
+static inline int producer_commit(tachyon_producer *p, size_t actual_size, uint32_t type_id)
 {
 	if (UNLIKELY(!p->reserved || actual_size > p->resv_max_payload))
 		return -EINVAL;
@@ -309,9 +330,19 @@ int tachyon_producer_commit(tachyon_producer *p, size_t actual_size, uint32_t ty
 	h->reserved_size = p->resv_slot_size;
 	p->head = p->resv_slot + p->resv_slot_size;
 	p->reserved = 0;
-	if (UNLIKELY(++p->unpublished >= TACHYON_BATCH))
+	/* WIRE.md asks for a publication at least every BATCH commits. Ours
+	 * also publishes once a quarter of the ring is unpublished: with large
+	 * messages 32 of them may not even fit, and the consumer should start
+	 * copying out while we copy in. Small messages never reach it first. */
+	if (UNLIKELY(++p->unpublished >= TACHYON_BATCH ||
+	             p->head - p->published_head >= p->capacity / 4))
 		return producer_publish_and_wake(p);
 	return 0;
+}
+
+int tachyon_producer_commit(tachyon_producer *p, size_t actual_size, uint32_t type_id)
+{
+	return producer_commit(p, actual_size, type_id);
 }
 
 void tachyon_producer_rollback(tachyon_producer *p)
@@ -321,7 +352,7 @@ void tachyon_producer_rollback(tachyon_producer *p)
 	p->reserved = 0;
 }
 
-int tachyon_producer_flush(tachyon_producer *p)
+static inline int producer_flush(tachyon_producer *p)
 {
 	if (UNLIKELY(p->fatal))
 		return -TACHYON_ECORRUPT;
@@ -334,6 +365,30 @@ int tachyon_producer_flush(tachyon_producer *p)
 	 * was published: a flush is the caller's "make sure the peer knows". */
 	producer_wake_consumer(p);
 	return 0;
+}
+
+int tachyon_producer_flush(tachyon_producer *p)
+{
+	return producer_flush(p);
+}
+
+int tachyon_producer_try_send(tachyon_producer *p, const void *data, size_t size, uint32_t type_id)
+{
+	/* Exactly reserve, copy, commit, flush (every check of each kept), in
+	 * one function: on the per-message path of a send this saves three
+	 * calls and lets the compiler drop what it can prove twice. */
+	void *payload = NULL;
+	int rc = producer_reserve(p, size, &payload);
+	if (UNLIKELY(rc))
+		return rc;
+	if (size)
+		memcpy(payload, data, size);
+	rc = producer_commit(p, size, type_id);
+	if (UNLIKELY(rc)) {
+		tachyon_producer_rollback(p);
+		return rc;
+	}
+	return producer_flush(p);
 }
 
 int tachyon_producer_fits(const tachyon_producer *p, size_t max_payload)
@@ -396,8 +451,9 @@ static SLOW_PATH void consumer_publish_tail(tachyon_consumer *c)
 		tachyon_futex_wake(word, INT32_MAX);
 }
 
-/* Load and validate head; on success cached_head holds it. */
-static int consumer_load_head(tachyon_consumer *c)
+/* Load and validate head; on success cached_head holds it. Inline: on a
+ * ping-pong every message is found by this load, in try_peek's loop. */
+static inline int consumer_load_head(tachyon_consumer *c)
 {
 	uint64_t base = c->published_tail;
 	/* acquire: pairs with the producer's release store of head; every slot
@@ -417,6 +473,8 @@ static int consumer_load_head(tachyon_consumer *c)
  * caller looks again), else -EAGAIN, -TACHYON_EPEERCLOSED or
  * -TACHYON_ECORRUPT.
  */
+static SLOW_PATH int consumer_still_empty(tachyon_consumer *c, uint64_t seen);
+
 static SLOW_PATH int consumer_empty(tachyon_consumer *c)
 {
 	uint64_t seen = c->cached_head;
@@ -425,6 +483,13 @@ static SLOW_PATH int consumer_empty(tachyon_consumer *c)
 		return rc;
 	if (c->cached_head != seen)
 		return 0;
+	return consumer_still_empty(c, seen);
+}
+
+/* consumer_empty's second half: head was just loaded and is still `seen`. */
+static SLOW_PATH int consumer_still_empty(tachyon_consumer *c, uint64_t seen)
+{
+	int rc;
 	/* Really empty: the producer must see what we freed (WIRE.md: ours
 	 * publishes tail whenever it finds the ring empty). */
 	if (c->release != c->published_tail)
@@ -452,8 +517,14 @@ int tachyon_consumer_try_peek(tachyon_consumer *c, tachyon_msg *msg)
 	for (;;) {
 		uint64_t read = c->read;
 		if (read == c->cached_head) {
-			int rc = consumer_empty(c);
-			if (rc)
+			/* Inline (consumer_empty without the call): a message that
+			 * arrives while we wait is found right here, and the path from
+			 * the head load to the header load is the latency of every
+			 * ping-pong. Only a ring still empty goes out of line. */
+			int rc = consumer_load_head(c);
+			if (UNLIKELY(rc))
+				return rc;
+			if (c->cached_head == read && (rc = consumer_still_empty(c, read)) != 0)
 				return rc;
 			continue;
 		}
@@ -463,8 +534,10 @@ int tachyon_consumer_try_peek(tachyon_consumer *c, tachyon_msg *msg)
 		        (const struct tachyon_slot_header *)(const void *)(c->ring + off);
 		/* relaxed (the three header loads): the bytes were handed to us by
 		 * the acquire load of head; atomic loads so each field is fetched
-		 * exactly once and every check below uses that one copy. */
-		uint32_t size = tachyon_atomic_load_relaxed32(&sh->size);
+		 * exactly once and every check below uses that one copy. Every
+		 * slot header load goes through shared.h's accessor, which
+		 * test_double_fetch counts (R2). */
+		uint32_t size = TACHYON_SLOT_LOAD32(sh, size);
 		if (UNLIKELY(size == TACHYON_SKIP)) {
 			uint64_t room = cap - off;
 			/* Padding sits only at the end of a lap, published whole. */
@@ -476,7 +549,9 @@ int tachyon_consumer_try_peek(tachyon_consumer *c, tachyon_msg *msg)
 				int rc = consumer_empty(c);
 				if (rc)
 					return rc;
-				continue;
+				/* Head moved past the padding (it only grows): pass it
+				 * now instead of looping, which would fetch this header
+				 * a second time (R2, caught by test_double_fetch). */
 			}
 			/* Nothing pinned before the padding: it is free at once. */
 			if (c->release == read)
@@ -484,8 +559,8 @@ int tachyon_consumer_try_peek(tachyon_consumer *c, tachyon_msg *msg)
 			c->read = read + room; /* a lone SKIP: now read == head, empty */
 			continue;
 		}
-		uint32_t type_id = tachyon_atomic_load_relaxed32(&sh->type_id);
-		uint64_t rs = tachyon_atomic_load_relaxed32(&sh->reserved_size);
+		uint32_t type_id = TACHYON_SLOT_LOAD32(sh, type_id);
+		uint64_t rs = TACHYON_SLOT_LOAD32(sh, reserved_size);
 		if (UNLIKELY(rs < HDR_SIZE || rs > cap || (rs & ALIGN_MSK) != 0 ||
 		             size > rs - HDR_SIZE || rs > cap - off || rs > avail))
 			return consumer_fail(c);
@@ -529,7 +604,12 @@ int tachyon_consumer_release_to(tachyon_consumer *c, uint64_t pos, uint32_t nmsg
 	c->release = pos;
 	/* Saturate: the count only decides when to publish. */
 	c->unpublished = nmsgs > UINT32_MAX - c->unpublished ? UINT32_MAX : c->unpublished + nmsgs;
-	if (UNLIKELY(c->unpublished >= TACHYON_BATCH) && !c->fatal)
+	/* At least every BATCH messages (WIRE.md), and also once half the ring
+	 * is released: a producer of large messages waiting for room would
+	 * otherwise wait until we find the ring empty, and the two sides would
+	 * take turns instead of copying at the same time. */
+	if (UNLIKELY(c->unpublished >= TACHYON_BATCH || pos - c->published_tail >= c->capacity / 2) &&
+	    !c->fatal)
 		consumer_publish_tail(c);
 	return 0;
 }

@@ -91,9 +91,20 @@ typedef struct tachyon_msg {
 	uint64_t end;   /* counter position right after the slot: its release point */
 } tachyon_msg;
 
+/* A ring end's state is written on every call by the thread that uses it.
+ * Aligned (and so sized) to 128 bytes: a producer end and a consumer end
+ * declared side by side and used by two threads never share a cache line,
+ * nor the 128-byte pair the adjacent-line prefetcher fetches together.
+ * Allocate them with the alignment (aligned_alloc, or inside a struct). */
+#if defined(__cplusplus)
+#define TACHYON_END_ALIGNED alignas(128)
+#else
+#define TACHYON_END_ALIGNED _Alignas(128)
+#endif
+
 /* Private state of a producer end; fields are not part of the API. */
 typedef struct tachyon_producer {
-	struct tachyon_region_header *hdr;
+	TACHYON_END_ALIGNED struct tachyon_region_header *hdr;
 	uint8_t *ring;              /* data ring, capacity bytes */
 	uint64_t capacity;
 	uint64_t head;              /* next write position (private) */
@@ -111,7 +122,7 @@ typedef struct tachyon_producer {
 
 /* Private state of a consumer end; fields are not part of the API. */
 typedef struct tachyon_consumer {
-	struct tachyon_region_header *hdr;
+	TACHYON_END_ALIGNED struct tachyon_region_header *hdr;
 	const uint8_t *ring;
 	uint64_t capacity;
 	uint64_t read;              /* read cursor: next slot to peek */
@@ -143,7 +154,8 @@ int tachyon_consumer_attach(tachyon_consumer *c, void *region, size_t region_siz
 int tachyon_producer_try_reserve(tachyon_producer *p, size_t max_payload, void **payload);
 
 /* Close the open reservation as a message of actual_size bytes (<= the
- * reserved size). Publishes head every TACHYON_BATCH commits. Returns 0,
+ * reserved size). Publishes head every TACHYON_BATCH commits, and once a
+ * quarter of the capacity is unpublished. Returns 0,
  * -EINVAL (size too large, no reservation) or -TACHYON_ECORRUPT. */
 int tachyon_producer_commit(tachyon_producer *p, size_t actual_size, uint32_t type_id);
 
@@ -153,6 +165,11 @@ void tachyon_producer_rollback(tachyon_producer *p);
 /* Publish head now and wake a sleeping consumer. Returns 0 or -TACHYON_ECORRUPT
  * (a foreign writer changed head). */
 int tachyon_producer_flush(tachyon_producer *p);
+
+/* try_reserve + copy size bytes from data + commit + flush, in one call (the
+ * per-message path of a plain send). Returns what those return; on -EAGAIN
+ * nothing was reserved and head was published. */
+int tachyon_producer_try_send(tachyon_producer *p, const void *data, size_t size, uint32_t type_id);
 
 /* Can a slot for max_payload bytes ever be placed at the current offset? */
 int tachyon_producer_fits(const tachyon_producer *p, size_t max_payload);
@@ -171,7 +188,8 @@ int tachyon_consumer_try_peek_batch(tachyon_consumer *c, tachyon_msg *msgs, size
 
 /* Move the release cursor to pos (a slot boundary between the release and
  * the read cursor), counting nmsgs released messages; publishes tail every
- * TACHYON_BATCH messages. Returns 0 or -EINVAL. */
+ * TACHYON_BATCH messages, and once half the capacity is released. Returns 0
+ * or -EINVAL. */
 int tachyon_consumer_release_to(tachyon_consumer *c, uint64_t pos, uint32_t nmsgs);
 
 /* Publish the release point now (and wake a producer waiting for room). */
@@ -277,6 +295,13 @@ int tachyon_bus_listen(const char *path, uint64_t capacity, const tachyon_listen
  * Returns 0, -ETIMEDOUT, -EINTR, -TACHYON_EABI, -TACHYON_EHANDSHAKE or
  * -ENAMETOOLONG. */
 int tachyon_bus_connect(const char *path, const tachyon_wait *w, tachyon_bus **out);
+
+/* After tachyon_bus_connect, tachyon_region_attach or tachyon_handshake_decode
+ * failed on this thread: one sentence saying what the listener did wrong
+ * ("it sent 2 descriptors with the handshake; ..."), or "" when the failure
+ * was not the peer's (no listener, a signal). Per thread; valid until this
+ * thread's next call of those. */
+const char *tachyon_handshake_detail(void);
 
 /* References: the bus is freed (unmapped, fds closed) when the last one
  * goes. Dropping the last reference of an unclosed bus closes it first,

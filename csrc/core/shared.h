@@ -1,0 +1,46 @@
+/*
+ * The one accessor for slot header fields in the shared data ring
+ * (RELIABILITY.md R2: no double fetch).
+ *
+ * A slot header lives in memory the peer can rewrite at any moment, so each
+ * field must be fetched once into a local and every check and every pointer
+ * must use that local (the ipcz and virtio rule). Routing every load through
+ * TACHYON_SLOT_LOAD32 makes that checkable instead of a matter of review: a
+ * build with -DTACHYON_COUNT_LOADS reports each load, with the field and the
+ * address, to tachyon_count_load(), and csrc/tests/test_double_fetch.c
+ * asserts that no header field is fetched twice while one message is
+ * decoded. A build with that define must provide tachyon_count_load() (the
+ * test does); the library itself is never built with it.
+ *
+ * Loads are relaxed: the slot bytes were handed over by the acquire load of
+ * head (ring.c); the load is atomic only so the compiler fetches the field
+ * exactly once and cannot re-read it later (a plain load may be repeated or
+ * split by the optimiser, which is exactly a double fetch).
+ */
+#ifndef TACHYON_CORE_SHARED_H
+#define TACHYON_CORE_SHARED_H
+
+#include <stdint.h>
+
+#include "atomics.h"
+#include "tachyon/wire.h"
+
+/* Which header field a load reads (the counting hook's first argument). */
+enum tachyon_slot_field {
+	TACHYON_SLOT_FIELD_size = 0,
+	TACHYON_SLOT_FIELD_type_id = 1,
+	TACHYON_SLOT_FIELD_reserved_size = 2,
+	TACHYON_SLOT_FIELD_COUNT = 3
+};
+
+#if defined(TACHYON_COUNT_LOADS)
+/* Called before every slot header load of a counting build. */
+void tachyon_count_load(int field, const void *addr);
+#define TACHYON_SLOT_LOAD32(sh, field)                                            \
+	(tachyon_count_load(TACHYON_SLOT_FIELD_##field, &(sh)->field),            \
+	 tachyon_atomic_load_relaxed32(&(sh)->field))
+#else
+#define TACHYON_SLOT_LOAD32(sh, field) tachyon_atomic_load_relaxed32(&(sh)->field)
+#endif
+
+#endif /* TACHYON_CORE_SHARED_H */
