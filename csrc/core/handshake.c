@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,29 @@ struct tachyon_listener {
 };
 
 /* ------------------------------------------------------------------------ */
+/* What the peer did wrong                                                   */
+
+/* One sentence per failure, for the caller's error message: the return codes
+ * say which kind of failure, this says what exactly the peer sent. Per
+ * thread, because a connect runs on its caller's thread from start to end,
+ * and two threads may connect at once. Never the result of anything. */
+static _Thread_local char detail[192];
+
+int tachyon_handshake_fail(int rc, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof detail, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+const char *tachyon_handshake_detail(void)
+{
+	return detail;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Handshake message                                                         */
 
 void tachyon_handshake_encode(uint64_t capacity, struct tachyon_handshake *out)
@@ -78,21 +102,54 @@ void tachyon_handshake_encode(uint64_t capacity, struct tachyon_handshake *out)
 int tachyon_handshake_decode(const void *buf, size_t len, uint64_t *capacity)
 {
 	if (!buf || len < TACHYON_HANDSHAKE_SIZE)
-		return -TACHYON_EHANDSHAKE;
+		return tachyon_handshake_fail(-TACHYON_EHANDSHAKE,
+		                              "its handshake is %zu bytes long, not %u", buf ? len : 0,
+		                              TACHYON_HANDSHAKE_SIZE);
 	struct tachyon_handshake h;
 	memcpy(&h, buf, sizeof h);
 	/* A different format first: those fields say "not our protocol", and a
 	 * caller should hear that rather than "bad message". A request/reply
 	 * bus (flags 1) is wire 4 too, but not something a plain bus can use. */
-	if (h.magic != TACHYON_MAGIC || h.version != TACHYON_WIRE_VERSION ||
-	    h.msg_alignment != TACHYON_MSG_ALIGNMENT || h.flags != 0)
-		return -TACHYON_EABI;
-	if (!tachyon_capacity_valid(h.capacity) ||
-	    (uint64_t)h.shm_size != TACHYON_REGION_HEADER_SIZE + (uint64_t)h.capacity)
-		return -TACHYON_EHANDSHAKE;
+	if (h.magic != TACHYON_MAGIC)
+		return tachyon_handshake_fail(-TACHYON_EABI,
+		                              "its handshake starts with magic 0x%08x, not tachyon's "
+		                              "0x%08x: it is not a tachyon listener",
+		                              h.magic, TACHYON_MAGIC);
+	if (h.version != TACHYON_WIRE_VERSION)
+		return tachyon_handshake_fail(-TACHYON_EABI,
+		                              "it speaks wire version %u; this build speaks version %u",
+		                              h.version, TACHYON_WIRE_VERSION);
+	if (h.msg_alignment != TACHYON_MSG_ALIGNMENT)
+		return tachyon_handshake_fail(-TACHYON_EABI,
+		                              "it announces a message alignment of %u bytes; the wire "
+		                              "format needs %u",
+		                              h.msg_alignment, TACHYON_MSG_ALIGNMENT);
+	if (h.flags == TACHYON_FLAG_RPC)
+		return tachyon_handshake_fail(-TACHYON_EABI,
+		                              "it offers a request/reply bus (flags 1); a plain bus "
+		                              "has flags 0");
+	if (h.flags != 0)
+		return tachyon_handshake_fail(-TACHYON_EABI,
+		                              "its handshake has flags 0x%x; a plain bus has flags 0",
+		                              h.flags);
+	if (!tachyon_capacity_valid(h.capacity))
+		return tachyon_handshake_fail(-TACHYON_EHANDSHAKE,
+		                              "it announces a ring capacity of %u bytes, not a power "
+		                              "of two between 64 and 2**31",
+		                              h.capacity);
+	if ((uint64_t)h.shm_size != TACHYON_REGION_HEADER_SIZE + (uint64_t)h.capacity)
+		return tachyon_handshake_fail(-TACHYON_EHANDSHAKE,
+		                              "it announces %u bytes of shared memory for a capacity of "
+		                              "%u; the wire format says 768 + capacity = %llu",
+		                              h.shm_size, h.capacity,
+		                              (unsigned long long)(TACHYON_REGION_HEADER_SIZE +
+		                                                   (uint64_t)h.capacity));
 	/* A plain bus announces no second ring; anything else is malformed. */
 	if (h.capacity2 != 0 || h.shm_size2 != 0)
-		return -TACHYON_EHANDSHAKE;
+		return tachyon_handshake_fail(-TACHYON_EHANDSHAKE,
+		                              "it announces a second ring (capacity %u, %u bytes) on a "
+		                              "plain bus",
+		                              h.capacity2, h.shm_size2);
 	if (capacity)
 		*capacity = h.capacity;
 	return 0;
@@ -676,6 +733,11 @@ static int recv_handshake(int fd, const tachyon_wait *w, unsigned char *buf, int
 			int e = errno;
 			if (e == EAGAIN || e == EWOULDBLOCK) {
 				rc = wait_fd(fd, POLLIN, w);
+				if (rc == -ETIMEDOUT)
+					tachyon_handshake_fail(rc,
+					                       "the listener took the connection but sent %zu "
+					                       "of the %u handshake bytes within the timeout",
+					                       got, TACHYON_HANDSHAKE_SIZE);
 				if (rc < 0)
 					goto fail;
 				continue;
@@ -685,18 +747,32 @@ static int recv_handshake(int fd, const tachyon_wait *w, unsigned char *buf, int
 					goto fail;
 				continue;
 			}
-			rc = -TACHYON_EHANDSHAKE; /* reset by the peer, ... */
+			/* reset by the peer, ... */
+			rc = tachyon_handshake_fail(-TACHYON_EHANDSHAKE,
+			                            "the connection failed after %zu of the %u handshake "
+			                            "bytes (%s)",
+			                            got, TACHYON_HANDSHAKE_SIZE, strerror(e));
 			goto fail;
 		}
 
 		/* Collect what arrived before judging it, so that every fd the
 		 * kernel installed is closed on failure. */
 		int bad = (msg.msg_flags & MSG_CTRUNC) != 0;
+		if (bad)
+			tachyon_handshake_fail(-TACHYON_EHANDSHAKE,
+			                       "it sent more descriptors or control data with the "
+			                       "handshake than a wire-4 listener sends (at most %d "
+			                       "descriptors): the control data was truncated",
+			                       MAX_FDS);
 		int arrived = 0;
 		for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
 			if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS ||
 			    cm->cmsg_len < CMSG_LEN(0)) {
-				bad = 1; /* we asked for no credentials or other extras */
+				/* we asked for no credentials or other extras */
+				bad = tachyon_handshake_fail(1,
+				                             "it sent control data that is not descriptors "
+				                             "(level %d, type %d) with the handshake",
+				                             cm->cmsg_level, cm->cmsg_type);
 				continue;
 			}
 			size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
@@ -713,13 +789,25 @@ static int recv_handshake(int fd, const tachyon_wait *w, unsigned char *buf, int
 		/* fds belong to the first read; a later one carrying more means a
 		 * message we did not ask for. */
 		if (arrived && got > 0)
-			bad = 1;
+			bad = tachyon_handshake_fail(1,
+			                             "it sent descriptors after the first %zu handshake "
+			                             "bytes; they come with the first byte",
+			                             got);
 		if (bad) {
 			rc = -TACHYON_EHANDSHAKE;
 			goto fail;
 		}
 		if (n == 0) { /* EOF before 32 bytes */
-			rc = -TACHYON_EHANDSHAKE;
+			if (got == 0)
+				rc = tachyon_handshake_fail(-TACHYON_EHANDSHAKE,
+				                            "it closed the connection without sending "
+				                            "the handshake (a tachyon listener does "
+				                            "that to a peer whose uid it does not allow)");
+			else
+				rc = tachyon_handshake_fail(-TACHYON_EHANDSHAKE,
+				                            "it sent %zu of the %u handshake bytes, then "
+				                            "closed the connection",
+				                            got, TACHYON_HANDSHAKE_SIZE);
 			goto fail;
 		}
 		got += (size_t)n;
@@ -738,6 +826,7 @@ int tachyon_bus_connect(const char *path, const tachyon_wait *w, tachyon_bus **o
 	if (!out)
 		return -EINVAL;
 	*out = NULL;
+	detail[0] = '\0';
 	if (!w)
 		w = &forever_wait;
 	struct sockaddr_un addr;
@@ -756,7 +845,8 @@ int tachyon_bus_connect(const char *path, const tachyon_wait *w, tachyon_bus **o
 	tachyon_peer peer;
 	rc = tachyon_peer_from_socket(sockfd, &peer);
 	if (rc == -ESRCH) {
-		rc = -TACHYON_EHANDSHAKE;
+		rc = tachyon_handshake_fail(-TACHYON_EHANDSHAKE,
+		                            "its process exited before the handshake");
 		goto fail;
 	}
 
@@ -771,8 +861,15 @@ int tachyon_bus_connect(const char *path, const tachyon_wait *w, tachyon_bus **o
 	 * fds) is a different kind of bus, and should be told as such. */
 	uint64_t capacity;
 	rc = tachyon_handshake_decode(buf, sizeof buf, &capacity);
-	if (rc == 0 && nfds != 1)
-		rc = -TACHYON_EHANDSHAKE;
+	if (rc == 0 && nfds == 0)
+		rc = tachyon_handshake_fail(-TACHYON_EHANDSHAKE,
+		                            "it sent the handshake without a descriptor; a plain bus "
+		                            "sends its ring's memfd with it");
+	else if (rc == 0 && nfds != 1)
+		rc = tachyon_handshake_fail(-TACHYON_EHANDSHAKE,
+		                            "it sent %d descriptors with the handshake; a plain bus "
+		                            "sends exactly one",
+		                            nfds);
 	if (rc < 0) {
 		close_fds(fds, nfds);
 		goto fail;

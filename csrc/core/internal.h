@@ -50,6 +50,12 @@ int tachyon_peer_liveness(const tachyon_peer *p);
 
 void tachyon_peer_release(tachyon_peer *p);
 
+/* ---- handshake.c ------------------------------------------------------- */
+
+/* Record one sentence (printf format) saying what the peer did wrong, for
+ * tachyon_handshake_detail(), and return rc unchanged. */
+int tachyon_handshake_fail(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* ---- bus.c ------------------------------------------------------------- */
 
 /* Build a bus from what the handshake produced. Takes ownership of region,

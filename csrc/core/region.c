@@ -113,31 +113,68 @@ int tachyon_region_create(const char *name, uint64_t capacity, tachyon_region *o
 	return 0;
 }
 
+static const char *file_kind(mode_t mode)
+{
+	if (S_ISFIFO(mode))
+		return "a pipe";
+	if (S_ISSOCK(mode))
+		return "a socket";
+	if (S_ISCHR(mode))
+		return "a character device";
+	if (S_ISBLK(mode))
+		return "a block device";
+	if (S_ISDIR(mode))
+		return "a directory";
+	return "not a regular file";
+}
+
 /* The fd checks that come before mapping. Returns 0 or -TACHYON_EHANDSHAKE. */
 static int check_fd(int fd, size_t need)
 {
 	struct stat st;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
-		return -TACHYON_EHANDSHAKE;
+	if (fstat(fd, &st) < 0)
+		return tachyon_handshake_fail(-TACHYON_EHANDSHAKE,
+		                              "the descriptor it sent cannot be examined (%s)",
+		                              strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return tachyon_handshake_fail(-TACHYON_EHANDSHAKE,
+		                              "the descriptor it sent is %s, not a memfd",
+		                              file_kind(st.st_mode));
 
 	/* Only a memfd lives on tmpfs or hugetlbfs and answers F_GET_SEALS; a
 	 * file on disk could be truncated by anyone who can open it. */
 	struct statfs sfs;
 	if (fstatfs(fd, &sfs) < 0)
-		return -TACHYON_EHANDSHAKE;
+		return tachyon_handshake_fail(-TACHYON_EHANDSHAKE,
+		                              "the descriptor it sent cannot be examined (%s)",
+		                              strerror(errno));
 	unsigned long fstype = (unsigned long)sfs.f_type;
 	if (fstype != (unsigned long)TMPFS_MAGIC && fstype != (unsigned long)HUGETLBFS_MAGIC)
-		return -TACHYON_EHANDSHAKE;
+		return tachyon_handshake_fail(-TACHYON_EHANDSHAKE,
+		                              "the descriptor it sent is a file on a filesystem of type "
+		                              "0x%lx, not a memfd: whoever can open that file could "
+		                              "truncate it under our mapping",
+		                              fstype);
 
 	/* Seals first, size second: once SHRINK is set it can never be removed,
 	 * so a size read after it is a lower bound for ever. The other order
 	 * leaves a window where the sender shrinks the file after we measured
 	 * it and only then seals it. */
 	int seals = fcntl(fd, F_GET_SEALS);
-	if (seals < 0 || !(seals & F_SEAL_SHRINK))
-		return -TACHYON_EHANDSHAKE;
+	if (seals < 0)
+		return tachyon_handshake_fail(-TACHYON_EHANDSHAKE,
+		                              "the descriptor it sent is a tmpfs file but not a memfd "
+		                              "(it takes no seals), so it cannot be sealed against "
+		                              "shrinking");
+	if (!(seals & F_SEAL_SHRINK))
+		return tachyon_handshake_fail(-TACHYON_EHANDSHAKE,
+		                              "the descriptor it sent is not sealed against shrinking "
+		                              "(F_SEAL_SHRINK): it could be truncated under our mapping");
 	if (fstat(fd, &st) < 0 || st.st_size < 0 || (uint64_t)st.st_size < (uint64_t)need)
-		return -TACHYON_EHANDSHAKE;
+		return tachyon_handshake_fail(-TACHYON_EHANDSHAKE,
+		                              "the memfd it sent holds %lld bytes, less than the %zu "
+		                              "(768 + capacity) its handshake announces",
+		                              (long long)st.st_size, need);
 	return 0;
 }
 
@@ -156,7 +193,10 @@ int tachyon_region_attach(int fd, uint64_t capacity, tachyon_region *out)
 		return -TACHYON_EHANDSHAKE;
 	if (!tachyon_capacity_valid(capacity)) {
 		close(fd);
-		return -TACHYON_EHANDSHAKE;
+		return tachyon_handshake_fail(-TACHYON_EHANDSHAKE,
+		                              "it announces a ring capacity of %llu bytes, not a power "
+		                              "of two between 64 and 2**31",
+		                              (unsigned long long)capacity);
 	}
 	size_t size = TACHYON_REGION_HEADER_SIZE + (size_t)capacity;
 	if (check_fd(fd, size) < 0) {
@@ -167,8 +207,12 @@ int tachyon_region_attach(int fd, uint64_t capacity, tachyon_region *out)
 	if (base == MAP_FAILED) {
 		/* e.g. F_SEAL_WRITE/FUTURE_WRITE, or a huge page size that does not
 		 * divide the size: not a ring we can use. */
+		int e = errno;
 		close(fd);
-		return -TACHYON_EHANDSHAKE;
+		return tachyon_handshake_fail(-TACHYON_EHANDSHAKE,
+		                              "the memfd it sent cannot be mapped for reading and "
+		                              "writing (%s; sealed against writing?)",
+		                              strerror(e));
 	}
 
 	/* The header is shared memory written by the other side: each field is
@@ -188,7 +232,23 @@ int tachyon_region_attach(int fd, uint64_t capacity, tachyon_region *out)
 	    (state != TACHYON_STATE_READY && state != TACHYON_STATE_CLOSED)) {
 		munmap(base, size);
 		close(fd);
-		return -TACHYON_EHANDSHAKE;
+		if (magic != TACHYON_MAGIC || version != TACHYON_WIRE_VERSION ||
+		    align != TACHYON_MSG_ALIGNMENT)
+			return tachyon_handshake_fail(-TACHYON_EHANDSHAKE,
+			                              "the region it sent has magic 0x%08x, version %u and "
+			                              "alignment %u in its header; the handshake promised "
+			                              "0x%08x, %u and %u",
+			                              magic, version, align, TACHYON_MAGIC,
+			                              TACHYON_WIRE_VERSION, TACHYON_MSG_ALIGNMENT);
+		if (cap != capacity)
+			return tachyon_handshake_fail(-TACHYON_EHANDSHAKE,
+			                              "the region it sent says capacity %u in its header; "
+			                              "the handshake said %llu",
+			                              cap, (unsigned long long)capacity);
+		return tachyon_handshake_fail(-TACHYON_EHANDSHAKE,
+		                              "the region it sent is in state %u, neither ready (2) "
+		                              "nor closed (3)",
+		                              state);
 	}
 
 	out->fd = fd;
