@@ -914,6 +914,16 @@ int tachyon_bus_release_to(tachyon_bus *b, uint64_t pos, uint32_t nmsgs)
 	return r;
 }
 
+int tachyon_bus_publish_release(tachyon_bus *b)
+{
+	int r = enter(b, TACHYON_ROLE_CONSUMER);
+	if (r < 0)
+		return r;
+	tachyon_consumer_publish(&b->end.cons);
+	consumer_exit(b);
+	return 0;
+}
+
 /* ------------------------------------------------------------------------ */
 /* producer                                                                  */
 

@@ -4,20 +4,25 @@
  * Per-message calls take a fast path that never releases the GIL when a
  * message (or room) is there at once; only a wait goes through tx_blocking.
  * Calls of one family (producer / consumer) are serialized by a per-family
- * PyThread lock; a second caller waits for it in 200 ms steps, running
- * signal handlers and noticing close() in between.
+ * flag tested and set with the GIL held; a second caller sleeps on it in
+ * 200 ms steps, running signal handlers and noticing close() in between.
  *
  * Received slots are given back in ring order: slots with live exports sit
  * in a small queue (q) with a count of holders, and the longest prefix of
  * released entries is handed to tachyon_bus_release_to. A release that
- * happens while another thread runs a consumer call (the RX lock is busy)
+ * happens while another thread runs a consumer call (the RX family is busy)
  * is deferred to that call, which applies it before it returns or, while it
  * waits, within one watchdog period (tx_interrupted).
  */
 #include "ext.h"
 
+#include <linux/futex.h>
+#include <pthread.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
 
 #define LOCK_STEP_US 200000 /* the watchdog period */
 
@@ -55,7 +60,10 @@ int tx_bus_want_role(BusObject *self, int role)
 		return -1;
 	}
 	if (r < 0) {
-		tx_raise(self->st, r, "set role");
+		/* e.g. a region whose starting head or tail breaks the wire format */
+		tx_raise(self->st, r,
+		         role == TACHYON_ROLE_PRODUCER ? "attaching the producer end of the ring"
+		                                       : "attaching the consumer end of the ring");
 		return -1;
 	}
 	self->role = role;
@@ -84,23 +92,50 @@ static int parse_role(PyObject *o, int *role)
 /* ------------------------------------------------------------------------ */
 /* family serialization                                                      */
 
-static void apply_pending(BusObject *self, int fam)
+static inline void apply_pending(BusObject *self, int fam)
 {
 	if (fam == FAM_RX) {
-		if (self->rx_release_pending)
+		if (TX_UNLIKELY(self->rx_release_pending))
 			tx_slots_flush_locked(self);
 	} else {
-		if (self->tx_rollback_pending)
+		if (TX_UNLIKELY(self->tx_rollback_pending))
 			tx_rollback_locked(self);
 	}
 }
 
-/* 0: the caller holds the family; -1: exception; -2: deadline passed. */
+/* Sleep until busy[fam] may have cleared, for at most ns nanoseconds (GIL
+ * released by the caller). A private futex: the word lives in this process. */
+static void family_sleep(BusObject *self, int fam, int64_t ns)
+{
+	struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000), .tv_nsec = (long)(ns % 1000000000)};
+	/* Returns at once when the word is no longer 1: an exit that cleared it
+	 * after we dropped the GIL is never missed. EINTR and timeouts are fine:
+	 * the caller re-checks everything with the GIL. */
+	(void)syscall(SYS_futex, &self->busy[fam], FUTEX_WAIT_PRIVATE, 1u, &ts, NULL, 0);
+}
+
+/* Wake the callers sleeping in family_sleep (GIL held). */
+static void family_wake(BusObject *self, int fam)
+{
+	(void)syscall(SYS_futex, &self->busy[fam], FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
+}
+
+/*
+ * 0: the caller holds the family; -1: exception; -2: deadline passed.
+ *
+ * The GIL is held from here until tx_family_exit except inside tx_blocking,
+ * so a flag is enough to serialize the family: no other thread can run
+ * between our test and our set. This was a PyThread lock, whose acquire and
+ * release cost ~200 instructions per call (a third of a send). A caller
+ * that finds the flag set sleeps on it as a futex word in watchdog-period
+ * steps, running signal handlers and noticing close() in between (close()
+ * also wakes it).
+ */
 int tx_family_enter(BusObject *self, int fam, int64_t deadline)
 {
-	PyThread_type_lock lock = self->lock[fam];
-	unsigned long me = PyThread_get_thread_ident();
-	if (TX_LIKELY(PyThread_acquire_lock(lock, NOWAIT_LOCK))) {
+	unsigned long me = (unsigned long)pthread_self();
+	if (TX_LIKELY(!self->busy[fam])) {
+		self->busy[fam] = 1;
 		self->owner[fam] = me;
 		apply_pending(self, fam);
 		return 0;
@@ -114,42 +149,53 @@ int tx_family_enter(BusObject *self, int fam, int64_t deadline)
 		             fam == FAM_TX ? "producer" : "consumer");
 		return -1;
 	}
+	self->waiters[fam]++;
 	for (;;) {
-		PyLockStatus got;
-		PY_TIMEOUT_T step = LOCK_STEP_US;
+		int64_t step = (int64_t)LOCK_STEP_US * 1000;
 		if (deadline != TACHYON_FOREVER) {
 			int64_t left = deadline - tachyon_now_ns();
 			if (left < 1000000)
 				left = 1000000; /* let a holder that waits for the GIL finish */
-			if (left / 1000 < step)
-				step = left / 1000;
+			if (left < step)
+				step = left;
 		}
 		Py_BEGIN_ALLOW_THREADS
-		got = PyThread_acquire_lock_timed(lock, step, 0);
+		family_sleep(self, fam, step);
 		Py_END_ALLOW_THREADS
-		if (got == PY_LOCK_ACQUIRED) {
+		if (!self->busy[fam]) {
+			self->busy[fam] = 1;
 			self->owner[fam] = me;
 			break;
 		}
 		if (PyErr_CheckSignals() < 0)
-			return -1;
+			goto fail;
 		if (self->closed) {
 			PyErr_SetString(self->st->BusClosedError,
 			                "this end of the bus was closed while the call waited");
-			return -1;
+			goto fail;
 		}
-		if (deadline != TACHYON_FOREVER && tachyon_now_ns() >= deadline)
+		if (deadline != TACHYON_FOREVER && tachyon_now_ns() >= deadline) {
+			self->waiters[fam]--;
 			return -2;
+		}
 	}
+	self->waiters[fam]--;
 	apply_pending(self, fam);
 	return 0;
+fail:
+	self->waiters[fam]--;
+	return -1;
 }
 
 void tx_family_exit(BusObject *self, int fam)
 {
 	apply_pending(self, fam);
 	self->owner[fam] = 0;
-	PyThread_release_lock(self->lock[fam]);
+	/* Release store: the kernel reads the word in a waiter's FUTEX_WAIT
+	 * without the GIL; the store comes before the wake below. */
+	__atomic_store_n(&self->busy[fam], 0, __ATOMIC_RELEASE);
+	if (TX_UNLIKELY(self->waiters[fam] != 0))
+		family_wake(self, fam);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -204,15 +250,13 @@ void tx_slots_flush_locked(BusObject *self)
 		self->q_seq++;
 		n++;
 	}
-	/* After close or in a forked child nothing shared is written.
-	 * These are zero-copy releases, often long after the read: a producer
-	 * may be waiting for exactly these bytes. The bus API has no
-	 * consumer-side "publish now", and release_to publishes the tail only
-	 * once TACHYON_BATCH messages are counted, so the count passed is at
-	 * least TACHYON_BATCH: the tail is published (and a sleeping producer
-	 * woken) at once. The count has no other use in the core. */
-	if (n && !self->closed && self->fork_gen == tx_fork_generation)
-		(void)tachyon_bus_release_to(self->bus, end, n < TACHYON_BATCH ? TACHYON_BATCH : n);
+	/* After close or in a forked child nothing shared is written. These
+	 * are zero-copy releases, often long after the read: a producer may be
+	 * waiting for exactly these bytes, so the tail is published (and a
+	 * sleeping producer woken) at once rather than at the next batch. */
+	if (n && !self->closed && self->fork_gen == tx_fork_generation &&
+	    tachyon_bus_release_to(self->bus, end, n) == 0)
+		(void)tachyon_bus_publish_release(self->bus);
 }
 
 void tx_slot_decref(BusObject *self, uint64_t seq)
@@ -226,12 +270,12 @@ void tx_slot_decref(BusObject *self, uint64_t seq)
 		tx_slots_flush_locked(self); /* pops only */
 		return;
 	}
-	if (PyThread_acquire_lock(self->lock[FAM_RX], NOWAIT_LOCK)) {
+	/* GIL held and the flush never lets it go: with no consumer call
+	 * inside, nothing else can touch the consumer end meanwhile. */
+	if (!self->busy[FAM_RX])
 		tx_slots_flush_locked(self);
-		PyThread_release_lock(self->lock[FAM_RX]);
-	} else {
+	else
 		self->rx_release_pending = 1;
-	}
 }
 
 /* ------------------------------------------------------------------------ */
@@ -248,12 +292,11 @@ void tx_rollback_soon(BusObject *self)
 {
 	if (self->fork_gen != tx_fork_generation)
 		return;
-	if (PyThread_acquire_lock(self->lock[FAM_TX], NOWAIT_LOCK)) {
+	/* as in tx_slot_decref: GIL held, the rollback never lets it go */
+	if (!self->busy[FAM_TX])
 		tx_rollback_locked(self);
-		PyThread_release_lock(self->lock[FAM_TX]);
-	} else {
+	else
 		self->tx_rollback_pending = 1;
-	}
 }
 
 static int check_no_tx_guard(BusObject *self)
@@ -310,10 +353,9 @@ static PyObject *bus_wrap(PyTypeObject *cls, PyTypeObject *defining, tachyon_bus
 	self->bus = bus;
 	self->fork_gen = tx_fork_generation;
 	self->capacity = tachyon_bus_capacity(bus);
+	self->peer_self = tachyon_bus_peer_liveness(bus) == TACHYON_PEER_SELF;
 	self->path = PyUnicode_DecodeFSDefault(PyBytes_AS_STRING(path_bytes));
-	self->lock[FAM_TX] = PyThread_allocate_lock();
-	self->lock[FAM_RX] = PyThread_allocate_lock();
-	if (!self->path || !self->lock[FAM_TX] || !self->lock[FAM_RX]) {
+	if (!self->path) {
 		Py_DECREF(self);
 		if (!PyErr_Occurred())
 			PyErr_NoMemory();
@@ -471,12 +513,21 @@ static PyObject *Bus_connect(PyObject *cls, PyTypeObject *defining, PyObject *co
 		r = tx_blocking(&c);
 	}
 	if (r < 0) {
+		/* What the listener did wrong, when it did (the core's sentence). */
+		const char *why = tachyon_handshake_detail();
 		switch (-r) {
 		case ETIMEDOUT:
-			PyErr_Format(st->ConnectTimeoutError,
-			             "connect(%R): no listener accepted and completed the handshake within "
-			             "the timeout; is the listener running (Bus.listen) on this path?",
-			             a[0]);
+			if (why[0])
+				PyErr_Format(st->ConnectTimeoutError,
+				             "connect(%R): the handshake did not complete within the timeout: "
+				             "%s",
+				             a[0], why);
+			else
+				PyErr_Format(st->ConnectTimeoutError,
+				             "connect(%R): no listener accepted and completed the handshake "
+				             "within the timeout; is the listener running (Bus.listen) on this "
+				             "path?",
+				             a[0]);
 			break;
 		case ENAMETOOLONG:
 			PyErr_Format(PyExc_ValueError, "socket path %R is longer than the platform limit",
@@ -487,7 +538,14 @@ static PyObject *Bus_connect(PyObject *cls, PyTypeObject *defining, PyObject *co
 				break;
 			/* fall through */
 		default:
-			if (r == -TACHYON_EABI || r == -TACHYON_EHANDSHAKE)
+			if (r == -TACHYON_EABI && why[0])
+				PyErr_Format(st->AbiMismatchError,
+				             "connect(%R): the listener speaks another wire format: %s", a[0],
+				             why);
+			else if (r == -TACHYON_EHANDSHAKE && why[0])
+				PyErr_Format(st->HandshakeError, "connect(%R): bad handshake from the listener: %s",
+				             a[0], why);
+			else if (r == -TACHYON_EABI || r == -TACHYON_EHANDSHAKE)
 				PyErr_Format(r == -TACHYON_EABI ? st->AbiMismatchError : st->HandshakeError,
 				             "connect(%R): %s", a[0], tachyon_strerror(r));
 			else
@@ -520,6 +578,11 @@ static PyObject *Bus_close(BusObject *self, PyObject *unused)
 	if (!self->closed) {
 		self->closed = 1;
 		tachyon_bus_close(self->bus);
+		/* callers waiting for a family see `closed` at once */
+		if (self->waiters[FAM_TX])
+			family_wake(self, FAM_TX);
+		if (self->waiters[FAM_RX])
+			family_wake(self, FAM_RX);
 	}
 	Py_RETURN_NONE;
 }
@@ -567,10 +630,6 @@ static void Bus_dealloc(BusObject *self)
 		self->bus = NULL;
 	}
 	PyMem_Free(self->q);
-	if (self->lock[FAM_TX])
-		PyThread_free_lock(self->lock[FAM_TX]);
-	if (self->lock[FAM_RX])
-		PyThread_free_lock(self->lock[FAM_RX]);
 	Py_CLEAR(self->path);
 	Py_CLEAR(self->module);
 	tp->tp_free((PyObject *)self);
@@ -589,7 +648,7 @@ static PyObject *Bus_repr(BusObject *self)
 /* ------------------------------------------------------------------------ */
 /* producer                                                                  */
 
-static int get_send_buffer(PyObject *o, Py_buffer *view, const char *fname)
+static int get_send_buffer_slow(PyObject *o, Py_buffer *view, const char *fname)
 {
 	if (!PyObject_CheckBuffer(o)) {
 		PyErr_Format(PyExc_TypeError,
@@ -608,6 +667,28 @@ static int get_send_buffer(PyObject *o, Py_buffer *view, const char *fname)
 		return -1;
 	}
 	return 0;
+}
+
+/* The payload of a send. An exact bytes object is read in place: it is
+ * immutable and the caller's argument (or send_many's private tuple) keeps
+ * it alive for the whole call, so no buffer export is needed; obj = NULL
+ * tells release_send_buffer there is nothing to release. This skips
+ * PyObject_GetBuffer + PyBuffer_Release (~110 instructions per message). */
+static inline int get_send_buffer(PyObject *o, Py_buffer *view, const char *fname)
+{
+	if (TX_LIKELY(PyBytes_CheckExact(o))) {
+		view->buf = PyBytes_AS_STRING(o);
+		view->len = PyBytes_GET_SIZE(o);
+		view->obj = NULL;
+		return 0;
+	}
+	return get_send_buffer_slow(o, view, fname);
+}
+
+static inline void release_send_buffer(Py_buffer *view)
+{
+	if (view->obj)
+		PyBuffer_Release(view);
 }
 
 static PyObject *send_failed(BusObject *self, int r, size_t size, const char *fname)
@@ -683,10 +764,10 @@ static PyObject *Bus_send(BusObject *self, PyObject *const *args, Py_ssize_t nar
 		send_failed(self, r, (size_t)view.len, "send");
 		goto fail;
 	}
-	PyBuffer_Release(&view);
+	release_send_buffer(&view);
 	Py_RETURN_NONE;
 fail:
-	PyBuffer_Release(&view);
+	release_send_buffer(&view);
 	return NULL;
 }
 
@@ -747,7 +828,7 @@ static PyObject *Bus_send_many(BusObject *self, PyObject *const *args, Py_ssize_
 				tachyon_bus_rollback(self->bus);
 		}
 		failed_size = (size_t)view.len;
-		PyBuffer_Release(&view);
+		release_send_buffer(&view);
 		if (r < 0)
 			break;
 	}
@@ -786,9 +867,19 @@ static PyObject *zero_copy_send(BusObject *self, PyObject *const *args, Py_ssize
 	tachyon_wait now = {0, 0, NULL, NULL};
 	int r;
 
-	if (tx_parse_args(fname, args, nargs, kwnames, names, 3, 2, 1, a) < 0)
+	/* Positional (size[, type_id]) needs no keyword matching (as in send). */
+	if (TX_LIKELY(kwnames == NULL && nargs >= 1 && nargs <= 2)) {
+		a[0] = args[0];
+		a[1] = nargs == 2 ? args[1] : NULL;
+		a[2] = NULL;
+	} else if (tx_parse_args(fname, args, nargs, kwnames, names, 3, 2, 1, a) < 0) {
 		return NULL;
-	size = PyNumber_AsSsize_t(a[0], PyExc_OverflowError);
+	}
+	/* An exact int converts directly; anything else goes through __index__. */
+	if (TX_LIKELY(PyLong_CheckExact(a[0])))
+		size = PyLong_AsSsize_t(a[0]);
+	else
+		size = PyNumber_AsSsize_t(a[0], PyExc_OverflowError);
 	if (size == -1 && PyErr_Occurred())
 		return NULL;
 	if (size < 0) {
@@ -868,10 +959,70 @@ static PyObject *recv_failed(BusObject *self, int r, const char *fname)
 	return NULL;
 }
 
+/* How long a receive that found the ring empty keeps looking with the GIL
+ * held before tx_blocking lets the GIL go: dropping and retaking the GIL
+ * costs more than a round trip to a peer process that answers at once
+ * (ping-pong, request/reply), and retaking it is on the path from the
+ * message's arrival to our return. Bounded in time and in tries (the
+ * caller's spin budget), so other threads wait at most this long. */
+#define GIL_SPIN_NS    INT64_C(5000)
+#define GIL_SPIN_TRIES 1024u
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#endif
+}
+
+/* One look, no wait. max 0: a single message (tachyon_bus_recv, 0 on
+ * success); else a batch of up to max (a count on success). */
+static inline int recv_try(BusObject *self, tachyon_msg *msgs, size_t max)
+{
+	static const tachyon_wait now = {0, 0, NULL, NULL};
+	if (max == 0)
+		return tachyon_bus_recv(self->bus, msgs, &now);
+	return tachyon_bus_recv_batch(self->bus, msgs, max, &now);
+}
+
+/* The first look of a receive, family held: one try; then, when the call
+ * may wait, a spin of up to `spin` tries (GIL_SPIN_*) with the GIL held.
+ * Not when the peer is in this process: it needs the GIL to send. max as
+ * in recv_try. Returns what the last try returned (-EAGAIN / -ETIMEDOUT:
+ * still empty). */
+static int recv_first(BusObject *self, tachyon_msg *msgs, size_t max, int64_t deadline,
+                      uint32_t spin)
+{
+	int64_t end = 0;
+	uint32_t i;
+	int r = recv_try(self, msgs, max);
+	if (TX_LIKELY(r >= 0) || (r != -EAGAIN && r != -ETIMEDOUT) || deadline == 0 ||
+	    self->peer_self)
+		return r;
+	if (spin > GIL_SPIN_TRIES)
+		spin = GIL_SPIN_TRIES;
+	for (i = 1; i < spin; i++) {
+		cpu_relax();
+		r = recv_try(self, msgs, max);
+		if (r != -EAGAIN && r != -ETIMEDOUT)
+			return r;
+		if ((i & 15) == 0) {
+			/* the clock only every 16 tries: a try costs ~50 ns */
+			int64_t t = tachyon_now_ns();
+			if (end == 0)
+				end = t + GIL_SPIN_NS;
+			else if (t >= end)
+				break;
+		}
+	}
+	return r;
+}
+
 PyObject *tx_bus_recv_message(BusObject *self, int64_t tns, int mode)
 {
 	static const char *const fnames[] = {"recv", "try_recv", "iteration"};
-	tachyon_wait now = {0, 0, NULL, NULL};
 	tachyon_msg m;
 	PyObject *res = NULL;
 	int64_t deadline;
@@ -884,7 +1035,7 @@ PyObject *tx_bus_recv_message(BusObject *self, int64_t tns, int mode)
 	if (r == -1)
 		return NULL;
 	if (r == 0) {
-		r = tachyon_bus_recv(self->bus, &m, &now);
+		r = recv_first(self, &m, 0, deadline, GIL_SPIN_TRIES);
 		if ((r == -EAGAIN || r == -ETIMEDOUT) && deadline != 0) {
 			tx_call c = {.op = OP_RECV, .self = self, .deadline = deadline, .msgs = &m};
 			r = tx_blocking(&c);
@@ -932,7 +1083,6 @@ static PyObject *Bus_try_recv(BusObject *self, PyObject *unused)
 
 static PyObject *zero_copy_recv(BusObject *self, int64_t tns, const char *fname)
 {
-	tachyon_wait now = {0, 0, NULL, NULL};
 	tachyon_msg m;
 	PyObject *res = NULL;
 	int64_t deadline;
@@ -945,7 +1095,7 @@ static PyObject *zero_copy_recv(BusObject *self, int64_t tns, const char *fname)
 	if (r == -1)
 		return NULL;
 	if (r == 0) {
-		r = tachyon_bus_recv(self->bus, &m, &now);
+		r = recv_first(self, &m, 0, deadline, GIL_SPIN_TRIES);
 		if ((r == -EAGAIN || r == -ETIMEDOUT) && deadline != 0) {
 			tx_call c = {.op = OP_RECV, .self = self, .deadline = deadline, .msgs = &m};
 			r = tx_blocking(&c);
@@ -997,7 +1147,6 @@ static PyObject *Bus_drain_batch(BusObject *self, PyObject *const *args, Py_ssiz
 	Py_ssize_t max = 1024;
 	unsigned long spin = 10000;
 	int64_t tns = TACHYON_FOREVER, deadline;
-	tachyon_wait now = {0, 0, NULL, NULL};
 	tachyon_msg *msgs;
 	int r;
 
@@ -1040,8 +1189,7 @@ static PyObject *Bus_drain_batch(BusObject *self, PyObject *const *args, Py_ssiz
 		return NULL;
 	}
 	if (r == 0) {
-		now.spin = (uint32_t)spin;
-		r = tachyon_bus_recv_batch(self->bus, msgs, (size_t)max, &now);
+		r = recv_first(self, msgs, (size_t)max, deadline, (uint32_t)spin);
 		if ((r == -EAGAIN || r == -ETIMEDOUT) && deadline != 0) {
 			tx_call c = {.op = OP_RECV_BATCH, .self = self, .deadline = deadline,
 			             .spin = (uint32_t)spin, .msgs = msgs, .max = (size_t)max};

@@ -131,9 +131,15 @@ typedef struct {
 	int closed;
 	int role;                   /* cached enum tachyon_role */
 	uint64_t capacity;
+	int peer_self;              /* the peer end is in this process (recv_first) */
 
-	PyThread_type_lock lock[2]; /* held while a call of the family runs */
-	unsigned long owner[2];     /* thread holding lock[fam] (valid while held) */
+	/* Family serialization (tx_family_enter). Read and written with the GIL
+	 * held, so a plain flag serializes the fast path, which never lets the
+	 * GIL go; only a caller that must wait sleeps, on busy[fam] as a futex
+	 * word (the kernel reads it without the GIL). */
+	uint32_t busy[2];           /* a call of the family is inside */
+	uint32_t waiters[2];        /* callers sleeping until busy[fam] clears */
+	unsigned long owner[2];     /* thread inside (valid while busy) */
 
 	/* producer */
 	TxGuardObject *tx_guard;    /* borrowed: the guard holding the open reservation */
@@ -265,6 +271,8 @@ void tx_rollback_soon(BusObject *self);
 extern PyType_Spec tx_message_spec;
 extern PyType_Spec tx_iter_spec;
 PyObject *tx_message_new(tx_state *st, const tachyon_msg *m);
+/* Free the Message blocks kept for reuse (module teardown). */
+void tx_message_freelist_clear(void);
 PyObject *tx_bus_iter(PyObject *self);
 /* recv one message as a Message; mode 0 recv, 1 try_recv, 2 iteration */
 PyObject *tx_bus_recv_message(BusObject *self, int64_t timeout_ns, int mode);
@@ -278,6 +286,8 @@ extern PyType_Spec tx_rxview_spec;
 PyObject *tx_txguard_new(BusObject *bus, void *payload, size_t size, uint32_t type_id);
 PyObject *tx_rxguard_new(BusObject *bus, const tachyon_msg *m, uint64_t seq);
 PyObject *tx_rxbatch_new(BusObject *bus, const tachyon_msg *m, Py_ssize_t n, uint64_t seq0);
+/* Free the guard and view blocks kept for reuse (module teardown). */
+void tx_guard_freelists_clear(void);
 
 /* ---- dlpack.c ---------------------------------------------------------- */
 

@@ -29,11 +29,58 @@ static const char SPENT_VIEW[] =
 	"tensor made inside the block, or copy with bytes(view)";
 
 /* ------------------------------------------------------------------------ */
+/* free lists                                                                */
+
+/* Guards and views live for one message each: allocating a GC object
+ * (_PyObject_GC_New, ~100 instructions) and freeing it again is a large
+ * part of a zero-copy call. Deallocated ones are kept, untracked, and made
+ * objects again with PyObject_Init + PyObject_GC_Track (CPython's own
+ * tuple and frame free lists work the same way). One list per type, all
+ * blocks of a list have its type's size (the types are neither
+ * subclassable nor instantiable from Python). The GIL guards the lists. */
+#define GUARD_FREE_MAX 16
+
+typedef struct {
+	void *blocks[GUARD_FREE_MAX];
+	int n;
+} tx_freelist;
+
+static tx_freelist fl_txguard, fl_rxguard, fl_rxview;
+
+#define FL_NEW(fl, T, tp) ((T *)fl_new(&(fl), (tp)))
+
+static PyObject *fl_new(tx_freelist *fl, PyTypeObject *tp)
+{
+	if (TX_LIKELY(fl->n > 0))
+		return PyObject_Init(fl->blocks[--fl->n], tp);
+	return (PyObject *)_PyObject_GC_New(tp);
+}
+
+/* In place of tp_free, after PyObject_GC_UnTrack. */
+static void fl_free(tx_freelist *fl, PyObject *o)
+{
+	PyTypeObject *tp = Py_TYPE(o);
+	if (fl->n < GUARD_FREE_MAX && tp->tp_free == PyObject_GC_Del)
+		fl->blocks[fl->n++] = o;
+	else
+		tp->tp_free(o);
+}
+
+void tx_guard_freelists_clear(void)
+{
+	tx_freelist *all[] = {&fl_txguard, &fl_rxguard, &fl_rxview};
+	size_t i;
+	for (i = 0; i < sizeof all / sizeof all[0]; i++)
+		while (all[i]->n > 0)
+			PyObject_GC_Del(all[i]->blocks[--all[i]->n]);
+}
+
+/* ------------------------------------------------------------------------ */
 /* TxGuard                                                                   */
 
 PyObject *tx_txguard_new(BusObject *bus, void *payload, size_t size, uint32_t type_id)
 {
-	TxGuardObject *g = PyObject_GC_New(TxGuardObject, bus->st->txguard_type);
+	TxGuardObject *g = FL_NEW(fl_txguard, TxGuardObject, bus->st->txguard_type);
 	if (!g)
 		return NULL;
 	g->bus = (BusObject *)Py_NewRef(bus);
@@ -243,7 +290,7 @@ static void TxGuard_dealloc(TxGuardObject *g)
 	if (g->state != TXG_DONE)
 		txguard_drop(g); /* never committed: roll back */
 	Py_CLEAR(g->bus);
-	tp->tp_free((PyObject *)g);
+	fl_free(&fl_txguard, (PyObject *)g);
 	Py_DECREF(tp);
 }
 
@@ -315,7 +362,7 @@ static int rx_getbuffer(PyObject *owner, BusObject *bus, const tx_rxmsg *m, Py_b
 
 PyObject *tx_rxguard_new(BusObject *bus, const tachyon_msg *m, uint64_t seq)
 {
-	RxGuardObject *g = PyObject_GC_New(RxGuardObject, bus->st->rxguard_type);
+	RxGuardObject *g = FL_NEW(fl_rxguard, RxGuardObject, bus->st->rxguard_type);
 	if (!g)
 		return NULL;
 	g->bus = (BusObject *)Py_NewRef(bus);
@@ -408,7 +455,7 @@ static void RxGuard_dealloc(RxGuardObject *g)
 	PyObject_GC_UnTrack(g);
 	rxguard_spend(g);
 	Py_CLEAR(g->bus);
-	tp->tp_free((PyObject *)g);
+	fl_free(&fl_rxguard, (PyObject *)g);
 	Py_DECREF(tp);
 }
 
@@ -513,7 +560,7 @@ static PyObject *rxview_new(RxBatchObject *b, Py_ssize_t i)
 		PyErr_SetString(PyExc_IndexError, "batch index out of range");
 		return NULL;
 	}
-	v = PyObject_GC_New(RxViewObject, b->bus->st->rxview_type);
+	v = FL_NEW(fl_rxview, RxViewObject, b->bus->st->rxview_type);
 	if (!v)
 		return NULL;
 	v->batch = (RxBatchObject *)Py_NewRef(b);
@@ -669,7 +716,7 @@ static void RxView_dealloc(RxViewObject *v)
 	PyTypeObject *tp = Py_TYPE(v);
 	PyObject_GC_UnTrack(v);
 	Py_CLEAR(v->batch);
-	tp->tp_free((PyObject *)v);
+	fl_free(&fl_rxview, (PyObject *)v);
 	Py_DECREF(tp);
 }
 

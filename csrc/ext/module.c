@@ -562,7 +562,12 @@ static int module_clear(PyObject *m)
 	return 0;
 }
 
-static void module_free(void *m) { module_clear((PyObject *)m); }
+static void module_free(void *m)
+{
+	module_clear((PyObject *)m);
+	tx_message_freelist_clear();
+	tx_guard_freelists_clear();
+}
 
 static PyModuleDef_Slot module_slots[] = {
 	{Py_mod_exec, module_exec},

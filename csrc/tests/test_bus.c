@@ -539,6 +539,20 @@ static void test_stats(void)
 	CHECK_EQ(st.bytes_in_use, 0);
 	CHECK_EQ(st.lost_wakeups, 0);
 
+	/* a late release (below the batch) stays private until published */
+	CHECK_EQ(send_fill(c, 100, 's', 0, 0), 0);
+	CHECK_EQ(send_fill(c, 100, 's', 0, 0), 0);
+	w = test_wait_ms(1000);
+	CHECK_EQ(tachyon_bus_recv(l, &m[0], &w), 0);
+	CHECK_EQ(tachyon_bus_recv(l, &m[1], &w), 0);
+	CHECK_EQ(tachyon_bus_release_to(l, m[1].end, 2), 0);
+	CHECK_EQ(tachyon_bus_stats(l, &st), 0);
+	CHECK_EQ(st.bytes_in_use, 384);
+	CHECK_EQ(tachyon_bus_publish_release(l), 0);
+	CHECK_EQ(tachyon_bus_stats(l, &st), 0);
+	CHECK_EQ(st.bytes_in_use, 0);
+	CHECK_EQ(tachyon_bus_publish_release(c), -EPERM);
+
 	/* NUMA: node 0 always exists; a node that does not is refused. */
 	CHECK_EQ(tachyon_bus_set_numa_node(l, 0), 0);
 	CHECK_EQ(tachyon_bus_set_numa_node(c, 0), 0);

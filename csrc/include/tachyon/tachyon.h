@@ -336,6 +336,10 @@ int tachyon_bus_send(tachyon_bus *b, const void *data, size_t size, uint32_t typ
 int tachyon_bus_recv(tachyon_bus *b, tachyon_msg *msg, const tachyon_wait *w);
 int tachyon_bus_recv_batch(tachyon_bus *b, tachyon_msg *msgs, size_t max, const tachyon_wait *w);
 int tachyon_bus_release_to(tachyon_bus *b, uint64_t pos, uint32_t nmsgs);
+/* Publish the release point now and wake a producer waiting for room: for
+ * releases that come late (a zero-copy export dropped long after the read),
+ * which a producer may be waiting for. Returns 0 or a negative errno. */
+int tachyon_bus_publish_release(tachyon_bus *b);
 
 /* 1: the consumer never sleeps (sticky while our end consumes); 0: hybrid. */
 int tachyon_bus_set_polling_mode(tachyon_bus *b, int pure_spin);
