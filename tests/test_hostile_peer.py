@@ -11,6 +11,7 @@ import mmap
 import os
 import socket
 import struct
+import re
 import sys
 import threading
 import time
@@ -378,6 +379,23 @@ RING_CASES = [head_unaligned, head_beyond_capacity, head_backwards, reserved_hug
               size_over_slot, slot_past_head, slot_past_ring_end, skip_at_offset_0, skip_not_published_whole,
               state_fatal]
 
+# What the message says the peer did wrong (tachyon_bus_fatal_reason).
+RING_REASONS = {
+    "head_unaligned": "head is not a multiple of 64",
+    "head_beyond_capacity": "head claims more than the capacity",
+    "head_backwards": "moved head backwards",
+    "reserved_huge": "reserved_size is larger than the ring",
+    "reserved_unaligned": "reserved_size is not a multiple of 64",
+    "size_over_slot": "size is larger than its slot",
+    "slot_past_head": "beyond the published head",
+    # slot_past_ring_end and skip_at_offset_0 publish a head more than a
+    # capacity above the tail we published, which is caught first
+    "slot_past_ring_end": "head claims more than the capacity",
+    "skip_at_offset_0": "head claims more than the capacity",
+    "skip_not_published_whole": "SKIP marker whose padding was not published whole",
+    "state_fatal": "the peer marked the ring fatal",
+}
+
 
 @pytest.mark.parametrize("how", ["recv", "drain_batch", "recv_zero_copy", "iter"])
 @pytest.mark.parametrize("scribble", RING_CASES, ids=[f.__name__ for f in RING_CASES])
@@ -407,7 +425,9 @@ def test_hostile_producer_breaks_ring(sock_path, scribble, how):
         elapsed = time.monotonic() - t0
         assert type(ei.value) is tachyon.RingCorruptError, repr(ei.value)
         ei.match("corrupt")
-        with pytest.raises(tachyon.RingCorruptError):
+        ei.match(re.escape(RING_REASONS[scribble.__name__]))
+        # later calls say it again
+        with pytest.raises(tachyon.RingCorruptError, match=re.escape(RING_REASONS[scribble.__name__])):
             bus.try_recv()
         assert bus.stats.state == fakepeer.STATE_FATAL
         assert struct.unpack_from("<I", mm, fakepeer.OFF_STATE)[0] == fakepeer.STATE_FATAL
@@ -429,6 +449,10 @@ def tail_far_behind(mm, head):
 
 
 TAIL_CASES = [tail_unaligned, tail_ahead_of_head]
+TAIL_REASONS = {
+    "tail_unaligned": "the consumer's tail is not a multiple of 64",
+    "tail_ahead_of_head": "the consumer's tail moved backwards or past the published head",
+}
 
 
 @pytest.mark.parametrize("scribble", TAIL_CASES, ids=[f.__name__ for f in TAIL_CASES])
@@ -444,6 +468,7 @@ def test_hostile_consumer_tail(sock_path, scribble):
                 bus.send(b"y" * 100, timeout=0.5)
         assert type(ei.value) is tachyon.RingCorruptError, repr(ei.value)
         ei.match("corrupt")
+        ei.match(re.escape(TAIL_REASONS[scribble.__name__]))
         assert bus.stats.state == fakepeer.STATE_FATAL
     print(f"{scribble.__name__}: RingCorruptError after {sent} more sends: {ei.value}")
 

@@ -1265,6 +1265,23 @@ uint64_t tachyon_bus_capacity(const tachyon_bus *b)
 	return b ? b->region.capacity : 0;
 }
 
+const char *tachyon_bus_fatal_reason(const tachyon_bus *b)
+{
+	if (!b)
+		return NULL;
+	/* Acquire: pairs with fix_role's release store; the end is attached.
+	 * The reason is written once, by the data call that made the ring
+	 * fatal, before it returned -TACHYON_ECORRUPT to its caller. */
+	switch (tachyon_atomic_load_acquire32(&b->role)) {
+	case TACHYON_ROLE_PRODUCER:
+		return b->end.prod.fatal ? b->end.prod.fatal_reason : NULL;
+	case TACHYON_ROLE_CONSUMER:
+		return b->end.cons.fatal ? b->end.cons.fatal_reason : NULL;
+	default:
+		return NULL;
+	}
+}
+
 pid_t tachyon_bus_peer_pid(const tachyon_bus *b)
 {
 	return b ? b->peer.pid : 0;

@@ -152,13 +152,16 @@ int tachyon_producer_attach(tachyon_producer *p, void *region, size_t region_siz
 	return 0;
 }
 
-static SLOW_PATH int producer_fail(tachyon_producer *p)
+/* `why` is a static phrase saying what the peer did wrong (kept for
+ * tachyon_bus_fatal_reason); computed from values already loaded. */
+static SLOW_PATH int producer_fail(tachyon_producer *p, const char *why)
 {
 	/* An open reservation stays open: a flush can fail while one is open,
 	 * and the caller's commit must then hear -TACHYON_ECORRUPT, not "no
 	 * reservation" (found by fuzz_producer); commit and rollback close it.
 	 * Every other call checks fatal first. */
 	p->fatal = 1;
+	p->fatal_reason = why;
 	return mark_fatal(p->hdr);
 }
 
@@ -169,7 +172,8 @@ static inline int producer_publish(tachyon_producer *p)
 	 * last means a foreign writer, whatever the ordering of its store. */
 	uint64_t shared = tachyon_atomic_load_relaxed64(&p->hdr->head);
 	if (UNLIKELY(shared != p->published_head))
-		return producer_fail(p);
+		return producer_fail(p, "a foreign process wrote head (the shared head is not the "
+		                        "value this producer published)");
 	if (p->head != p->published_head) {
 		/* release: publishes the headers and payloads (and SKIP padding) of
 		 * every slot below head; pairs with the consumer's acquire load of
@@ -237,7 +241,11 @@ static SLOW_PATH int producer_refresh_tail(tachyon_producer *p, uint64_t needed)
 	 * can only release what it saw), and never leaves more than capacity in
 	 * use. */
 	if ((t & ALIGN_MSK) != 0 || t - old > p->published_head - old || p->head - t > cap)
-		return producer_fail(p);
+		return producer_fail(p, (t & ALIGN_MSK) != 0 ? "the consumer's tail is not a multiple of 64"
+		                        : t - old > p->published_head - old
+		                                ? "the consumer's tail moved backwards or past the "
+		                                  "published head"
+		                                : "the consumer's tail claims more than the capacity in use");
 	p->cached_tail = t;
 	if (p->head - t + needed <= cap)
 		return 0;
@@ -251,7 +259,9 @@ static SLOW_PATH int producer_state_error(tachyon_producer *p, uint32_t state)
 	if (state == TACHYON_STATE_CLOSED)
 		return -TACHYON_EPEERCLOSED;
 	/* 4, or a value no honest peer writes after ready (0, 1, garbage). */
-	return producer_fail(p);
+	return producer_fail(p, state == TACHYON_STATE_FATAL
+	                                ? "the peer marked the ring fatal"
+	                                : "the state word holds a value no honest peer writes");
 }
 
 /* The bodies of try_reserve, commit and flush are static inline so that
@@ -421,9 +431,10 @@ int tachyon_consumer_attach(tachyon_consumer *c, void *region, size_t region_siz
 	return 0;
 }
 
-static SLOW_PATH int consumer_fail(tachyon_consumer *c)
+static SLOW_PATH int consumer_fail(tachyon_consumer *c, const char *why)
 {
 	c->fatal = 1;
+	c->fatal_reason = why;
 	return mark_fatal(c->hdr);
 }
 
@@ -463,7 +474,10 @@ static inline int consumer_load_head(tachyon_consumer *c)
 	 * seen): not more than capacity ahead, never behind the previous head. */
 	if (UNLIKELY((h & ALIGN_MSK) != 0 || h - base > c->capacity ||
 	             h - base < c->cached_head - base))
-		return consumer_fail(c);
+		return consumer_fail(c, (h & ALIGN_MSK) != 0 ? "the producer's head is not a multiple of 64"
+		                        : h - base > c->capacity
+		                                ? "the producer's head claims more than the capacity in use"
+		                                : "the producer moved head backwards");
 	c->cached_head = h;
 	return 0;
 }
@@ -501,12 +515,31 @@ static SLOW_PATH int consumer_still_empty(tachyon_consumer *c, uint64_t seen)
 	if (state == TACHYON_STATE_READY)
 		return -EAGAIN;
 	if (state != TACHYON_STATE_CLOSED)
-		return consumer_fail(c); /* 4, or a value no honest peer writes */
+		/* 4, or a value no honest peer writes */
+		return consumer_fail(c, state == TACHYON_STATE_FATAL
+		                                ? "the peer marked the ring fatal"
+		                                : "the state word holds a value no honest peer writes");
 	c->closed_seen = 1;
 	rc = consumer_load_head(c);
 	if (rc)
 		return rc;
 	return c->cached_head != seen ? 0 : -TACHYON_EPEERCLOSED;
+}
+
+/* Which check of a slot header failed, from the copies already loaded. */
+static SLOW_PATH const char *slot_fault(uint64_t rs, uint32_t size, uint64_t cap, uint64_t off)
+{
+	if (rs < HDR_SIZE)
+		return "a slot header's reserved_size is smaller than the 64-byte header";
+	if (rs > cap)
+		return "a slot header's reserved_size is larger than the ring";
+	if ((rs & ALIGN_MSK) != 0)
+		return "a slot header's reserved_size is not a multiple of 64";
+	if (size > rs - HDR_SIZE)
+		return "a slot header's size is larger than its slot";
+	if (rs > cap - off)
+		return "a slot runs past the end of the ring";
+	return "a slot ends beyond the published head";
 }
 
 int tachyon_consumer_try_peek(tachyon_consumer *c, tachyon_msg *msg)
@@ -542,7 +575,9 @@ int tachyon_consumer_try_peek(tachyon_consumer *c, tachyon_msg *msg)
 			uint64_t room = cap - off;
 			/* Padding sits only at the end of a lap, published whole. */
 			if (off == 0 || room > avail)
-				return consumer_fail(c);
+				return consumer_fail(c, off == 0 ? "a SKIP marker at offset 0"
+				                                 : "a SKIP marker whose padding was not "
+				                                   "published whole");
 			if (room == avail && c->release != read) {
 				/* A lone SKIP while an earlier slot is pinned: empty; stay
 				 * here so that releasing that slot frees the padding too. */
@@ -563,7 +598,7 @@ int tachyon_consumer_try_peek(tachyon_consumer *c, tachyon_msg *msg)
 		uint64_t rs = TACHYON_SLOT_LOAD32(sh, reserved_size);
 		if (UNLIKELY(rs < HDR_SIZE || rs > cap || (rs & ALIGN_MSK) != 0 ||
 		             size > rs - HDR_SIZE || rs > cap - off || rs > avail))
-			return consumer_fail(c);
+			return consumer_fail(c, slot_fault(rs, size, cap, off));
 		msg->data = c->ring + off + HDR_SIZE;
 		msg->size = size;
 		msg->type_id = type_id;

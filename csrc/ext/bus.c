@@ -704,7 +704,7 @@ static PyObject *send_failed(BusObject *self, int r, size_t size, const char *fn
 		if (check_no_tx_guard(self) == 0)
 			PyErr_Format(self->st->TachyonError, "%s: a zero-copy reservation is open", fname);
 	} else
-		tx_raise(self->st, r, fname);
+		tx_raise_bus(self->st, self->bus, r, fname);
 	return NULL;
 }
 
@@ -943,7 +943,7 @@ static PyObject *Bus_flush(BusObject *self, PyObject *unused)
 	r = tachyon_bus_flush(self->bus);
 	tx_family_exit(self, FAM_TX);
 	if (r < 0)
-		return tx_raise(self->st, r, "flush");
+		return tx_raise_bus(self->st, self->bus, r, "flush");
 	Py_RETURN_NONE;
 }
 
@@ -955,7 +955,7 @@ static PyObject *recv_failed(BusObject *self, int r, const char *fname)
 	if (r == -EAGAIN || r == -ETIMEDOUT || r == -2)
 		PyErr_Format(self->st->TachyonTimeoutError, "%s: no message within the timeout", fname);
 	else
-		tx_raise(self->st, r, fname);
+		tx_raise_bus(self->st, self->bus, r, fname);
 	return NULL;
 }
 

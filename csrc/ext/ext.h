@@ -211,6 +211,8 @@ extern volatile unsigned tx_fork_generation;
 
 /* Set the exception for a core error code; ctx names the call. */
 PyObject *tx_raise(tx_state *st, int err, const char *ctx);
+/* tx_raise for a data call on bus: a RingCorruptError says what the peer did. */
+PyObject *tx_raise_bus(tx_state *st, tachyon_bus *bus, int err, const char *ctx);
 PyObject *tx_raise_forked(tx_state *st);
 PyObject *tx_raise_neverfits(size_t size, uint64_t capacity);
 

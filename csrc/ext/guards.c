@@ -219,7 +219,7 @@ static PyObject *TxGuard_exit(TxGuardObject *g, PyObject *const *args, Py_ssize_
 	}
 	tx_family_exit(bus, FAM_TX);
 	if (r < 0)
-		return tx_raise(bus->st, r, "send_zero_copy commit");
+		return tx_raise_bus(bus->st, bus->bus, r, "send_zero_copy commit");
 	Py_RETURN_FALSE;
 }
 

@@ -56,7 +56,21 @@ PyObject *tx_raise_neverfits(size_t size, uint64_t capacity)
 	return NULL;
 }
 
+static PyObject *raise_with_reason(tx_state *st, int err, const char *ctx, const char *why);
+
 PyObject *tx_raise(tx_state *st, int err, const char *ctx)
+{
+	return raise_with_reason(st, err, ctx, NULL);
+}
+
+PyObject *tx_raise_bus(tx_state *st, tachyon_bus *bus, int err, const char *ctx)
+{
+	/* A fatal ring: append what the peer did wrong, when this end knows. */
+	const char *why = err == -TACHYON_ECORRUPT ? tachyon_bus_fatal_reason(bus) : NULL;
+	return raise_with_reason(st, err, ctx, why);
+}
+
+static PyObject *raise_with_reason(tx_state *st, int err, const char *ctx, const char *why)
 {
 	int e = err < 0 ? -err : err;
 	const char *what = tachyon_strerror(e);
@@ -116,7 +130,10 @@ PyObject *tx_raise(tx_state *st, int err, const char *ctx)
 	default:
 		break;
 	}
-	PyErr_Format(type, "%s: %s", ctx, what);
+	if (e == TACHYON_ECORRUPT && why && why[0])
+		PyErr_Format(type, "%s: %s: %s", ctx, what, why);
+	else
+		PyErr_Format(type, "%s: %s", ctx, what);
 	return NULL;
 }
 

@@ -727,9 +727,19 @@ static void expect_fatal_consumer(ring *r, tachyon_consumer *c, const char *what
 	CHECK(m.data == NULL);
 }
 
-/* One hand-crafted ring: tail = start, a header at phys(start), head. */
-static void fatal_header_case(const char *what, uint64_t start, uint32_t size, uint32_t reserved,
-                              uint64_t head)
+/* The end recorded what the peer did wrong: a phrase containing kw. */
+static void check_reason(const char *got, const char *kw, const char *what)
+{
+	if (!got || !strstr(got, kw))
+		fprintf(stderr, "case %s: fatal_reason = \"%s\", wanted \"%s\"\n", what,
+		        got ? got : "(null)", kw);
+	CHECK(got != NULL && strstr(got, kw) != NULL);
+}
+
+/* One hand-crafted ring: tail = start, a header at phys(start), head; with
+ * kw, the consumer's fatal_reason must contain it. */
+static void fatal_header_case_kw(const char *what, const char *kw, uint64_t start, uint32_t size,
+                                 uint32_t reserved, uint64_t head)
 {
 	ring r = ring_new_at(CAP, start);
 	/* a valid slot at offset 0, so that a wrongly accepted SKIP would go on
@@ -739,8 +749,17 @@ static void fatal_header_case(const char *what, uint64_t start, uint32_t size, u
 	r.hdr->head = head;
 	tachyon_consumer c;
 	REQUIRE(tachyon_consumer_attach(&c, r.mem, r.size) == 0);
+	CHECK(c.fatal_reason == NULL);
 	expect_fatal_consumer(&r, &c, what);
+	if (kw)
+		check_reason(c.fatal_reason, kw, what);
 	ring_free(&r);
+}
+
+static void fatal_header_case(const char *what, uint64_t start, uint32_t size, uint32_t reserved,
+                              uint64_t head)
+{
+	fatal_header_case_kw(what, NULL, start, size, reserved, head);
 }
 
 static void test_consumer_fatal(void)
@@ -764,6 +783,16 @@ static void test_consumer_fatal(void)
 	 * rule catches it */
 	fatal_header_case("SKIP at offset 0, full ring", 0, TACHYON_SKIP, 0, CAP);
 	fatal_header_case("SKIP at offset 0, full, lap 2", CAP, TACHYON_SKIP, 0, 2 * CAP);
+	/* each records what the producer did wrong */
+	fatal_header_case_kw("reserved_size 0", "smaller than", 0, 0, 0, 128);
+	fatal_header_case_kw("reserved_size unaligned", "not a multiple of 64", 0, 0, 100, 256);
+	fatal_header_case_kw("reserved_size > capacity", "larger than the ring", 0, 0, 2 * CAP, CAP);
+	fatal_header_case_kw("past the ring end", "past the end", 896, 0, 256, 896 + 256);
+	fatal_header_case_kw("size > slot", "larger than its slot", 0, 65, 128, 128);
+	fatal_header_case_kw("slot beyond head", "beyond the published head", 0, 0, 256, 128);
+	fatal_header_case_kw("SKIP, padding not published", "SKIP marker whose padding", 512,
+	                     TACHYON_SKIP, 0, 512 + 256);
+	fatal_header_case_kw("SKIP at offset 0", "SKIP marker at offset 0", 0, TACHYON_SKIP, 0, 256);
 
 	/* a good message first: it is delivered, then the bad one is fatal */
 	{
@@ -797,11 +826,12 @@ static void test_consumer_fatal(void)
 	struct {
 		const char *what;
 		uint64_t head;
+		const char *kw;
 	} heads[] = {
-		{"head not a multiple of 64", 100},
-		{"head - tail > capacity", CAP + 64},
-		{"head far ahead", UINT64_MAX - 63},
-		{"head backwards", 128},
+		{"head not a multiple of 64", 100, "not a multiple of 64"},
+		{"head - tail > capacity", CAP + 64, "more than the capacity"},
+		{"head far ahead", UINT64_MAX - 63, "more than the capacity"},
+		{"head backwards", 128, "backwards"},
 	};
 	for (size_t i = 0; i < sizeof(heads) / sizeof(heads[0]); i++) {
 		ring r = ring_new(CAP);
@@ -821,6 +851,7 @@ static void test_consumer_fatal(void)
 		put_header(&r, 256, 0, 0, 64);
 		r.hdr->head = heads[i].head;
 		expect_fatal_consumer(&r, &c, heads[i].what);
+		check_reason(c.fatal_reason, heads[i].kw, heads[i].what);
 		ring_free(&r);
 	}
 	/* head more than capacity above the published tail, though not above
@@ -845,6 +876,7 @@ static void test_consumer_fatal(void)
 		REQUIRE(tachyon_consumer_attach(&c, r.mem, r.size) == 0);
 		r.hdr->state = TACHYON_STATE_FATAL;
 		expect_fatal_consumer(&r, &c, "state 4");
+		check_reason(c.fatal_reason, "marked the ring fatal", "state 4");
 		ring_free(&r);
 	}
 	/* a garbage state word is as bad */
@@ -854,6 +886,7 @@ static void test_consumer_fatal(void)
 		REQUIRE(tachyon_consumer_attach(&c, r.mem, r.size) == 0);
 		r.hdr->state = 99;
 		expect_fatal_consumer(&r, &c, "state 99");
+		check_reason(c.fatal_reason, "state word", "state 99");
 		ring_free(&r);
 	}
 }
@@ -881,12 +914,13 @@ static void test_producer_fatal(void)
 	struct {
 		const char *what;
 		uint64_t tail;
+		const char *kw;
 	} tails[] = {
-		{"tail not a multiple of 64", 600},
-		{"tail backwards", 448},
-		{"tail backwards, far", 0},
-		{"tail ahead of the published head", CAP + 64},
-		{"tail claims more than capacity", UINT64_MAX - 63},
+		{"tail not a multiple of 64", 600, "not a multiple of 64"},
+		{"tail backwards", 448, "backwards"},
+		{"tail backwards, far", 0, "backwards"},
+		{"tail ahead of the published head", CAP + 64, "past the published head"},
+		{"tail claims more than capacity", UINT64_MAX - 63, "tail"},
 	};
 	for (size_t i = 0; i < sizeof(tails) / sizeof(tails[0]); i++) {
 		ring r = ring_new_at(CAP, 512);
@@ -897,6 +931,7 @@ static void test_producer_fatal(void)
 		r.hdr->tail = tails[i].tail;
 		int rc = tachyon_producer_try_reserve(&p, 576 - 64, &buf);
 		expect_fatal_producer(&r, &p, rc, tails[i].what);
+		check_reason(p.fatal_reason, tails[i].kw, tails[i].what);
 		ring_free(&r);
 	}
 	/* the same tail values while there is still room: the cached tail is
@@ -937,6 +972,7 @@ static void test_producer_fatal(void)
 		int rc = tachyon_producer_flush(&p);
 		CHECK_EQ(r.hdr->head, 64 * 5); /* we did not write over it */
 		expect_fatal_producer(&r, &p, rc, "foreign head writer");
+		check_reason(p.fatal_reason, "foreign process wrote head", "foreign head writer");
 		ring_free(&r);
 	}
 	/* ... also at a batch publication inside commit */
@@ -963,6 +999,7 @@ static void test_producer_fatal(void)
 		r.hdr->state = TACHYON_STATE_FATAL;
 		int rc = tachyon_producer_try_reserve(&p, 0, &buf);
 		expect_fatal_producer(&r, &p, rc, "state 4");
+		check_reason(p.fatal_reason, "marked the ring fatal", "producer, state 4");
 		ring_free(&r);
 	}
 	/* the consumer marked it fatal: the producer stops too */

@@ -112,6 +112,7 @@ typedef struct tachyon_producer {
 	uint64_t cached_tail;       /* last validated tail */
 	uint32_t unpublished;       /* commits since the last publication */
 	int fatal;
+	const char *fatal_reason;   /* static text: what the peer did wrong, or NULL */
 	/* open reservation */
 	int reserved;
 	uint64_t resv_start;        /* head before the reservation, padding excluded */
@@ -131,6 +132,7 @@ typedef struct tachyon_consumer {
 	uint64_t cached_head;       /* last validated head */
 	uint32_t unpublished;       /* released messages since the last publication */
 	int fatal;
+	const char *fatal_reason;   /* static text: what the peer did wrong, or NULL */
 	int closed_seen;            /* state 3 was loaded: drain, then report */
 } tachyon_consumer;
 
@@ -350,6 +352,11 @@ int tachyon_bus_set_numa_node(tachyon_bus *b, int node);
 int tachyon_bus_stats(tachyon_bus *b, tachyon_stats *out);
 uint64_t tachyon_bus_capacity(const tachyon_bus *b);
 pid_t tachyon_bus_peer_pid(const tachyon_bus *b);
+/* After a call returned -TACHYON_ECORRUPT: a short static phrase saying what
+ * the peer did wrong ("the producer moved head backwards"), from this end's
+ * ring state; NULL when the ring is not fatal here or the reason is unknown
+ * (e.g. the ring was already fatal when this end attached). */
+const char *tachyon_bus_fatal_reason(const tachyon_bus *b);
 /* enum tachyon_liveness, from a poll of the pidfd (one syscall). */
 int tachyon_bus_peer_liveness(tachyon_bus *b);
 
