@@ -1020,6 +1020,18 @@ static int recv_first(BusObject *self, tachyon_msg *msgs, size_t max, int64_t de
 	return r;
 }
 
+/* Take one message with the consumer family held: try (spinning briefly
+ * with the GIL), then wait without the GIL until the deadline. */
+static int recv_one(BusObject *self, tachyon_msg *m, int64_t deadline)
+{
+	int r = recv_first(self, m, 0, deadline, GIL_SPIN_TRIES);
+	if ((r == -EAGAIN || r == -ETIMEDOUT) && deadline != 0) {
+		tx_call c = {.op = OP_RECV, .self = self, .deadline = deadline, .msgs = m};
+		r = tx_blocking(&c);
+	}
+	return r;
+}
+
 PyObject *tx_bus_recv_message(BusObject *self, int64_t tns, int mode)
 {
 	static const char *const fnames[] = {"recv", "try_recv", "iteration"};
@@ -1035,11 +1047,7 @@ PyObject *tx_bus_recv_message(BusObject *self, int64_t tns, int mode)
 	if (r == -1)
 		return NULL;
 	if (r == 0) {
-		r = recv_first(self, &m, 0, deadline, GIL_SPIN_TRIES);
-		if ((r == -EAGAIN || r == -ETIMEDOUT) && deadline != 0) {
-			tx_call c = {.op = OP_RECV, .self = self, .deadline = deadline, .msgs = &m};
-			r = tx_blocking(&c);
-		}
+		r = recv_one(self, &m, deadline);
 		if (r == 0) {
 			/* the message is taken: it is returned whatever happens next */
 			res = tx_message_new(self->st, &m);
@@ -1095,11 +1103,7 @@ static PyObject *zero_copy_recv(BusObject *self, int64_t tns, const char *fname)
 	if (r == -1)
 		return NULL;
 	if (r == 0) {
-		r = recv_first(self, &m, 0, deadline, GIL_SPIN_TRIES);
-		if ((r == -EAGAIN || r == -ETIMEDOUT) && deadline != 0) {
-			tx_call c = {.op = OP_RECV, .self = self, .deadline = deadline, .msgs = &m};
-			r = tx_blocking(&c);
-		}
+		r = recv_one(self, &m, deadline);
 		if (r == 0) {
 			uint64_t seq;
 			if (tx_slots_push(self, m.end, 1, &seq) == 0) {
