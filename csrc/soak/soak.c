@@ -83,43 +83,11 @@ static uint32_t size_of(uint64_t seq, uint64_t seed, uint64_t cap)
 	}
 }
 
-/* [seq u64][checksum u32 of the rest][pseudo-random bytes] when the size
- * allows, else the first bytes of seq. */
-static void fill(uint8_t *p, uint32_t size, uint64_t seq)
-{
-	uint8_t small[12] = {0};
-	memcpy(small, &seq, 8);
-	if (size < 12) {
-		memcpy(p, small, size);
-		return;
-	}
-	uint64_t st = seq * 31 + 7;
-	uint32_t i = 12;
-	for (; i + 8 <= size; i += 8) {
-		uint64_t r = test_rand(&st);
-		memcpy(p + i, &r, 8);
-	}
-	uint64_t r = test_rand(&st);
-	memcpy(p + i, &r, size - i);
-	uint32_t sum = test_checksum(p + 12, size - 12);
-	memcpy(p, &seq, 8);
-	memcpy(p + 8, &sum, 4);
-}
-
 static int verify(const tachyon_msg *m, uint64_t seq, uint64_t seed, uint64_t cap)
 {
 	if (m->type_id != (uint32_t)seq || m->size != size_of(seq, seed, cap))
 		return 0;
-	if (m->size < 12) {
-		uint8_t small[12] = {0};
-		memcpy(small, &seq, 8);
-		return memcmp(m->data, small, m->size) == 0;
-	}
-	uint64_t s;
-	uint32_t sum;
-	memcpy(&s, m->data, 8);
-	memcpy(&sum, m->data + 8, 4);
-	return s == seq && sum == test_checksum(m->data + 12, m->size - 12);
+	return test_check_payload(m->data, m->size, seq);
 }
 
 static void pause_ms(unsigned ms)
@@ -157,7 +125,7 @@ static int produce(tachyon_bus *b, const session_cfg *cfg, session_out *out)
 		void *pl;
 		uint64_t r = test_rand(&rng);
 		if (r % 3 == 0) {
-			fill(buf, size, seq);
+			test_fill_message(buf, size, seq);
 			rc = tachyon_bus_send(b, buf, size, (uint32_t)seq, &w);
 		} else {
 			uint64_t more = (r % 3 == 1) ? size : size + (r >> 32) % 512;
@@ -165,7 +133,7 @@ static int produce(tachyon_bus *b, const session_cfg *cfg, session_out *out)
 				more = maxp;
 			rc = tachyon_bus_reserve(b, more, &pl, &w);
 			if (rc == 0) {
-				fill(pl, size, seq);
+				test_fill_message(pl, size, seq);
 				rc = tachyon_bus_commit(b, size, (uint32_t)seq);
 			}
 			if (rc == 0 && (r >> 8) % 7 == 0)

@@ -51,43 +51,11 @@ static uint32_t size_of(uint64_t seq)
 	return (uint32_t)(test_rand(&st) % (MAXP + 1));
 }
 
-/* Payload: [seq u64][checksum u32 of the rest][random bytes] when size >= 12,
- * else the first bytes of seq followed by zeros. */
-static void fill(uint8_t *p, uint32_t size, uint64_t seq)
-{
-	uint8_t small[12] = {0};
-	memcpy(small, &seq, 8);
-	if (size < 12) {
-		memcpy(p, small, size);
-		return;
-	}
-	uint64_t st = seq + 12345;
-	uint32_t i = 12;
-	for (; i + 8 <= size; i += 8) {
-		uint64_t r = test_rand(&st);
-		memcpy(p + i, &r, 8);
-	}
-	uint64_t r = test_rand(&st);
-	memcpy(p + i, &r, size - i);
-	uint32_t sum = test_checksum(p + 12, size - 12);
-	memcpy(p, &seq, 8);
-	memcpy(p + 8, &sum, 4);
-}
-
 static int verify(const tachyon_msg *m, uint64_t seq)
 {
 	if (m->type_id != (uint32_t)seq || m->size != size_of(seq))
 		return 0;
-	if (m->size < 12) {
-		uint8_t small[12] = {0};
-		memcpy(small, &seq, 8);
-		return memcmp(m->data, small, m->size) == 0;
-	}
-	uint64_t s;
-	uint32_t sum;
-	memcpy(&s, m->data, 8);
-	memcpy(&sum, m->data + 8, 4);
-	return s == seq && sum == test_checksum(m->data + 12, m->size - 12);
+	return test_check_payload(m->data, m->size, seq);
 }
 
 static int produce(tachyon_bus *b, const char *who)
@@ -105,13 +73,13 @@ static int produce(tachyon_bus *b, const char *who)
 		void *pl;
 		switch (seq % 3) {
 		case 0: /* copy + commit + flush */
-			fill(buf, size, seq);
+			test_fill_message(buf, size, seq);
 			rc = tachyon_bus_send(b, buf, size, (uint32_t)seq, &w);
 			break;
 		case 1: /* in place, published by the batch rule */
 			rc = tachyon_bus_reserve(b, size, &pl, &w);
 			if (rc == 0) {
-				fill(pl, size, seq);
+				test_fill_message(pl, size, seq);
 				rc = tachyon_bus_commit(b, size, (uint32_t)seq);
 			}
 			break;
@@ -119,7 +87,7 @@ static int produce(tachyon_bus *b, const char *who)
 			uint32_t more = size + 100 > MAXP ? MAXP : size + 100;
 			rc = tachyon_bus_reserve(b, more, &pl, &w);
 			if (rc == 0) {
-				fill(pl, size, seq);
+				test_fill_message(pl, size, seq);
 				rc = tachyon_bus_commit(b, size, (uint32_t)seq);
 			}
 			break;

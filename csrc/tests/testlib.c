@@ -66,6 +66,41 @@ uint32_t test_checksum(const void *data, size_t len)
 	return h;
 }
 
+void test_fill_message(uint8_t *p, uint32_t size, uint64_t seq)
+{
+	uint8_t small[12] = {0};
+	memcpy(small, &seq, 8);
+	if (size < 12) {
+		memcpy(p, small, size);
+		return;
+	}
+	uint64_t st = seq * 31 + 7;
+	uint32_t i = 12;
+	for (; i + 8 <= size; i += 8) {
+		uint64_t r = test_rand(&st);
+		memcpy(p + i, &r, 8);
+	}
+	uint64_t r = test_rand(&st);
+	memcpy(p + i, &r, size - i);
+	uint32_t sum = test_checksum(p + 12, size - 12);
+	memcpy(p, &seq, 8);
+	memcpy(p + 8, &sum, 4);
+}
+
+int test_check_payload(const uint8_t *data, uint32_t size, uint64_t seq)
+{
+	if (size < 12) {
+		uint8_t small[12] = {0};
+		memcpy(small, &seq, 8);
+		return memcmp(data, small, size) == 0;
+	}
+	uint64_t s;
+	uint32_t sum;
+	memcpy(&s, data, 8);
+	memcpy(&sum, data + 8, 4);
+	return s == seq && sum == test_checksum(data + 12, size - 12);
+}
+
 int test_wait_child(pid_t pid)
 {
 	int status;

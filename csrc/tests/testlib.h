@@ -61,6 +61,14 @@ uint64_t test_rand(uint64_t *state);
 /* FNV-1a over a buffer: the checksum of the message tests. */
 uint32_t test_checksum(const void *data, size_t len);
 
+/* The checked message format of the stream tests and the soak: [seq u64]
+ * [FNV-1a of the rest u32][pseudo-random bytes] when size >= 12, else the
+ * first size bytes of seq. */
+void test_fill_message(uint8_t *p, uint32_t size, uint64_t seq);
+
+/* Does a received payload carry exactly what test_fill_message wrote for seq? */
+int test_check_payload(const uint8_t *data, uint32_t size, uint64_t seq);
+
 /* Wait for a child and return its exit status (or 128 + signal). */
 int test_wait_child(pid_t pid);
 
