@@ -262,17 +262,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_in in = {data, size};
 	static run r; /* large (scratch, model): static, reset below */
 	memset(&r, 0, offsetof(run, sizes));
-	r.cap = fin_capacity(&in);
-	size_t region_size = TACHYON_REGION_HEADER_SIZE + r.cap;
-	r.region = malloc(region_size);
-	FUZZ_ASSERT(r.region);
+	size_t region_size;
+	r.region = fin_region(&in, &r.cap, &region_size);
 	r.hdr = (struct tachyon_region_header *)(void *)r.region;
 	r.ring = r.region + TACHYON_REGION_HEADER_SIZE;
-	fin_region_header(&in, r.hdr, r.cap);
-	uint64_t head, tail;
-	fin_indices(&in, r.cap, &head, &tail);
-	r.hdr->head = head;
-	r.hdr->tail = tail;
+	uint64_t head = r.hdr->head, tail = r.hdr->tail;
 	fin_bytes(&in, r.ring, r.cap);
 
 	int rc = tachyon_consumer_attach(&r.c, r.region, region_size);

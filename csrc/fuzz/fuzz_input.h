@@ -108,6 +108,22 @@ static inline void fin_region_header(fuzz_in *in, struct tachyon_region_header *
 	h->connector_marker = TACHYON_PEER_MARKER;
 }
 
+/* A heap region of exactly 768 + capacity bytes whose capacity, header and
+ * starting indices come from the input; the data ring is left for the
+ * caller to fill. Never NULL (an allocation failure aborts the run). */
+static inline uint8_t *fin_region(fuzz_in *in, uint64_t *cap, size_t *size)
+{
+	*cap = fin_capacity(in);
+	*size = TACHYON_REGION_HEADER_SIZE + *cap;
+	uint8_t *region = malloc(*size);
+	if (!region)
+		abort();
+	struct tachyon_region_header *hdr = (struct tachyon_region_header *)(void *)region;
+	fin_region_header(in, hdr, *cap);
+	fin_indices(in, *cap, &hdr->head, &hdr->tail);
+	return region;
+}
+
 /* FUZZ_TRACE=1 in the environment prints every operation: for triage of a
  * saved crash input (run the target on that file alone). */
 static inline int fuzz_tracing(void)
