@@ -1,20 +1,12 @@
 """Exports alive at interpreter exit: their deleters run during finalization
 (or never) and must not crash. usage: dlpack_at_exit.py numpy|torch"""
-import os
 import sys
 import threading
 
 import numpy as np
+from pairlib import in_process_pair
 
-import tachyon
-
-path = f"/tmp/tachyon-atexit-{os.getpid()}.sock"
-box = {}
-t = threading.Thread(target=lambda: box.setdefault("prod", tachyon.Bus.connect(path, timeout=10)))
-t.start()
-cons = tachyon.Bus.listen(path, 1 << 12, timeout=10)
-t.join()
-prod = box["prod"]
+cons, prod = in_process_pair("atexit")
 prod.send(b"held at exit" * 4)
 with cons.recv_zero_copy(timeout=5) as rx:
     if sys.argv[1] == "torch":

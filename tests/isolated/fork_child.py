@@ -3,19 +3,13 @@ clear error from every bus method and exits; the parent's stream continues
 intact, and nothing the child did reached the shared ring (its peer sees no
 close, no release, no wake)."""
 import os
-import threading
 
 import numpy as np
 
 import tachyon
+from pairlib import in_process_pair
 
-path = f"/tmp/tachyon-fork-{os.getpid()}.sock"
-box = {}
-t = threading.Thread(target=lambda: box.setdefault("prod", tachyon.Bus.connect(path, timeout=10)))
-t.start()
-cons = tachyon.Bus.listen(path, 1 << 12, timeout=10)
-t.join()
-prod = box["prod"]
+cons, prod = in_process_pair("fork")
 
 prod.send(b"inherited" * 4, type_id=1)
 for i in range(5):  # queued, unread: the child must not take them

@@ -7,21 +7,14 @@ thread's futex wait: only the periodic interrupted() check can notice it.
 Prints "blocking" just before the main thread blocks in recv; after the
 KeyboardInterrupt it prints "interrupted <CLOCK_MONOTONIC seconds>", lets a
 producer thread send 10 more messages and checks that all 20 arrive in order."""
-import os
 import signal
 import sys
 import threading
 import time
 
-import tachyon
+from pairlib import in_process_pair
 
-path = f"/tmp/tachyon-sigint-{os.getpid()}.sock"
-box = {}
-t = threading.Thread(target=lambda: box.setdefault("prod", tachyon.Bus.connect(path, timeout=10)))
-t.start()
-cons = tachyon.Bus.listen(path, 1 << 12, timeout=10)
-t.join()
-prod = box["prod"]
+cons, prod = in_process_pair("sigint")
 go = threading.Event()
 
 

@@ -18,16 +18,10 @@ import sys
 import threading
 import time
 
-import tachyon
+from pairlib import in_process_pair
 
 count, signals, seed = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-path = f"/tmp/tachyon-sigstorm-{os.getpid()}.sock"
-box = {}
-t = threading.Thread(target=lambda: box.setdefault("prod", tachyon.Bus.connect(path, timeout=10)))
-t.start()
-cons = tachyon.Bus.listen(path, 1 << 12, timeout=10)
-t.join()
-prod = box["prod"]
+cons, prod = in_process_pair("sigstorm")
 done = threading.Event()
 
 
