@@ -468,6 +468,14 @@ def build_rows(steps, a):
                          ref=f"p50 {ns(j['floor_ns']['p50'])}, p99 {ns(j['floor_ns']['p99'])}",
                          ratio=f"{r:.2f} (rounds {j['ratio_p50_min']:.2f}..{j['ratio_p50_max']:.2f})",
                          target="<= 1.1", met=r <= 1.1))
+            if "layout_ns" in j:
+                R.append(row(S2, "C RTT p50, 32 B, pure spin / layout floor (the least a ring of the v4 wire layout "
+                                 "costs: head, slot header and payload on their own lines; same rounds)",
+                             ours=f"p50 {ns(j['tachyon_ns']['p50'])}, p99 {ns(j['tachyon_ns']['p99'])}",
+                             ref=f"p50 {ns(j['layout_ns']['p50'])}, p99 {ns(j['layout_ns']['p99'])}",
+                             ratio=f"{j['ratio_layout_p50_median']:.2f}",
+                             note=f"layout floor / cache-line floor in the same rounds: "
+                                  f"{j['layout_over_floor_p50_median']:.2f}"))
     m = missing(steps, "c_pingpong_sleep")
     if m:
         R.append(row(S2, "C RTT p50, sleeping consumers / raw futex ping-pong", ours=m, target="<= 1.1"))

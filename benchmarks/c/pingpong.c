@@ -11,9 +11,16 @@
  *          message costs at the very least when both sides are awake.
  *   futex  a raw FUTEX_WAKE / FUTEX_WAIT ping-pong with no spinning; what a
  *          message costs at the very least when the receiver sleeps.
- * Floor and ours alternate in short rounds (after one unrecorded warm-up
- * round of each), so a change of vCPU placement hits both alike; the result
- * is the median of the per-round ratios of the p50s.
+ * In pure-spin mode a second reference runs too, the layout floor: the least
+ * any ring of our wire layout can do. Each direction is a head line plus a
+ * ring of slots (a 64-byte header line, then the payload); the writer fills
+ * the slot and stores head with release, the reader spins on head, reads the
+ * header and copies the payload out. No checks, no API, no batching: the
+ * cache-line transfers the layout itself costs, which the line floor does
+ * not pay (it announces and carries a message in one line).
+ * Floor, layout floor and ours alternate in short rounds (after one
+ * unrecorded warm-up round of each), so a change of vCPU placement hits all
+ * alike; the result is the median of the per-round ratios of the p50s.
  *
  * Modes:
  *   (default)  pure spin: both consumers in polling mode 1 (never sleep);
@@ -184,6 +191,89 @@ static void setup_end(tachyon_bus *tx, tachyon_bus *rx, const struct options *o)
 		die("set_polling_mode", rc);
 }
 
+/* ---- the layout floor (pure-spin mode) -------------------------------------- */
+
+#define LAYOUT_RING   65536u /* as the buses' default capacity */
+#define LAYOUT_HEADER 64u
+
+/* One direction: head alone on its line (as at region offset 128), then the
+ * slots. Written by one side, read by the other, as a bus ring. */
+struct layout_dir {
+	_Alignas(128) _Atomic uint64_t head;
+	_Alignas(128) unsigned char ring[LAYOUT_RING];
+};
+
+struct layout_floor {
+	struct layout_dir dir[2]; /* 0: parent -> child, 1: child -> parent */
+};
+
+/* Private to each process (copies after the fork), like bench_line_seq. */
+static uint64_t layout_head[2], layout_read[2];
+
+static size_t layout_slot(size_t n)
+{
+	return (LAYOUT_HEADER + n + 63) & ~(size_t)63;
+}
+
+static void layout_send(struct layout_floor *l, int d, const void *data, size_t n)
+{
+	struct layout_dir *dir = &l->dir[d];
+	uint64_t h = layout_head[d];
+	size_t slot = layout_slot(n);
+	if ((h & (LAYOUT_RING - 1)) + slot > LAYOUT_RING)
+		h += LAYOUT_RING - (h & (LAYOUT_RING - 1)); /* both sides skip the tail end */
+	unsigned char *s = dir->ring + (h & (LAYOUT_RING - 1));
+	uint32_t hdr[3] = {(uint32_t)n, 0, (uint32_t)slot}; /* size, type_id, reserved_size */
+	memcpy(s, hdr, sizeof hdr);
+	memcpy(s + LAYOUT_HEADER, data, n);
+	layout_head[d] = h + slot;
+	atomic_store_explicit(&dir->head, h + slot, memory_order_release);
+}
+
+static void layout_recv(struct layout_floor *l, int d, void *into, size_t n)
+{
+	struct layout_dir *dir = &l->dir[d];
+	uint64_t t = layout_read[d];
+	while (atomic_load_explicit(&dir->head, memory_order_acquire) == t)
+		bench_relax();
+	if ((t & (LAYOUT_RING - 1)) + layout_slot(n) > LAYOUT_RING)
+		t += LAYOUT_RING - (t & (LAYOUT_RING - 1));
+	const unsigned char *s = dir->ring + (t & (LAYOUT_RING - 1));
+	uint32_t hdr[3];
+	memcpy(hdr, s, sizeof hdr);
+	memcpy(into, s + LAYOUT_HEADER, hdr[0] < n ? hdr[0] : n);
+	layout_read[d] = t + hdr[2];
+}
+
+static void layout_ping(struct layout_floor *l, char *buf, const struct options *o,
+                        int64_t *samples)
+{
+	for (int i = 0; i < o->iters; i++) {
+		int64_t t0 = bench_now_ns();
+		layout_send(l, 0, buf, o->size);
+		layout_recv(l, 1, buf, o->size);
+		if (samples)
+			samples[i] = bench_now_ns() - t0;
+	}
+}
+
+static void layout_pong(struct layout_floor *l, char *buf, const struct options *o)
+{
+	for (int i = 0; i < o->iters; i++) {
+		layout_recv(l, 0, buf, o->size);
+		layout_send(l, 1, buf, o->size);
+	}
+}
+
+static struct layout_floor *layout_map(void)
+{
+	struct layout_floor *l = mmap(NULL, sizeof *l, PROT_READ | PROT_WRITE,
+	                              MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (l == MAP_FAILED)
+		die("mmap", errno);
+	return l; /* fresh pages are zero: head 0 each way */
+}
+
 /* ---- main ---------------------------------------------------------------- */
 
 int main(int argc, char **argv)
@@ -194,6 +284,7 @@ int main(int argc, char **argv)
 	snprintf(pong_path, sizeof pong_path, "/tmp/tachyon-pingpong-%d-b.sock", (int)getpid());
 
 	bench_floor *fl = bench_floor_map();
+	struct layout_floor *lay = o.hybrid ? NULL : layout_map();
 	tachyon_listener *lping, *lpong;
 	int rc = tachyon_listener_open(ping_path, o.capacity, NULL, &lping);
 	if (rc < 0)
@@ -219,6 +310,8 @@ int main(int argc, char **argv)
 		char *buf = calloc(1, o.size ? o.size : 1);
 		for (int r = 0; r <= o.rounds; r++) { /* round 0: warm-up */
 			floor_pong(fl, &o);
+			if (lay)
+				layout_pong(lay, buf, &o);
 			ours_pong(tx, rx, buf, &o);
 		}
 		tachyon_bus_close(tx);
@@ -239,22 +332,31 @@ int main(int argc, char **argv)
 	size_t total = (size_t)o.rounds * (size_t)o.iters;
 	int64_t *floor_s = malloc(total * sizeof(int64_t));
 	int64_t *ours_s = malloc(total * sizeof(int64_t));
+	int64_t *layout_s = lay ? malloc(total * sizeof(int64_t)) : NULL;
+	double *ratios_layout = malloc((size_t)o.rounds * sizeof(double)); /* ours / layout */
+	double *ratios_lay_line = malloc((size_t)o.rounds * sizeof(double)); /* layout / line */
 	int64_t *round_s = malloc((size_t)o.iters * sizeof(int64_t));
 	double *ratios = malloc((size_t)o.rounds * sizeof(double));
 	double *ratios99 = malloc((size_t)o.rounds * sizeof(double));
 	char *buf = malloc(o.size ? o.size : 1);
-	if (!floor_s || !ours_s || !round_s || !ratios || !ratios99 || !buf)
+	if (!floor_s || !ours_s || !round_s || !ratios || !ratios99 || !buf || (lay && !layout_s) ||
+	    !ratios_layout || !ratios_lay_line)
 		die("malloc", ENOMEM);
 	memset(buf, 0xA5, o.size ? o.size : 1);
 
 	for (int r = 0; r <= o.rounds; r++) {
 		if (r == 0) { /* warm-up: page faults, caches, branch predictors */
 			floor_ping(fl, &o, NULL);
+			if (lay)
+				layout_ping(lay, buf, &o, NULL);
 			ours_ping(tx, rx, buf, &o, NULL);
 			continue;
 		}
-		int64_t *f = floor_s + (size_t)(r - 1) * o.iters, *u = ours_s + (size_t)(r - 1) * o.iters;
+		size_t at = (size_t)(r - 1) * o.iters;
+		int64_t *f = floor_s + at, *u = ours_s + at;
 		floor_ping(fl, &o, f);
+		if (lay)
+			layout_ping(lay, buf, &o, layout_s + at);
 		ours_ping(tx, rx, buf, &o, u);
 		memcpy(round_s, f, (size_t)o.iters * sizeof(int64_t));
 		bench_lat lf = bench_summarize(round_s, (size_t)o.iters);
@@ -262,6 +364,12 @@ int main(int argc, char **argv)
 		bench_lat lu = bench_summarize(round_s, (size_t)o.iters);
 		ratios[r - 1] = lu.p50 / lf.p50;
 		ratios99[r - 1] = lu.p99 / lf.p99;
+		if (lay) {
+			memcpy(round_s, layout_s + at, (size_t)o.iters * sizeof(int64_t));
+			bench_lat ll = bench_summarize(round_s, (size_t)o.iters);
+			ratios_layout[r - 1] = lu.p50 / ll.p50;
+			ratios_lay_line[r - 1] = ll.p50 / lf.p50;
+		}
 		fprintf(stderr, "\rround %d/%d: floor p50 %.0f ns, ours p50 %.0f ns, ratio %.3f   ", r,
 		        o.rounds, lf.p50, lu.p50, ratios[r - 1]);
 	}
@@ -287,9 +395,20 @@ int main(int argc, char **argv)
 	printf(", floor: %s\n", floor_kind);
 	bench_lat_header();
 	bench_lat_row("floor", &lf);
+	bench_lat ll = {0};
+	double med_layout = 0, med_lay_line = 0;
+	if (lay) {
+		ll = bench_summarize(layout_s, total);
+		bench_lat_row("layout floor", &ll);
+		med_layout = bench_median(ratios_layout, (size_t)o.rounds);
+		med_lay_line = bench_median(ratios_lay_line, (size_t)o.rounds);
+	}
 	bench_lat_row("tachyon", &lu);
 	printf("median paired p50 ratio tachyon/floor: %.3f (min %.3f, max %.3f); p99 ratio %.3f\n",
 	       med, lo, hi, med99);
+	if (lay)
+		printf("median paired p50 ratio tachyon/layout floor: %.3f; layout floor/floor: %.3f\n",
+		       med_layout, med_lay_line);
 	if (o.json) {
 		printf("{\"bench\":\"pingpong\",\"mode\":\"%s\",\"spin\":%u,\"floor_kind\":\"%s\","
 		       "\"size\":%zu,\"capacity\":%llu,\"rounds\":%d,\"iters\":%d,\"cpus\":[%d,%d],",
@@ -299,13 +418,23 @@ int main(int argc, char **argv)
 		printf(",");
 		bench_lat_json(stdout, "tachyon_ns", &lu);
 		printf(",\"ratio_p50_median\":%.4f,\"ratio_p50_min\":%.4f,\"ratio_p50_max\":%.4f,"
-		       "\"ratio_p99_median\":%.4f}\n",
+		       "\"ratio_p99_median\":%.4f",
 		       med, lo, hi, med99);
+		if (lay) {
+			printf(",");
+			bench_lat_json(stdout, "layout_ns", &ll);
+			printf(",\"ratio_layout_p50_median\":%.4f,\"layout_over_floor_p50_median\":%.4f",
+			       med_layout, med_lay_line);
+		}
+		printf("}\n");
 	}
 	tachyon_bus_unref(tx);
 	tachyon_bus_unref(rx);
 	free(floor_s);
 	free(ours_s);
+	free(layout_s);
+	free(ratios_layout);
+	free(ratios_lay_line);
 	free(round_s);
 	free(ratios);
 	free(ratios99);
