@@ -1125,8 +1125,9 @@ static PyObject *Bus_recv_zero_copy(BusObject *self, PyObject *const *args, Py_s
 	static const char *const names[] = {"timeout"};
 	PyObject *a[1];
 	int64_t tns = TACHYON_FOREVER;
-	if (tx_parse_args("recv_zero_copy", args, nargs, kwnames, names, 1, 1, 0, a) < 0 ||
-	    tx_parse_timeout(a[0], &tns) < 0)
+	if ((nargs || kwnames) &&
+	    (tx_parse_args("recv_zero_copy", args, nargs, kwnames, names, 1, 1, 0, a) < 0 ||
+	     tx_parse_timeout(a[0], &tns) < 0))
 		return NULL;
 	return zero_copy_recv(self, tns, "recv_zero_copy");
 }
@@ -1151,7 +1152,8 @@ static PyObject *Bus_drain_batch(BusObject *self, PyObject *const *args, Py_ssiz
 	Py_ssize_t max = 1024;
 	unsigned long spin = 10000;
 	int64_t tns = TACHYON_FOREVER, deadline;
-	tachyon_msg *msgs;
+	/* Small batches (latency loops ask for one) take no heap block. */
+	tachyon_msg small[16], *msgs = small;
 	int r;
 
 	if (tx_parse_args("drain_batch", args, nargs, kwnames, names, 3, 3, 0, a) < 0)
@@ -1183,13 +1185,14 @@ static PyObject *Bus_drain_batch(BusObject *self, PyObject *const *args, Py_ssiz
 		return NULL;
 	if (tx_bus_usable(self) < 0 || tx_bus_want_role(self, TACHYON_ROLE_CONSUMER) < 0)
 		return NULL;
-	msgs = PyMem_Malloc((size_t)max * sizeof *msgs);
-	if (!msgs)
+	if (max > (Py_ssize_t)(sizeof small / sizeof small[0]) &&
+	    !(msgs = PyMem_Malloc((size_t)max * sizeof *msgs)))
 		return PyErr_NoMemory();
 	deadline = deadline_for(tns);
 	r = tx_family_enter(self, FAM_RX, deadline);
 	if (r == -1) {
-		PyMem_Free(msgs);
+		if (msgs != small)
+			PyMem_Free(msgs);
 		return NULL;
 	}
 	if (r == 0) {
@@ -1218,7 +1221,8 @@ static PyObject *Bus_drain_batch(BusObject *self, PyObject *const *args, Py_ssiz
 		}
 		tx_family_exit(self, FAM_RX);
 	}
-	PyMem_Free(msgs);
+	if (msgs != small)
+		PyMem_Free(msgs);
 	if (r == 0)
 		return res;
 	return recv_failed(self, r, "drain_batch");

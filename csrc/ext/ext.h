@@ -185,7 +185,8 @@ typedef struct {
 	BusObject *bus;
 	Py_ssize_t n;
 	int spent;
-	tx_rxmsg *msgs;
+	tx_rxmsg *msgs;             /* &one for a batch of one, else PyMem */
+	tx_rxmsg one;
 } RxBatchObject;
 
 typedef struct {

@@ -45,7 +45,7 @@ typedef struct {
 	int n;
 } tx_freelist;
 
-static tx_freelist fl_txguard, fl_rxguard, fl_rxview;
+static tx_freelist fl_txguard, fl_rxguard, fl_rxview, fl_rxbatch;
 
 #define FL_NEW(fl, T, tp) ((T *)fl_new(&(fl), (tp)))
 
@@ -68,7 +68,7 @@ static void fl_free(tx_freelist *fl, PyObject *o)
 
 void tx_guard_freelists_clear(void)
 {
-	tx_freelist *all[] = {&fl_txguard, &fl_rxguard, &fl_rxview};
+	tx_freelist *all[] = {&fl_txguard, &fl_rxguard, &fl_rxview, &fl_rxbatch};
 	size_t i;
 	for (i = 0; i < sizeof all / sizeof all[0]; i++)
 		while (all[i]->n > 0)
@@ -511,11 +511,12 @@ PyType_Spec tx_rxguard_spec = {
 
 PyObject *tx_rxbatch_new(BusObject *bus, const tachyon_msg *m, Py_ssize_t n, uint64_t seq0)
 {
-	RxBatchObject *b = PyObject_GC_New(RxBatchObject, bus->st->rxbatch_type);
+	RxBatchObject *b = FL_NEW(fl_rxbatch, RxBatchObject, bus->st->rxbatch_type);
 	Py_ssize_t i;
 	if (!b)
 		return NULL;
-	b->msgs = PyMem_Malloc((size_t)n * sizeof *b->msgs);
+	/* A batch of one (a latency loop's drain_batch) needs no second block. */
+	b->msgs = n == 1 ? &b->one : PyMem_Malloc((size_t)n * sizeof *b->msgs);
 	if (!b->msgs) {
 		b->bus = NULL;
 		b->n = 0;
@@ -618,9 +619,10 @@ static void RxBatch_dealloc(RxBatchObject *b)
 	PyObject_GC_UnTrack(b);
 	if (b->bus)
 		rxbatch_spend(b);
-	PyMem_Free(b->msgs);
+	if (b->msgs != &b->one)
+		PyMem_Free(b->msgs);
 	Py_CLEAR(b->bus);
-	tp->tp_free((PyObject *)b);
+	fl_free(&fl_rxbatch, (PyObject *)b);
 	Py_DECREF(tp);
 }
 
