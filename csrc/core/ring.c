@@ -474,10 +474,13 @@ static inline int consumer_load_head(tachyon_consumer *c)
 	 * seen): not more than capacity ahead, never behind the previous head. */
 	if (UNLIKELY((h & ALIGN_MSK) != 0 || h - base > c->capacity ||
 	             h - base < c->cached_head - base))
+		/* Which one: a head below the one we saw is "backwards" even when
+		 * it is also below our published tail (where h - base wraps); the
+		 * counters start at 0 and never wrap, so plain < tells. */
 		return consumer_fail(c, (h & ALIGN_MSK) != 0 ? "the producer's head is not a multiple of 64"
-		                        : h - base > c->capacity
-		                                ? "the producer's head claims more than the capacity in use"
-		                                : "the producer moved head backwards");
+		                        : h < c->cached_head
+		                                ? "the producer moved head backwards"
+		                                : "the producer's head claims more than the capacity in use");
 	c->cached_head = h;
 	return 0;
 }

@@ -854,6 +854,28 @@ static void test_consumer_fatal(void)
 		check_reason(c.fatal_reason, heads[i].kw, heads[i].what);
 		ring_free(&r);
 	}
+	/* head moved back below the tail we published: still "backwards",
+	 * though head - published tail wraps to more than the capacity */
+	{
+		ring r = ring_new(CAP);
+		tachyon_producer p;
+		tachyon_consumer c;
+		attach_both(&r, &p, &c);
+		for (int k = 0; k < 4; k++)
+			CHECK_EQ(send_msg(&p, 0, 0, 0), 0);
+		CHECK_EQ(tachyon_producer_flush(&p), 0);
+		tachyon_msg m;
+		for (int k = 0; k < 4; k++) {
+			CHECK_EQ(tachyon_consumer_try_peek(&c, &m), 0);
+			CHECK_EQ(tachyon_consumer_release_to(&c, m.end, 1), 0);
+		}
+		tachyon_consumer_publish(&c);
+		CHECK_EQ(r.hdr->tail, 256);
+		r.hdr->head = 128;
+		expect_fatal_consumer(&r, &c, "head below the published tail");
+		check_reason(c.fatal_reason, "backwards", "head below the published tail");
+		ring_free(&r);
+	}
 	/* head more than capacity above the published tail, though not above
 	 * the read cursor: the producer may only count on what we published */
 	{
