@@ -265,7 +265,7 @@ def build_c_producer() -> Path:
             raise RuntimeError("no C compiler (cc/gcc) for benchmarks/python/c_producer.c")
         BUILD.mkdir(parents=True, exist_ok=True)
         tmp = out.with_suffix(f".{os.getpid()}.tmp")
-        subprocess.run([compiler, "-O2", "-std=c11", f"-I{REPO / 'csrc' / 'include'}", "-o",
+        subprocess.run([compiler, "-O2", "-flto=auto", "-std=c11", f"-I{REPO / 'csrc' / 'include'}", "-o",
                         str(tmp), str(src), str(CORE_LIB), "-lpthread"], check=True)
         os.replace(tmp, out)
     return out

@@ -859,7 +859,7 @@ int tachyon_bus_connect(const char *path, const tachyon_wait *w, tachyon_bus **o
 
 	/* Decode before counting fds: a request/reply listener (flags 1, two
 	 * fds) is a different kind of bus, and should be told as such. */
-	uint64_t capacity;
+	uint64_t capacity = 0; /* set by a successful decode; 0 keeps LTO's flow analysis quiet */
 	rc = tachyon_handshake_decode(buf, sizeof buf, &capacity);
 	if (rc == 0 && nfds == 0)
 		rc = tachyon_handshake_fail(-TACHYON_EHANDSHAKE,
