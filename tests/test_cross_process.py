@@ -70,3 +70,30 @@ def test_stream(sock_path, producer_mode, consumer_mode):
     assert out.strip() == f"sent {COUNT}"
     assert got == COUNT
     assert stats.pinned_bytes == 0
+
+
+LARGE_CAPACITY = 8 << 20
+LARGE_MAX = LARGE_CAPACITY // 2 - 64
+LARGE_COUNT = 160
+
+
+@pytest.mark.parametrize("producer_mode,consumer_mode", [("send", "zc"), ("many", "batch")])
+def test_large_messages(sock_path, producer_mode, consumer_mode):
+    """Messages up to 4 MiB: most are 256 KiB or more, which the producer
+    copies with memcpy or non-temporal stores (whichever it measures faster,
+    probing the other now and then), so both ways cross processes here."""
+    seed = 99 + len(producer_mode)
+    sz = sizes(seed, LARGE_COUNT, LARGE_MAX)
+    assert sum(s >= 256 * 1024 for s in sz) > LARGE_COUNT * 0.9
+    proc = popen_isolated("producer.py", sock_path, producer_mode, LARGE_COUNT, seed, LARGE_MAX)
+    try:
+        with tachyon.Bus.listen(sock_path, LARGE_CAPACITY, timeout=30) as bus:
+            got = consume(bus, consumer_mode, sz)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert out.strip() == f"sent {LARGE_COUNT}"
+    assert got == LARGE_COUNT

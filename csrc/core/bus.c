@@ -1075,6 +1075,16 @@ int tachyon_bus_commit(tachyon_bus *b, size_t actual_size, uint32_t type_id)
 	return r;
 }
 
+void tachyon_bus_copy_payload(tachyon_bus *b, void *payload, const void *data, size_t n)
+{
+	/* Acquire, as in enter(): the producer end is attached once the role
+	 * says so. Any other end has no copy state to learn in: plain copy. */
+	if (b && !forked(b) && tachyon_atomic_load_acquire32(&b->role) == TACHYON_ROLE_PRODUCER)
+		tachyon_copy_payload(&b->end.prod.copy, payload, data, n);
+	else if (n)
+		memcpy(payload, data, n);
+}
+
 void tachyon_bus_rollback(tachyon_bus *b)
 {
 	if (has_no_role(b) || enter(b, TACHYON_ROLE_PRODUCER) < 0)
@@ -1102,8 +1112,7 @@ static SLOW_PATH int send_wait(tachyon_bus *b, const void *data, size_t size, ui
 	int r = reserve_wait(b, size, &payload, w);
 	if (r != 0)
 		return r;
-	if (size)
-		memcpy(payload, data, size);
+	tachyon_copy_payload(&b->end.prod.copy, payload, data, size);
 	r = tachyon_producer_commit(&b->end.prod, size, type_id);
 	if (r != 0) {
 		tachyon_producer_rollback(&b->end.prod);

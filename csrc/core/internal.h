@@ -8,12 +8,14 @@
  *   handshake.c  the control plane: listener, connector, credential check
  *   peer.c       peer liveness through a pidfd
  *   bus.c        the bus object: roles, blocking forms, close, references, fork check
+ *   copy.c       copying payloads into the ring (memcpy or non-temporal stores)
  *   error.c      tachyon_strerror, clocks
  */
 #ifndef TACHYON_CORE_INTERNAL_H
 #define TACHYON_CORE_INTERNAL_H
 
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 
 #include "tachyon/tachyon.h"
@@ -29,6 +31,39 @@ int tachyon_futex_wait(uint32_t *word, uint32_t expected, int64_t timeout_ns);
 
 /* Wake up to n sleepers on word (INT32_MAX for all). */
 void tachyon_futex_wake(uint32_t *word, int n);
+
+/* ---- copy.c ------------------------------------------------------------ */
+
+/* From this payload size up, the copy method is measured and chosen. */
+#define TACHYON_COPY_LARGE ((size_t)256 * 1024)
+
+enum { TACHYON_COPY_CACHED = 0, TACHYON_COPY_STREAMING = 1 };
+
+/* A large copy: the method tachyon_copy_choose picks, timed; every 16th also
+ * times its first 64 KiB done the other way. */
+void tachyon_copy_large(tachyon_copy_state *st, void *dst, const void *src, size_t n);
+
+/* Inline: below the threshold a send pays nothing for the choice. */
+static inline void tachyon_copy_payload(tachyon_copy_state *st, void *dst, const void *src, size_t n)
+{
+	if (__builtin_expect(n < TACHYON_COPY_LARGE, 1)) {
+		if (n)
+			memcpy(dst, src, n);
+		return;
+	}
+	tachyon_copy_large(st, dst, src, n);
+}
+
+/* The parts, for tests: the method to use (streaming only when its estimate
+ * is under half of memcpy's; memcpy until both are measured, and always
+ * where streaming stores are unavailable);
+ * fold in one timing (a probe replaces the estimate, otherwise it is
+ * averaged in); the streaming copy itself (memcpy where unavailable),
+ * fenced before it returns. */
+int tachyon_copy_choose(const tachyon_copy_state *st);
+void tachyon_copy_record(tachyon_copy_state *st, int method, int64_t ns, size_t bytes, int probe);
+void tachyon_copy_streaming(void *dst, const void *src, size_t n);
+int tachyon_copy_streaming_available(void);
 
 /* ---- peer.c ------------------------------------------------------------ */
 

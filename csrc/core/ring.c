@@ -391,8 +391,7 @@ int tachyon_producer_try_send(tachyon_producer *p, const void *data, size_t size
 	int rc = producer_reserve(p, size, &payload);
 	if (UNLIKELY(rc))
 		return rc;
-	if (size)
-		memcpy(payload, data, size);
+	tachyon_copy_payload(&p->copy, payload, data, size);
 	rc = producer_commit(p, size, type_id);
 	if (UNLIKELY(rc)) {
 		tachyon_producer_rollback(p);

@@ -821,8 +821,7 @@ static PyObject *Bus_send_many(BusObject *self, PyObject *const *args, Py_ssize_
 			r = tx_blocking(&c);
 		}
 		if (r == 0) {
-			if (view.len)
-				memcpy(p, view.buf, (size_t)view.len);
+			tachyon_bus_copy_payload(self->bus, p, view.buf, (size_t)view.len);
 			r = tachyon_bus_commit(self->bus, (size_t)view.len, type_id);
 			if (r < 0)
 				tachyon_bus_rollback(self->bus);

@@ -102,6 +102,12 @@ typedef struct tachyon_msg {
 #define TACHYON_END_ALIGNED _Alignas(128)
 #endif
 
+/* How a producer copies large payloads (copy.c); private. */
+typedef struct tachyon_copy_state {
+	uint32_t cost_ns_per_mib[2]; /* per method, running estimate; 0 = not measured */
+	uint32_t large_copies;
+} tachyon_copy_state;
+
 /* Private state of a producer end; fields are not part of the API. */
 typedef struct tachyon_producer {
 	TACHYON_END_ALIGNED struct tachyon_region_header *hdr;
@@ -119,6 +125,7 @@ typedef struct tachyon_producer {
 	uint64_t resv_slot;         /* counter position of the slot header */
 	uint32_t resv_slot_size;
 	uint32_t resv_max_payload;
+	tachyon_copy_state copy;
 } tachyon_producer;
 
 /* Private state of a consumer end; fields are not part of the API. */
@@ -175,6 +182,12 @@ int tachyon_producer_try_send(tachyon_producer *p, const void *data, size_t size
 
 /* Can a slot for max_payload bytes ever be placed at the current offset? */
 int tachyon_producer_fits(const tachyon_producer *p, size_t max_payload);
+
+/* Copy n bytes into a reserved payload the way try_send does: memcpy, or
+ * for payloads of 256 KiB and more, whichever of memcpy and non-temporal
+ * stores this producer measured faster lately (see copy.c). Between a
+ * reserve and its commit. */
+void tachyon_producer_copy(tachyon_producer *p, void *payload, const void *data, size_t n);
 
 /*
  * Peek the next message past the read cursor and advance the read cursor
@@ -326,6 +339,9 @@ int tachyon_bus_role(const tachyon_bus *b);
  * before it waits); -EAGAIN when the deadline passed without room. */
 int tachyon_bus_reserve(tachyon_bus *b, size_t max_payload, void **payload, const tachyon_wait *w);
 int tachyon_bus_commit(tachyon_bus *b, size_t actual_size, uint32_t type_id);
+/* Fill a payload that tachyon_bus_reserve returned, as send does
+ * (tachyon_producer_copy). By the thread that reserved, before the commit. */
+void tachyon_bus_copy_payload(tachyon_bus *b, void *payload, const void *data, size_t n);
 void tachyon_bus_rollback(tachyon_bus *b);
 int tachyon_bus_flush(tachyon_bus *b);
 /* reserve + copy + commit + flush */
