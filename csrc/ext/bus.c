@@ -630,6 +630,7 @@ static void Bus_dealloc(BusObject *self)
 		self->bus = NULL;
 	}
 	PyMem_Free(self->q);
+	PyMem_Free(self->rx_scratch);
 	Py_CLEAR(self->path);
 	Py_CLEAR(self->module);
 	tp->tp_free((PyObject *)self);
@@ -1143,6 +1144,27 @@ static PyObject *Bus_acquire_rx(BusObject *self, PyObject *const *args, Py_ssize
 	return zero_copy_recv(self, tns, "acquire_rx");
 }
 
+/* drain_batch's message array for max entries, with the RX family held: a
+ * caller's stack array for a few, the bus's kept array up to RX_SCRATCH_MAX
+ * (the default max_msgs; allocated once, not per call), else a block of its
+ * own, which the caller frees. NULL when out of memory. */
+#define RX_SCRATCH_MAX 1024u
+
+static tachyon_msg *rx_msgs(BusObject *self, size_t max, tachyon_msg *small, size_t nsmall)
+{
+	if (max <= nsmall)
+		return small;
+	if (max > RX_SCRATCH_MAX)
+		return PyMem_Malloc(max * sizeof(tachyon_msg));
+	if (!self->rx_scratch) {
+		self->rx_scratch = PyMem_Malloc(RX_SCRATCH_MAX * sizeof(tachyon_msg));
+		if (!self->rx_scratch)
+			return NULL;
+		self->rx_scratch_cap = RX_SCRATCH_MAX;
+	}
+	return self->rx_scratch;
+}
+
 static PyObject *Bus_drain_batch(BusObject *self, PyObject *const *args, Py_ssize_t nargs,
                                  PyObject *kwnames)
 {
@@ -1151,8 +1173,7 @@ static PyObject *Bus_drain_batch(BusObject *self, PyObject *const *args, Py_ssiz
 	Py_ssize_t max = 1024;
 	unsigned long spin = 10000;
 	int64_t tns = TACHYON_FOREVER, deadline;
-	/* Small batches (latency loops ask for one) take no heap block. */
-	tachyon_msg small[16], *msgs = small;
+	tachyon_msg small[16], *msgs;
 	int r;
 
 	if (tx_parse_args("drain_batch", args, nargs, kwnames, names, 3, 3, 0, a) < 0)
@@ -1184,17 +1205,16 @@ static PyObject *Bus_drain_batch(BusObject *self, PyObject *const *args, Py_ssiz
 		return NULL;
 	if (tx_bus_usable(self) < 0 || tx_bus_want_role(self, TACHYON_ROLE_CONSUMER) < 0)
 		return NULL;
-	if (max > (Py_ssize_t)(sizeof small / sizeof small[0]) &&
-	    !(msgs = PyMem_Malloc((size_t)max * sizeof *msgs)))
-		return PyErr_NoMemory();
 	deadline = deadline_for(tns);
 	r = tx_family_enter(self, FAM_RX, deadline);
-	if (r == -1) {
-		if (msgs != small)
-			PyMem_Free(msgs);
+	if (r == -1)
 		return NULL;
-	}
 	if (r == 0) {
+		msgs = rx_msgs(self, (size_t)max, small, sizeof small / sizeof small[0]);
+		if (!msgs) {
+			tx_family_exit(self, FAM_RX);
+			return PyErr_NoMemory();
+		}
 		r = recv_first(self, msgs, (size_t)max, deadline, (uint32_t)spin);
 		if ((r == -EAGAIN || r == -ETIMEDOUT) && deadline != 0) {
 			tx_call c = {.op = OP_RECV_BATCH, .self = self, .deadline = deadline,
@@ -1219,9 +1239,9 @@ static PyObject *Bus_drain_batch(BusObject *self, PyObject *const *args, Py_ssiz
 			r = 0;
 		}
 		tx_family_exit(self, FAM_RX);
+		if (msgs != small && msgs != self->rx_scratch)
+			PyMem_Free(msgs);
 	}
-	if (msgs != small)
-		PyMem_Free(msgs);
 	if (r == 0)
 		return res;
 	return recv_failed(self, r, "drain_batch");
