@@ -284,7 +284,9 @@ int main(int argc, char **argv)
 	snprintf(pong_path, sizeof pong_path, "/tmp/tachyon-pingpong-%d-b.sock", (int)getpid());
 
 	bench_floor *fl = bench_floor_map();
-	struct layout_floor *lay = o.hybrid ? NULL : layout_map();
+	/* Its ring is fixed at 64 KiB: messages too large for it go without. */
+	struct layout_floor *lay =
+	        o.hybrid || layout_slot(o.size) > LAYOUT_RING / 2 ? NULL : layout_map();
 	tachyon_listener *lping, *lpong;
 	int rc = tachyon_listener_open(ping_path, o.capacity, NULL, &lping);
 	if (rc < 0)

@@ -1156,12 +1156,8 @@ static tachyon_msg *rx_msgs(BusObject *self, size_t max, tachyon_msg *small, siz
 		return small;
 	if (max > RX_SCRATCH_MAX)
 		return PyMem_Malloc(max * sizeof(tachyon_msg));
-	if (!self->rx_scratch) {
+	if (!self->rx_scratch)
 		self->rx_scratch = PyMem_Malloc(RX_SCRATCH_MAX * sizeof(tachyon_msg));
-		if (!self->rx_scratch)
-			return NULL;
-		self->rx_scratch_cap = RX_SCRATCH_MAX;
-	}
 	return self->rx_scratch;
 }
 

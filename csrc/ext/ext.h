@@ -152,8 +152,7 @@ typedef struct {
 	size_t q_len;
 	uint64_t q_seq;             /* sequence number of the oldest entry */
 	int rx_release_pending;     /* a release waits for the RX lock */
-	tachyon_msg *rx_scratch;    /* drain_batch's message array, used with the RX family held */
-	size_t rx_scratch_cap;
+	tachyon_msg *rx_scratch;    /* drain_batch's message array (RX_SCRATCH_MAX), RX family held */
 } BusObject;
 
 struct TxGuardObject {
