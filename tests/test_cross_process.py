@@ -46,17 +46,14 @@ def consume(bus, how, sz):
         return seq
 
 
-@pytest.mark.parametrize(
-    "producer_mode,consumer_mode",
-    [("send", "iter"), ("many", "batch"), ("zc", "zc"), ("mixed", "recv")],
-)
-def test_stream(sock_path, producer_mode, consumer_mode):
-    seed = 1234 + len(producer_mode)
-    sz = sizes(seed, COUNT, MAX_SIZE)
-    proc = popen_isolated("producer.py", sock_path, producer_mode, COUNT, seed, MAX_SIZE)
+def run_stream(sock_path, producer_mode, consumer_mode, count, seed, max_size, capacity):
+    """A producer subprocess streams `count` messages into a bus we listen
+    on; every one is checked. Asserts the producer's exit and the count."""
+    sz = sizes(seed, count, max_size)
+    proc = popen_isolated("producer.py", sock_path, producer_mode, count, seed, max_size)
     t0 = time.monotonic()
     try:
-        with tachyon.Bus.listen(sock_path, CAPACITY, timeout=30) as bus:
+        with tachyon.Bus.listen(sock_path, capacity, timeout=30) as bus:
             got = consume(bus, consumer_mode, sz)
             stats = bus.stats
         out, err = proc.communicate(timeout=60)
@@ -65,11 +62,19 @@ def test_stream(sock_path, producer_mode, consumer_mode):
             proc.kill()
             proc.communicate()
     elapsed = time.monotonic() - t0
-    print(f"{producer_mode}->{consumer_mode}: {got} messages in {elapsed:.2f} s, {COUNT * 1.0 / elapsed:,.0f} msg/s, {stats}")
+    print(f"{producer_mode}->{consumer_mode}: {got} messages in {elapsed:.2f} s, {count / elapsed:,.0f} msg/s, {stats}")
     assert proc.returncode == 0, err
-    assert out.strip() == f"sent {COUNT}"
-    assert got == COUNT
+    assert out.strip() == f"sent {count}"
+    assert got == count
     assert stats.pinned_bytes == 0
+
+
+@pytest.mark.parametrize(
+    "producer_mode,consumer_mode",
+    [("send", "iter"), ("many", "batch"), ("zc", "zc"), ("mixed", "recv")],
+)
+def test_stream(sock_path, producer_mode, consumer_mode):
+    run_stream(sock_path, producer_mode, consumer_mode, COUNT, 1234 + len(producer_mode), MAX_SIZE, CAPACITY)
 
 
 LARGE_CAPACITY = 8 << 20
@@ -83,17 +88,5 @@ def test_large_messages(sock_path, producer_mode, consumer_mode):
     copies with memcpy or non-temporal stores (whichever it measures faster,
     probing the other now and then), so both ways cross processes here."""
     seed = 99 + len(producer_mode)
-    sz = sizes(seed, LARGE_COUNT, LARGE_MAX)
-    assert sum(s >= 256 * 1024 for s in sz) > LARGE_COUNT * 0.9
-    proc = popen_isolated("producer.py", sock_path, producer_mode, LARGE_COUNT, seed, LARGE_MAX)
-    try:
-        with tachyon.Bus.listen(sock_path, LARGE_CAPACITY, timeout=30) as bus:
-            got = consume(bus, consumer_mode, sz)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 0, err
-    assert out.strip() == f"sent {LARGE_COUNT}"
-    assert got == LARGE_COUNT
+    assert sum(s >= 256 * 1024 for s in sizes(seed, LARGE_COUNT, LARGE_MAX)) > LARGE_COUNT * 0.9
+    run_stream(sock_path, producer_mode, consumer_mode, LARGE_COUNT, seed, LARGE_MAX, LARGE_CAPACITY)
