@@ -1274,6 +1274,18 @@ uint64_t tachyon_bus_capacity(const tachyon_bus *b)
 	return b ? b->region.capacity : 0;
 }
 
+size_t tachyon_bus_max_payload(const tachyon_bus *b)
+{
+	uint64_t half = b ? b->region.capacity / 2 : 0;
+	/* ABI.md, placement: a slot of at most capacity/2 bytes fits at every offset. */
+	return half > TACHYON_MSG_ALIGNMENT ? (size_t)(half - TACHYON_MSG_ALIGNMENT) : 0;
+}
+
+int tachyon_bus_forked(const tachyon_bus *b)
+{
+	return b && forked(b);
+}
+
 const char *tachyon_bus_fatal_reason(const tachyon_bus *b)
 {
 	if (!b)

@@ -56,7 +56,8 @@ static int poll_wait(uint32_t *word, uint32_t expected, int64_t timeout_ns)
 	}
 }
 
-int tachyon_futex_wait(uint32_t *word, uint32_t expected, int64_t timeout_ns)
+/* One FUTEX_WAIT of either kind (op: FUTEX_WAIT or FUTEX_WAIT_PRIVATE). */
+static int futex_wait_op(uint32_t *word, int op, uint32_t expected, int64_t timeout_ns)
 {
 	if (timeout_ns <= 0) {
 		/* Contract says > 0; answer "try once" rather than sleep forever. */
@@ -69,7 +70,7 @@ int tachyon_futex_wait(uint32_t *word, uint32_t expected, int64_t timeout_ns)
 	 * that comes after the peer changed the word is never lost. */
 	struct timespec ts = ns_to_timespec(timeout_ns);
 	int saved = errno;
-	long rc = syscall(SYS_futex, word, FUTEX_WAIT, expected, &ts, NULL, 0);
+	long rc = syscall(SYS_futex, word, op, expected, &ts, NULL, 0);
 	int err = rc == 0 ? 0 : errno;
 	errno = saved; /* the result is the return value, never errno */
 	switch (err) {
@@ -86,20 +87,65 @@ int tachyon_futex_wait(uint32_t *word, uint32_t expected, int64_t timeout_ns)
 		return poll_wait(word, expected, timeout_ns);
 	}
 #else
+	(void)op;
 	return poll_wait(word, expected, timeout_ns);
 #endif
 }
 
-void tachyon_futex_wake(uint32_t *word, int n)
+static void futex_wake_op(uint32_t *word, int op, int n)
 {
 #if defined(__linux__)
 	int saved = errno;
 	/* Errors are ignored: a failed wake only delays a sleeper until its
-	 * watchdog timeout. */
-	(void)syscall(SYS_futex, word, FUTEX_WAKE, n, NULL, NULL, 0);
+	 * timeout. */
+	(void)syscall(SYS_futex, word, op, n, NULL, NULL, 0);
 	errno = saved;
 #else
 	(void)word;
+	(void)op;
 	(void)n;
 #endif
+}
+
+#if !defined(__linux__)
+#define FUTEX_WAIT 0
+#define FUTEX_WAKE 1
+#define FUTEX_WAIT_PRIVATE 128
+#define FUTEX_WAKE_PRIVATE 129
+#endif
+
+int tachyon_futex_wait(uint32_t *word, uint32_t expected, int64_t timeout_ns)
+{
+	return futex_wait_op(word, FUTEX_WAIT, expected, timeout_ns);
+}
+
+void tachyon_futex_wake(uint32_t *word, int n)
+{
+	futex_wake_op(word, FUTEX_WAKE, n);
+}
+
+/* The process-private words of tachyon.h. The _PRIVATE futex ops key on the
+ * virtual address, which is right here: both threads share this mapping. */
+
+void tachyon_word_store(uint32_t *word, uint32_t value)
+{
+	/* release: the storing thread's earlier writes are visible to a thread
+	 * whose tachyon_word_load sees this value. */
+	tachyon_atomic_store_release32(word, value);
+}
+
+uint32_t tachyon_word_load(const uint32_t *word)
+{
+	/* acquire: pairs with the release in tachyon_word_store. */
+	return tachyon_atomic_load_acquire32(word);
+}
+
+int tachyon_word_wait(uint32_t *word, uint32_t expected, int64_t timeout_ns)
+{
+	return futex_wait_op(word, FUTEX_WAIT_PRIVATE, expected, timeout_ns);
+}
+
+void tachyon_word_wake_all(uint32_t *word)
+{
+	futex_wake_op(word, FUTEX_WAKE_PRIVATE, INT32_MAX);
 }

@@ -78,6 +78,23 @@ typedef struct tachyon_wait {
 	void *arg;
 } tachyon_wait;
 
+/*
+ * Process-private wait words, for a binding that coordinates its own threads
+ * around a bus (the Python extension serializes the calls of one family with
+ * one). A word is a plain uint32_t in this process's memory; these are its
+ * only accessors, so every ordering point stays in the core.
+ */
+/* Release store: what the storing thread wrote before is visible to a
+ * thread that loads the new value with tachyon_word_load. */
+void tachyon_word_store(uint32_t *word, uint32_t value);
+/* Acquire load, pairing with tachyon_word_store. */
+uint32_t tachyon_word_load(const uint32_t *word);
+/* Sleep while *word == expected, at most timeout_ns (> 0). Returns 0 when
+ * woken or when the word already differed, -ETIMEDOUT or -EINTR. */
+int tachyon_word_wait(uint32_t *word, uint32_t expected, int64_t timeout_ns);
+/* Wake every thread sleeping on word. */
+void tachyon_word_wake_all(uint32_t *word);
+
 /* ------------------------------------------------------------------------ */
 /* Ring ends                                                                 */
 
@@ -367,6 +384,13 @@ int tachyon_bus_set_numa_node(tachyon_bus *b, int node);
 
 int tachyon_bus_stats(tachyon_bus *b, tachyon_stats *out);
 uint64_t tachyon_bus_capacity(const tachyon_bus *b);
+/* The largest payload that fits at every ring offset once the consumer has
+ * caught up: max(0, capacity / 2 - 64). */
+size_t tachyon_bus_max_payload(const tachyon_bus *b);
+/* Nonzero when called in a fork() child of the process that opened b (no
+ * system call): every data call there returns -TACHYON_EFORKED and nothing
+ * shared is written. */
+int tachyon_bus_forked(const tachyon_bus *b);
 pid_t tachyon_bus_peer_pid(const tachyon_bus *b);
 /* After a call returned -TACHYON_ECORRUPT: a short static phrase saying what
  * the peer did wrong ("the producer moved head backwards"), from this end's
