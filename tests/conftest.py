@@ -97,16 +97,22 @@ def pair(sock_path):
     cons.close()
 
 
-def run_isolated(script, *args, timeout=60, check=True):
-    """Run tests/isolated/<script> in a fresh interpreter; returns CompletedProcess."""
+def isolated_env():
+    """The environment of a fresh interpreter that imports this checkout's
+    tachyon whatever the working directory."""
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def run_isolated(script, *args, timeout=60, check=True):
+    """Run tests/isolated/<script> in a fresh interpreter; returns CompletedProcess."""
     proc = subprocess.run(
         [sys.executable, str(ISOLATED / script), *map(str, args)],
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=env,
+        env=isolated_env(),
     )
     if check and proc.returncode != 0:
         raise AssertionError(
@@ -116,13 +122,11 @@ def run_isolated(script, *args, timeout=60, check=True):
 
 
 def popen_isolated(script, *args, **kw):
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     return subprocess.Popen(
         [sys.executable, str(ISOLATED / script), *map(str, args)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=env,
+        env=isolated_env(),
         **kw,
     )

@@ -1,13 +1,19 @@
-"""The user's three examples (shared/spec/quickstarts, beside the checkout) run
-verbatim in fresh interpreters, 20 times each, and print what their comments promise."""
+"""The three quickstart programs that users of tachyon-ipc 0.5.1 know run
+verbatim against this package, in fresh interpreters, 20 times each, and
+print what their comments promise.
+
+They are not part of this repository: they sit beside a development
+checkout in ../shared/spec/quickstarts. In a user's clone that folder is
+absent and these tests skip, saying so (examples/ and test_examples.py cover
+the same patterns in the project's own programs). CI has the folder and sets
+TACHYON_REQUIRE_SHARED=1, which turns a missing folder into a failure."""
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, isolated_env
 
 QUICKSTARTS = REPO.parent / "shared" / "spec" / "quickstarts"
 RUNS = 20
@@ -17,6 +23,14 @@ EXPECTED = {
     "zero_copy.py": "",
     "dlpack_torch.py": "tensor([1., 2., 3., 4.])\n",
 }
+
+if not QUICKSTARTS.is_dir():
+    if os.environ.get("TACHYON_REQUIRE_SHARED") == "1":
+        raise RuntimeError(f"TACHYON_REQUIRE_SHARED=1 but {QUICKSTARTS} does not exist")
+    pytestmark = pytest.mark.skip(
+        reason=f"the 0.5.1 quickstarts are not beside this checkout ({QUICKSTARTS} is absent); "
+        "examples/ covers the same patterns"
+    )
 
 
 def test_quickstarts_present():
@@ -29,15 +43,13 @@ def test_quickstarts_present():
 )
 def test_quickstart(name, tmp_path):
     script = QUICKSTARTS / name
-    assert script.is_file(), f"{script} is missing: the quickstarts must sit in ../shared/spec/quickstarts"
+    assert script.is_file(), f"{script} is missing"
     if name == "dlpack_torch.py":
         pytest.importorskip("torch", reason="torch is not installed for this Python (the 3.10 job has no torch)")
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     for run in range(RUNS):
-        # cwd is a scratch directory: the example must not depend on the checkout
+        # cwd is a scratch directory: the program must not depend on the checkout
         proc = subprocess.run(
-            [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+            [sys.executable, str(script)], cwd=tmp_path, env=isolated_env(), capture_output=True, text=True, timeout=60
         )
         assert proc.returncode == 0, f"run {run}: exit {proc.returncode}\n{proc.stderr}"
         assert proc.stdout == EXPECTED[name], f"run {run}: printed {proc.stdout!r}"

@@ -1,0 +1,48 @@
+"""The programs in examples/ run as a user runs them (a fresh interpreter,
+the working directory elsewhere, two real processes) and print what their
+docstrings promise, several times over."""
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO, isolated_env
+
+EXAMPLES = REPO / "examples"
+RUNS = 5
+
+EXPECTED = {
+    "send_receive.py": (
+        "type_id=1 data=b'hello'\n"
+        "type_id=2 data=b'from'\n"
+        "type_id=3 data=b'the other process'\n"
+    ),
+    "zero_copy.py": "type_id=42 size=35 starts=b'written'\nintact=True\n",
+    "torch_dlpack.py": "tensor([1., 2., 3., 4.]) sum=10.0\n",
+}
+
+
+def test_every_example_is_checked():
+    on_disk = sorted(p.name for p in EXAMPLES.glob("*.py"))
+    assert on_disk == sorted(EXPECTED), "an example without a test, or a test without its example"
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.torch) if "torch" in n else n for n in sorted(EXPECTED)]
+)
+def test_example(name, tmp_path):
+    if "torch" in name:
+        pytest.importorskip("torch", reason="torch is not installed for this Python (the 3.10 job has no torch)")
+    for run in range(RUNS):
+        proc = subprocess.run(
+            [sys.executable, str(EXAMPLES / name)],
+            cwd=tmp_path,
+            env=isolated_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert proc.returncode == 0, f"run {run}: exit {proc.returncode}\n{proc.stderr}"
+        assert proc.stdout == EXPECTED[name], f"run {run}: printed {proc.stdout!r}"
+        assert proc.stderr == "", f"run {run}: stderr {proc.stderr!r}"
+    print(f"{name}: {RUNS} runs")
