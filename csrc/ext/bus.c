@@ -824,7 +824,7 @@ static PyObject *Bus_acquire_rx(BusObject *self, PyObject *const *args, Py_ssize
 	PyObject *a[2];
 	int64_t tns = TACHYON_FOREVER;
 	uint32_t spin = DEFAULT_SPIN_THRESHOLD;
-	if (tx_parse_args("acquire_rx", args, nargs, kwnames, names, 2, 1, 0, a) < 0 ||
+	if (tx_parse_args("acquire_rx", args, nargs, kwnames, names, 2, 2, 0, a) < 0 ||
 	    parse_spin(a[0], &spin) < 0 || tx_parse_timeout(a[1], &tns) < 0)
 		return NULL;
 	/* as drain_batch: the threshold bounds both the first look's spin with

@@ -284,3 +284,15 @@ PyObject *tx_raise(tx_state *st, int err, const tx_errctx *cx)
 	PyErr_SetString(exception_of(st, row->exc), t.buf);
 	return NULL;
 }
+
+PyObject *tx_raise_call(tx_state *st, tachyon_bus *bus, int err, const char *call)
+{
+	tx_errctx cx = {.in = TX_IN_CALL, .call = call, .bus = bus};
+	return tx_raise(st, err, &cx);
+}
+
+PyObject *tx_raise_forked(tx_state *st)
+{
+	tx_errctx cx = {.in = TX_IN_CALL};
+	return tx_raise(st, -TACHYON_EFORKED, &cx);
+}

@@ -48,18 +48,12 @@ typedef struct {
  * keeps an exception that is already set (a signal handler raised). */
 PyObject *tx_raise(tx_state *st, int err, const tx_errctx *cx);
 
-/* tx_raise for a bus call named call; a corrupt ring's reason is appended. */
-static inline PyObject *tx_raise_call(tx_state *st, tachyon_bus *bus, int err, const char *call)
-{
-	tx_errctx cx = {.in = TX_IN_CALL, .call = call, .bus = bus};
-	return tx_raise(st, err, &cx);
-}
+/* tx_raise for a bus call named call; a corrupt ring's reason is appended
+ * when bus is given. (Out of line, like tx_raise: the per-message callers
+ * keep no error context on their stack.) */
+PyObject *tx_raise_call(tx_state *st, tachyon_bus *bus, int err, const char *call);
 
 /* The bus was inherited across fork(). */
-static inline PyObject *tx_raise_forked(tx_state *st)
-{
-	tx_errctx cx = {.in = TX_IN_CALL};
-	return tx_raise(st, -TACHYON_EFORKED, &cx);
-}
+PyObject *tx_raise_forked(tx_state *st);
 
 #endif /* TACHYON_EXT_ERRORS_H */

@@ -148,7 +148,10 @@ typedef struct {
 	PyObject_HEAD
 	PyObject *module;           /* strong: keeps the state below alive */
 	tx_state *st;
-	tachyon_bus *bus;           /* one reference, dropped at dealloc */
+	/* One reference, dropped at dealloc only: guards, iterators and DLPack
+	 * contexts hold the BusObject, so every user sees a live bus (the
+	 * fork check, tachyon_bus_forked, reads it on every call). */
+	tachyon_bus *bus;
 	PyObject *path;             /* str */
 	int closed;
 	int role;                   /* cached enum tachyon_role */

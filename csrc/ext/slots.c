@@ -64,13 +64,11 @@ void tx_slot_decref(BusObject *self, uint64_t seq)
 		return;
 	if (--e->refs != 0 || seq != self->q_seq)
 		return;
-	if (tachyon_bus_forked(self->bus)) {
-		tx_slots_flush_locked(self); /* pops only */
-		return;
-	}
 	/* GIL held and the flush never lets it go: with no consumer call
-	 * inside, nothing else can touch the consumer end meanwhile. */
-	if (!self->busy[FAM_RX])
+	 * inside, nothing else can touch the consumer end meanwhile. In a
+	 * forked child the flush only pops (it writes nothing shared), so it
+	 * need not wait for the family. */
+	if (!self->busy[FAM_RX] || tachyon_bus_forked(self->bus))
 		tx_slots_flush_locked(self);
 	else
 		self->rx_release_pending = 1;
