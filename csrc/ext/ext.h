@@ -3,14 +3,17 @@
  * layout of every object, which all files read. No functions except small
  * compatibility helpers.
  *
- * Layers. A file includes the headers of its own layer and of layers below
- * it, never above; calls go down only (the core, through the public header
- * tachyon/tachyon.h alone, sits under everything):
+ * Layers. Each X.c has its interface in X.h (hot paths static inline
+ * there, so a call across files costs nothing). A file includes the
+ * headers of lower layers only, and calls go down only; the core sits under
+ * everything and is reached through the public header tachyon/tachyon.h
+ * alone:
  *
  *   7  module.c   module definition, state, exceptions, BusStats, functions
  *   6  bus.c      TachyonBus (methods and tables) and its iterator
  *   5  guards.c   TxGuard, RxGuard, RxBatchGuard, RxMsgView (zero copy)
  *   4  dlpack.c   __dlpack__ export of a received slot and its deleters
+ *                 (dlpack_abi.h: the DLPack structs)
  *      message.c  Message, what a copying receive returns
  *   3  family.c   per-family call serialization (one call of a family at a time)
  *      calls.c    what every bus call goes through: entry checks, and the
@@ -21,9 +24,10 @@
  *      args.c     argument parsing
  *   0  ext.h      this file
  *
- * Deferred work flows down, too: a release or rollback that finds its
- * family busy is left in a flag (slots.c) that the family's holder applies
- * on its way in or out (family.c) or while it waits (calls.c).
+ * Deferred work does not call up either: a release or rollback that finds
+ * its family busy only sets a flag (slots.c); the family's holder calls
+ * down into slots.c to apply it on its way in or out (family.h) or while
+ * it waits (calls.c).
  *
  * Everything that touches a Python object runs with the GIL held; the GIL
  * is released only inside a blocking core call, whose interrupted()
