@@ -8,16 +8,15 @@
         bus.send(b"hello", type_id=1)
 
 Every per-message call (send, send_many, recv, try_recv, iteration, the
-zero-copy guards) is implemented in C in tachyon._core; this package
-re-exports it and adds what is not per-message.
+zero-copy guards) is implemented in C in tachyon._core, and so is BusStats,
+the named tuple Bus.stats returns; this package re-exports them and adds
+what is not per-message.
 """
-from typing import NamedTuple, Optional
-
-from . import _core
 from ._core import (
     AbiMismatchError,
     BusClosedError,
     BusFullError,
+    BusStats,
     ConnectTimeoutError,
     HandshakeError,
     Message,
@@ -62,28 +61,6 @@ __all__ = [
     "msg_type",
     "route_id",
 ]
-
-
-class BusStats(NamedTuple):
-    """A snapshot of one bus end (Bus.stats)."""
-
-    ring_capacity: int
-    """Data ring size in bytes."""
-    ring_occupancy: int
-    """Bytes published and not yet released (shared head - shared tail)."""
-    consumer_state: int
-    """The consumer wait word: 0 awake, 1 sleeping, 2 pure spin."""
-    state: int
-    """The ring state word: 2 ready, 3 closed, 4 fatal."""
-    pinned_bytes: int
-    """Consumer end: bytes read but held back by live zero-copy exports."""
-    lost_wakeups: int
-    """Consumer end: futex waits that timed out although data had arrived."""
-    peer_pid: Optional[int]
-    """The peer's pid, None when unknown."""
-
-
-_core._register_stats_type(BusStats)
 
 
 class Bus(TachyonBus):

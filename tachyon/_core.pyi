@@ -1,11 +1,9 @@
 """Type stub of the tachyon._core extension module (kept exact by tests/test_typing.py)."""
 from os import PathLike
 from types import TracebackType
-from typing import Iterable, Literal, Optional, Tuple, Type, Union, final
+from typing import Iterable, Literal, NamedTuple, Optional, Tuple, Type, Union, final
 
 from typing_extensions import Buffer, Self, disjoint_base
-
-from . import BusStats
 
 _Path = Union[str, bytes, PathLike[str], PathLike[bytes]]
 _Role = Optional[Literal["producer", "consumer"]]
@@ -17,8 +15,16 @@ WIRE_VERSION: int
 def make_type_id(route: int, msg_type: int) -> int: ...
 def route_id(type_id: int, /) -> int: ...
 def msg_type(type_id: int, /) -> int: ...
-def _register_stats_type(cls: type, /) -> None: ...
 def _dlpack_counters() -> Tuple[int, int]: ...
+
+class BusStats(NamedTuple):
+    ring_capacity: int
+    ring_occupancy: int
+    consumer_state: int
+    state: int
+    pinned_bytes: int
+    lost_wakeups: int
+    peer_pid: Optional[int]
 
 class TachyonError(Exception): ...
 class HandshakeError(TachyonError, ConnectionError): ...

@@ -1,74 +1,25 @@
 /*
- * TachyonBus: one end of a tachyon bus.
+ * TachyonBus, one end of a tachyon bus: its methods and tables, and the
+ * iterator over it.
  *
- * Per-message calls take a fast path that never releases the GIL when a
- * message (or room) is there at once; only a wait goes through tx_blocking.
- * Calls of one family (producer / consumer) are serialized by a per-family
- * flag tested and set with the GIL held; a second caller sleeps on it in
- * 200 ms steps, running signal handlers and noticing close() in between.
- *
- * Received slots are given back in ring order: slots with live exports sit
- * in a small queue (q) with a count of holders, and the longest prefix of
- * released entries is handed to tachyon_bus_release_to. A release that
- * happens while another thread runs a consumer call (the RX family is busy)
- * is deferred to that call, which applies it before it returns or, while it
- * waits, within one watchdog period (tx_interrupted).
+ * Every data call checks the end (calls.h), takes its family (family.h),
+ * tries the core once with the GIL held, and only when it must wait goes
+ * through tx_blocking (calls.h), which lets the GIL go. Slots received in
+ * place are handed to the pending queue (slots.h) and released in ring
+ * order when their last holder goes.
  */
-#include "ext.h"
+#include "bus.h"
 
-#include <linux/futex.h>
-#include <pthread.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <sys/un.h>
-#include <time.h>
-#include <unistd.h>
 
-#define LOCK_STEP_US 200000 /* the watchdog period */
-
-static const char *const role_names[] = {NULL, "producer", "consumer"};
-
-/* ------------------------------------------------------------------------ */
-/* state checks                                                              */
-
-int tx_bus_usable(BusObject *self)
-{
-	if (TX_UNLIKELY(self->fork_gen != tx_fork_generation)) {
-		tx_raise_forked(self->st);
-		return -1;
-	}
-	if (TX_UNLIKELY(self->closed)) {
-		PyErr_SetString(self->st->BusClosedError,
-		                "this end of the bus is closed; open a new bus to go on");
-		return -1;
-	}
-	return 0;
-}
-
-int tx_bus_want_role(BusObject *self, int role)
-{
-	int r;
-	if (TX_LIKELY(self->role == role))
-		return 0;
-	r = tachyon_bus_set_role(self->bus, role);
-	if (r == -EPERM || (r == 0 && self->role != TACHYON_ROLE_NONE && self->role != role)) {
-		int other = role == TACHYON_ROLE_PRODUCER ? TACHYON_ROLE_CONSUMER : TACHYON_ROLE_PRODUCER;
-		PyErr_Format(self->st->TachyonError,
-		             "this end is the %s of its bus and cannot %s; open a second bus for the "
-		             "other direction",
-		             role_names[other], role == TACHYON_ROLE_PRODUCER ? "send" : "receive");
-		return -1;
-	}
-	if (r < 0) {
-		/* e.g. a region whose starting head or tail breaks the wire format */
-		tx_raise(self->st, r,
-		         role == TACHYON_ROLE_PRODUCER ? "attaching the producer end of the ring"
-		                                       : "attaching the consumer end of the ring");
-		return -1;
-	}
-	self->role = role;
-	return 0;
-}
+#include "args.h"
+#include "calls.h"
+#include "errors.h"
+#include "family.h"
+#include "guards.h"
+#include "message.h"
+#include "slots.h"
 
 static int parse_role(PyObject *o, int *role)
 {
@@ -90,214 +41,7 @@ static int parse_role(PyObject *o, int *role)
 }
 
 /* ------------------------------------------------------------------------ */
-/* family serialization                                                      */
-
-static inline void apply_pending(BusObject *self, int fam)
-{
-	if (fam == FAM_RX) {
-		if (TX_UNLIKELY(self->rx_release_pending))
-			tx_slots_flush_locked(self);
-	} else {
-		if (TX_UNLIKELY(self->tx_rollback_pending))
-			tx_rollback_locked(self);
-	}
-}
-
-/* Sleep until busy[fam] may have cleared, for at most ns nanoseconds (GIL
- * released by the caller). A private futex: the word lives in this process. */
-static void family_sleep(BusObject *self, int fam, int64_t ns)
-{
-	struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000), .tv_nsec = (long)(ns % 1000000000)};
-	/* Returns at once when the word is no longer 1: an exit that cleared it
-	 * after we dropped the GIL is never missed. EINTR and timeouts are fine:
-	 * the caller re-checks everything with the GIL. */
-	(void)syscall(SYS_futex, &self->busy[fam], FUTEX_WAIT_PRIVATE, 1u, &ts, NULL, 0);
-}
-
-/* Wake the callers sleeping in family_sleep (GIL held). */
-static void family_wake(BusObject *self, int fam)
-{
-	(void)syscall(SYS_futex, &self->busy[fam], FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
-}
-
-/*
- * 0: the caller holds the family; -1: exception; -2: deadline passed.
- *
- * The GIL is held from here until tx_family_exit except inside tx_blocking,
- * so a flag is enough to serialize the family: no other thread can run
- * between our test and our set. This was a PyThread lock, whose acquire and
- * release cost ~200 instructions per call (a third of a send). A caller
- * that finds the flag set sleeps on it as a futex word in watchdog-period
- * steps, running signal handlers and noticing close() in between (close()
- * also wakes it).
- */
-int tx_family_enter(BusObject *self, int fam, int64_t deadline)
-{
-	unsigned long me = (unsigned long)pthread_self();
-	if (TX_LIKELY(!self->busy[fam])) {
-		self->busy[fam] = 1;
-		self->owner[fam] = me;
-		apply_pending(self, fam);
-		return 0;
-	}
-	if (self->owner[fam] == me) {
-		/* e.g. a signal handler run from our own wait calls into the bus:
-		 * waiting would wait for ourselves */
-		PyErr_Format(PyExc_RuntimeError,
-		             "re-entrant call: this thread is already inside a %s call of this bus "
-		             "(a signal handler or a callback called it again)",
-		             fam == FAM_TX ? "producer" : "consumer");
-		return -1;
-	}
-	self->waiters[fam]++;
-	for (;;) {
-		int64_t step = (int64_t)LOCK_STEP_US * 1000;
-		if (deadline != TACHYON_FOREVER) {
-			int64_t left = deadline - tachyon_now_ns();
-			if (left < 1000000)
-				left = 1000000; /* let a holder that waits for the GIL finish */
-			if (left < step)
-				step = left;
-		}
-		Py_BEGIN_ALLOW_THREADS
-		family_sleep(self, fam, step);
-		Py_END_ALLOW_THREADS
-		if (!self->busy[fam]) {
-			self->busy[fam] = 1;
-			self->owner[fam] = me;
-			break;
-		}
-		if (PyErr_CheckSignals() < 0)
-			goto fail;
-		if (self->closed) {
-			PyErr_SetString(self->st->BusClosedError,
-			                "this end of the bus was closed while the call waited");
-			goto fail;
-		}
-		if (deadline != TACHYON_FOREVER && tachyon_now_ns() >= deadline) {
-			self->waiters[fam]--;
-			return -2;
-		}
-	}
-	self->waiters[fam]--;
-	apply_pending(self, fam);
-	return 0;
-fail:
-	self->waiters[fam]--;
-	return -1;
-}
-
-void tx_family_exit(BusObject *self, int fam)
-{
-	apply_pending(self, fam);
-	self->owner[fam] = 0;
-	/* Release store: the kernel reads the word in a waiter's FUTEX_WAIT
-	 * without the GIL; the store comes before the wake below. */
-	__atomic_store_n(&self->busy[fam], 0, __ATOMIC_RELEASE);
-	if (TX_UNLIKELY(self->waiters[fam] != 0))
-		family_wake(self, fam);
-}
-
-/* ------------------------------------------------------------------------ */
-/* received slots not yet released                                           */
-
-int tx_slots_push(BusObject *self, uint64_t end, uint32_t refs, uint64_t *seq)
-{
-	if (self->q_len == self->q_cap) {
-		size_t ncap = self->q_cap ? self->q_cap * 2 : 64, i;
-		tx_pending *nq = PyMem_Malloc(ncap * sizeof *nq);
-		if (!nq) {
-			PyErr_NoMemory();
-			return -1;
-		}
-		for (i = 0; i < self->q_len; i++)
-			nq[i] = self->q[(self->q_start + i) & (self->q_cap - 1)];
-		PyMem_Free(self->q);
-		self->q = nq;
-		self->q_cap = ncap;
-		self->q_start = 0;
-	}
-	self->q[(self->q_start + self->q_len) & (self->q_cap - 1)] = (tx_pending){end, refs};
-	*seq = self->q_seq + self->q_len;
-	self->q_len++;
-	return 0;
-}
-
-static tx_pending *slot_at(BusObject *self, uint64_t seq)
-{
-	uint64_t idx = seq - self->q_seq;
-	if (idx >= self->q_len)
-		return NULL; /* cannot happen: holders keep their entry */
-	return &self->q[(self->q_start + idx) & (self->q_cap - 1)];
-}
-
-void tx_slot_incref(BusObject *self, uint64_t seq)
-{
-	tx_pending *e = slot_at(self, seq);
-	if (e)
-		e->refs++;
-}
-
-void tx_slots_flush_locked(BusObject *self)
-{
-	uint64_t end = 0;
-	uint32_t n = 0;
-	self->rx_release_pending = 0;
-	while (self->q_len && self->q[self->q_start].refs == 0) {
-		end = self->q[self->q_start].end;
-		self->q_start = (self->q_start + 1) & (self->q_cap - 1);
-		self->q_len--;
-		self->q_seq++;
-		n++;
-	}
-	/* After close or in a forked child nothing shared is written. These
-	 * are zero-copy releases, often long after the read: a producer may be
-	 * waiting for exactly these bytes, so the tail is published (and a
-	 * sleeping producer woken) at once rather than at the next batch. */
-	if (n && !self->closed && self->fork_gen == tx_fork_generation &&
-	    tachyon_bus_release_to(self->bus, end, n) == 0)
-		(void)tachyon_bus_publish_release(self->bus);
-}
-
-void tx_slot_decref(BusObject *self, uint64_t seq)
-{
-	tx_pending *e = slot_at(self, seq);
-	if (!e || e->refs == 0)
-		return;
-	if (--e->refs != 0 || seq != self->q_seq)
-		return;
-	if (self->fork_gen != tx_fork_generation) {
-		tx_slots_flush_locked(self); /* pops only */
-		return;
-	}
-	/* GIL held and the flush never lets it go: with no consumer call
-	 * inside, nothing else can touch the consumer end meanwhile. */
-	if (!self->busy[FAM_RX])
-		tx_slots_flush_locked(self);
-	else
-		self->rx_release_pending = 1;
-}
-
-/* ------------------------------------------------------------------------ */
 /* the open zero-copy reservation                                            */
-
-void tx_rollback_locked(BusObject *self)
-{
-	self->tx_rollback_pending = 0;
-	if (self->fork_gen == tx_fork_generation)
-		tachyon_bus_rollback(self->bus);
-}
-
-void tx_rollback_soon(BusObject *self)
-{
-	if (self->fork_gen != tx_fork_generation)
-		return;
-	/* as in tx_slot_decref: GIL held, the rollback never lets it go */
-	if (!self->busy[FAM_TX])
-		tx_rollback_locked(self);
-	else
-		self->tx_rollback_pending = 1;
-}
 
 static int check_no_tx_guard(BusObject *self)
 {
@@ -351,7 +95,6 @@ static PyObject *bus_wrap(PyTypeObject *cls, PyTypeObject *defining, tachyon_bus
 	self->module = Py_NewRef(PyType_GetModule(defining));
 	self->st = st;
 	self->bus = bus;
-	self->fork_gen = tx_fork_generation;
 	self->capacity = tachyon_bus_capacity(bus);
 	self->peer_self = tachyon_bus_peer_liveness(bus) == TACHYON_PEER_SELF;
 	self->path = PyUnicode_DecodeFSDefault(PyBytes_AS_STRING(path_bytes));
@@ -440,34 +183,8 @@ static PyObject *Bus_listen(PyObject *cls, PyTypeObject *defining, PyObject *con
 
 	r = tachyon_listener_open(PyBytes_AS_STRING(path), cap, &opts, &l);
 	if (r < 0) {
-		switch (-r) {
-		case TACHYON_EBUSYPATH:
-			PyErr_Format(st->HandshakeError,
-			             "cannot listen on %R: a live listener already holds this path; pick "
-			             "another path or stop the other listener",
-			             a[0]);
-			break;
-		case EEXIST:
-			PyErr_Format(st->HandshakeError,
-			             "cannot listen on %R: it exists and is a symlink or not a socket; "
-			             "remove it or pick another path",
-			             a[0]);
-			break;
-		case ENAMETOOLONG:
-			PyErr_Format(PyExc_ValueError, "socket path %R is longer than the platform limit",
-			             a[0]);
-			break;
-		case EINVAL:
-			PyErr_Format(PyExc_ValueError, "cannot listen on %R with capacity %llu: %s", a[0],
-			             cap, tachyon_strerror(r));
-			break;
-		case ENOMEM:
-			PyErr_NoMemory();
-			break;
-		default:
-			PyErr_Format(st->HandshakeError, "cannot listen on %R: %s", a[0],
-			             tachyon_strerror(r));
-		}
+		tx_errctx cx = {.in = TX_IN_LISTEN, .path = a[0], .capacity = cap};
+		tx_raise(st, r, &cx);
 		goto out;
 	}
 	{
@@ -477,11 +194,8 @@ static PyObject *Bus_listen(PyObject *cls, PyTypeObject *defining, PyObject *con
 	}
 	tachyon_listener_close(l);
 	if (r < 0) {
-		if (r == -ETIMEDOUT)
-			PyErr_Format(st->TachyonTimeoutError,
-			             "listen(%R): no peer connected within the timeout", a[0]);
-		else if (!(r == -EINTR && PyErr_Occurred()))
-			tx_raise(st, r, "listen");
+		tx_errctx cx = {.in = TX_IN_ACCEPT, .call = "listen", .path = a[0]};
+		tx_raise(st, r, &cx);
 		goto out;
 	}
 	res = bus_wrap((PyTypeObject *)cls, defining, bus, path, role);
@@ -513,44 +227,9 @@ static PyObject *Bus_connect(PyObject *cls, PyTypeObject *defining, PyObject *co
 		r = tx_blocking(&c);
 	}
 	if (r < 0) {
-		/* What the listener did wrong, when it did (the core's sentence). */
-		const char *why = tachyon_handshake_detail();
-		switch (-r) {
-		case ETIMEDOUT:
-			if (why[0])
-				PyErr_Format(st->ConnectTimeoutError,
-				             "connect(%R): the handshake did not complete within the timeout: "
-				             "%s",
-				             a[0], why);
-			else
-				PyErr_Format(st->ConnectTimeoutError,
-				             "connect(%R): no listener accepted and completed the handshake "
-				             "within the timeout; is the listener running (Bus.listen) on this "
-				             "path?",
-				             a[0]);
-			break;
-		case ENAMETOOLONG:
-			PyErr_Format(PyExc_ValueError, "socket path %R is longer than the platform limit",
-			             a[0]);
-			break;
-		case EINTR:
-			if (PyErr_Occurred())
-				break;
-			/* fall through */
-		default:
-			if (r == -TACHYON_EABI && why[0])
-				PyErr_Format(st->AbiMismatchError,
-				             "connect(%R): the listener speaks another wire format: %s", a[0],
-				             why);
-			else if (r == -TACHYON_EHANDSHAKE && why[0])
-				PyErr_Format(st->HandshakeError, "connect(%R): bad handshake from the listener: %s",
-				             a[0], why);
-			else if (r == -TACHYON_EABI || r == -TACHYON_EHANDSHAKE)
-				PyErr_Format(r == -TACHYON_EABI ? st->AbiMismatchError : st->HandshakeError,
-				             "connect(%R): %s", a[0], tachyon_strerror(r));
-			else
-				PyErr_Format(st->HandshakeError, "connect(%R): %s", a[0], tachyon_strerror(r));
-		}
+		/* names what the listener did wrong, when it did */
+		tx_errctx cx = {.in = TX_IN_CONNECT, .path = a[0]};
+		tx_raise(st, r, &cx);
 		goto out;
 	}
 	res = bus_wrap((PyTypeObject *)cls, defining, bus, path, role);
@@ -573,23 +252,20 @@ static PyObject *Bus_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 
 static PyObject *Bus_close(BusObject *self, PyObject *unused)
 {
-	if (self->fork_gen != tx_fork_generation)
+	if (tachyon_bus_forked(self->bus))
 		return tx_raise_forked(self->st);
 	if (!self->closed) {
 		self->closed = 1;
 		tachyon_bus_close(self->bus);
 		/* callers waiting for a family see `closed` at once */
-		if (self->waiters[FAM_TX])
-			family_wake(self, FAM_TX);
-		if (self->waiters[FAM_RX])
-			family_wake(self, FAM_RX);
+		tx_family_wake_closed(self);
 	}
 	Py_RETURN_NONE;
 }
 
 static PyObject *Bus_enter(BusObject *self, PyObject *unused)
 {
-	if (self->fork_gen != tx_fork_generation)
+	if (tachyon_bus_forked(self->bus))
 		return tx_raise_forked(self->st);
 	return Py_NewRef(self);
 }
@@ -624,7 +300,7 @@ static void Bus_dealloc(BusObject *self)
 	PyTypeObject *tp = Py_TYPE(self);
 	PyObject_GC_UnTrack(self);
 	if (self->bus) {
-		if (!self->closed && self->fork_gen == tx_fork_generation)
+		if (!self->closed && !tachyon_bus_forked(self->bus))
 			tachyon_bus_close(self->bus);
 		tachyon_bus_unref(self->bus); /* in a forked child: unmaps only */
 		self->bus = NULL;
@@ -643,7 +319,7 @@ static PyObject *Bus_repr(BusObject *self)
 	return PyUnicode_FromFormat("<%s path=%R capacity=%llu role=%s%s>", Py_TYPE(self)->tp_name,
 	                            self->path ? self->path : Py_None,
 	                            (unsigned long long)self->capacity,
-	                            role ? role_names[role] : "None", self->closed ? " closed" : "");
+	                            role ? tx_role_name(role) : "None", self->closed ? " closed" : "");
 }
 
 /* ------------------------------------------------------------------------ */
@@ -694,28 +370,11 @@ static inline void release_send_buffer(Py_buffer *view)
 
 static PyObject *send_failed(BusObject *self, int r, size_t size, const char *fname)
 {
-	if (r == -EAGAIN || r == -ETIMEDOUT || r == -2)
-		PyErr_Format(self->st->BusFullError,
-		             "%s: no room for a %zu-byte message within the timeout; pass a timeout (or "
-		             "timeout=None) to wait for the consumer",
-		             fname, size);
-	else if (r == -TACHYON_ENEVERFITS)
-		tx_raise_neverfits(size, self->capacity);
-	else if (r == -EBUSY) {
-		if (check_no_tx_guard(self) == 0)
-			PyErr_Format(self->st->TachyonError, "%s: a zero-copy reservation is open", fname);
-	} else
-		tx_raise_bus(self->st, self->bus, r, fname);
-	return NULL;
-}
-
-static int64_t deadline_for(int64_t tns)
-{
-	if (tns == TACHYON_FOREVER)
-		return TACHYON_FOREVER;
-	if (tns == 0)
-		return 0;
-	return tachyon_deadline_after(tns);
+	tx_errctx cx = {.in = TX_IN_SEND, .call = fname, .bus = self->bus, .size = size};
+	/* a reservation is open: say whose, when it is a guard's */
+	if (r == -EBUSY && check_no_tx_guard(self) < 0)
+		return NULL;
+	return tx_raise(self->st, r, &cx);
 }
 
 static PyObject *Bus_send(BusObject *self, PyObject *const *args, Py_ssize_t nargs,
@@ -744,7 +403,7 @@ static PyObject *Bus_send(BusObject *self, PyObject *const *args, Py_ssize_t nar
 		return NULL;
 	if (get_send_buffer(a[0], &view, "send") < 0)
 		return NULL;
-	deadline = deadline_for(tns);
+	deadline = tx_deadline(tns);
 	r = tx_family_enter(self, FAM_TX, deadline);
 	if (r == -1)
 		goto fail;
@@ -797,7 +456,7 @@ static PyObject *Bus_send_many(BusObject *self, PyObject *const *args, Py_ssize_
 	if (!items)
 		return NULL;
 	n = PyTuple_GET_SIZE(items);
-	deadline = deadline_for(tns);
+	deadline = tx_deadline(tns);
 	r = tx_family_enter(self, FAM_TX, deadline);
 	if (r == -1) {
 		Py_DECREF(items);
@@ -832,7 +491,7 @@ static PyObject *Bus_send_many(BusObject *self, PyObject *const *args, Py_ssize_
 		if (r < 0)
 			break;
 	}
-	if (r != -2) {
+	if (r != -TX_ELATE) { /* else the family was never entered */
 		/* publish everything committed, also on the error path */
 		fr = tachyon_bus_flush(self->bus);
 		if (r == 0 && fr < 0)
@@ -892,7 +551,7 @@ static PyObject *zero_copy_send(BusObject *self, PyObject *const *args, Py_ssize
 		return NULL;
 	if (tx_bus_usable(self) < 0 || tx_bus_want_role(self, TACHYON_ROLE_PRODUCER) < 0)
 		return NULL;
-	deadline = deadline_for(tns);
+	deadline = tx_deadline(tns);
 	r = tx_family_enter(self, FAM_TX, deadline);
 	if (r == -1)
 		return NULL;
@@ -943,7 +602,7 @@ static PyObject *Bus_flush(BusObject *self, PyObject *unused)
 	r = tachyon_bus_flush(self->bus);
 	tx_family_exit(self, FAM_TX);
 	if (r < 0)
-		return tx_raise_bus(self->st, self->bus, r, "flush");
+		return tx_raise_call(self->st, self->bus, r, "flush");
 	Py_RETURN_NONE;
 }
 
@@ -952,11 +611,8 @@ static PyObject *Bus_flush(BusObject *self, PyObject *unused)
 
 static PyObject *recv_failed(BusObject *self, int r, const char *fname)
 {
-	if (r == -EAGAIN || r == -ETIMEDOUT || r == -2)
-		PyErr_Format(self->st->TachyonTimeoutError, "%s: no message within the timeout", fname);
-	else
-		tx_raise_bus(self->st, self->bus, r, fname);
-	return NULL;
+	tx_errctx cx = {.in = TX_IN_RECV, .call = fname, .bus = self->bus};
+	return tx_raise(self->st, r, &cx);
 }
 
 /* How long a receive that found the ring empty keeps looking with the GIL
@@ -1020,19 +676,23 @@ static int recv_first(BusObject *self, tachyon_msg *msgs, size_t max, int64_t de
 	return r;
 }
 
-/* Take one message with the consumer family held: try (spinning briefly
- * with the GIL), then wait without the GIL until the deadline. */
-static int recv_one(BusObject *self, tachyon_msg *m, int64_t deadline)
+/* Take one message with the consumer family held: try (spinning up to
+ * first_spin tries with the GIL), then wait without the GIL until the
+ * deadline, spinning wait_spin times before sleeping (0: the bus default). */
+static int recv_one(BusObject *self, tachyon_msg *m, int64_t deadline, uint32_t first_spin,
+                    uint32_t wait_spin)
 {
-	int r = recv_first(self, m, 0, deadline, GIL_SPIN_TRIES);
+	int r = recv_first(self, m, 0, deadline, first_spin);
 	if ((r == -EAGAIN || r == -ETIMEDOUT) && deadline != 0) {
-		tx_call c = {.op = OP_RECV, .self = self, .deadline = deadline, .msgs = m};
+		tx_call c = {.op = OP_RECV, .self = self, .deadline = deadline, .spin = wait_spin,
+		             .msgs = m};
 		r = tx_blocking(&c);
 	}
 	return r;
 }
 
-PyObject *tx_bus_recv_message(BusObject *self, int64_t tns, int mode)
+/* Receive one message as a Message; mode 0 recv, 1 try_recv, 2 iteration. */
+static PyObject *recv_message(BusObject *self, int64_t tns, int mode)
 {
 	static const char *const fnames[] = {"recv", "try_recv", "iteration"};
 	tachyon_msg m;
@@ -1042,12 +702,12 @@ PyObject *tx_bus_recv_message(BusObject *self, int64_t tns, int mode)
 
 	if (tx_bus_usable(self) < 0 || tx_bus_want_role(self, TACHYON_ROLE_CONSUMER) < 0)
 		return NULL;
-	deadline = deadline_for(tns);
+	deadline = tx_deadline(tns);
 	r = tx_family_enter(self, FAM_RX, deadline);
 	if (r == -1)
 		return NULL;
 	if (r == 0) {
-		r = recv_one(self, &m, deadline);
+		r = recv_one(self, &m, deadline, GIL_SPIN_TRIES, 0);
 		if (r == 0) {
 			/* the message is taken: it is returned whatever happens next */
 			res = tx_message_new(self->st, &m);
@@ -1063,7 +723,7 @@ PyObject *tx_bus_recv_message(BusObject *self, int64_t tns, int mode)
 	}
 	if (r == 0)
 		return res;
-	if (mode == 1 && (r == -EAGAIN || r == -ETIMEDOUT || r == -2))
+	if (mode == 1 && (r == -EAGAIN || r == -ETIMEDOUT || r == -TX_ELATE))
 		Py_RETURN_NONE;
 	if (mode == 2 && r == -TACHYON_EPEERCLOSED)
 		return NULL; /* StopIteration */
@@ -1081,15 +741,40 @@ static PyObject *Bus_recv(BusObject *self, PyObject *const *args, Py_ssize_t nar
 		    tx_parse_timeout(a[0], &tns) < 0)
 			return NULL;
 	}
-	return tx_bus_recv_message(self, tns, 0);
+	return recv_message(self, tns, 0);
 }
 
 static PyObject *Bus_try_recv(BusObject *self, PyObject *unused)
 {
-	return tx_bus_recv_message(self, 0, 1);
+	return recv_message(self, 0, 1);
 }
 
-static PyObject *zero_copy_recv(BusObject *self, int64_t tns, const char *fname)
+/* spin_threshold of acquire_rx and drain_batch (0.5.1's default 10000):
+ * the spin count of the first look and of the wait. NULL keeps *spin. */
+#define DEFAULT_SPIN_THRESHOLD 10000u
+
+static int parse_spin(PyObject *o, uint32_t *spin)
+{
+	unsigned long v;
+	if (!o)
+		return 0;
+	if (!PyLong_Check(o)) {
+		PyErr_SetString(PyExc_TypeError, "spin_threshold must be an int");
+		return -1;
+	}
+	v = PyLong_AsUnsignedLong(o);
+	if (v == (unsigned long)-1 && PyErr_Occurred()) {
+		PyErr_Clear();
+		PyErr_SetString(PyExc_ValueError, "spin_threshold must be in 0..2**32-1");
+		return -1;
+	}
+	*spin = v > 0xFFFFFFFFul ? 0xFFFFFFFFu : (uint32_t)v;
+	return 0;
+}
+
+/* recv_zero_copy and acquire_rx; spin as in recv_one */
+static PyObject *zero_copy_recv(BusObject *self, int64_t tns, uint32_t first_spin,
+                                uint32_t wait_spin, const char *fname)
 {
 	tachyon_msg m;
 	PyObject *res = NULL;
@@ -1098,12 +783,12 @@ static PyObject *zero_copy_recv(BusObject *self, int64_t tns, const char *fname)
 
 	if (tx_bus_usable(self) < 0 || tx_bus_want_role(self, TACHYON_ROLE_CONSUMER) < 0)
 		return NULL;
-	deadline = deadline_for(tns);
+	deadline = tx_deadline(tns);
 	r = tx_family_enter(self, FAM_RX, deadline);
 	if (r == -1)
 		return NULL;
 	if (r == 0) {
-		r = recv_one(self, &m, deadline);
+		r = recv_one(self, &m, deadline, first_spin, wait_spin);
 		if (r == 0) {
 			uint64_t seq;
 			if (tx_slots_push(self, m.end, 1, &seq) == 0) {
@@ -1129,7 +814,7 @@ static PyObject *Bus_recv_zero_copy(BusObject *self, PyObject *const *args, Py_s
 	    (tx_parse_args("recv_zero_copy", args, nargs, kwnames, names, 1, 1, 0, a) < 0 ||
 	     tx_parse_timeout(a[0], &tns) < 0))
 		return NULL;
-	return zero_copy_recv(self, tns, "recv_zero_copy");
+	return zero_copy_recv(self, tns, GIL_SPIN_TRIES, 0, "recv_zero_copy");
 }
 
 static PyObject *Bus_acquire_rx(BusObject *self, PyObject *const *args, Py_ssize_t nargs,
@@ -1138,10 +823,13 @@ static PyObject *Bus_acquire_rx(BusObject *self, PyObject *const *args, Py_ssize
 	static const char *const names[] = {"spin_threshold", "timeout"};
 	PyObject *a[2];
 	int64_t tns = TACHYON_FOREVER;
-	if (tx_parse_args("acquire_rx", args, nargs, kwnames, names, 2, 1, 0, a) < 0 ||
-	    tx_parse_timeout(a[1], &tns) < 0)
+	uint32_t spin = DEFAULT_SPIN_THRESHOLD;
+	if (tx_parse_args("acquire_rx", args, nargs, kwnames, names, 2, 2, 0, a) < 0 ||
+	    parse_spin(a[0], &spin) < 0 || tx_parse_timeout(a[1], &tns) < 0)
 		return NULL;
-	return zero_copy_recv(self, tns, "acquire_rx");
+	/* as drain_batch: the threshold bounds both the first look's spin with
+	 * the GIL and the wait's spin before it sleeps */
+	return zero_copy_recv(self, tns, spin, spin, "acquire_rx");
 }
 
 /* drain_batch's message array for max entries, with the RX family held: a
@@ -1167,7 +855,7 @@ static PyObject *Bus_drain_batch(BusObject *self, PyObject *const *args, Py_ssiz
 	static const char *const names[] = {"max_msgs", "spin_threshold", "timeout"};
 	PyObject *a[3], *res = NULL;
 	Py_ssize_t max = 1024;
-	unsigned long spin = 10000;
+	uint32_t spin = DEFAULT_SPIN_THRESHOLD;
 	int64_t tns = TACHYON_FOREVER, deadline;
 	tachyon_msg small[16], *msgs;
 	int r;
@@ -1183,25 +871,11 @@ static PyObject *Bus_drain_batch(BusObject *self, PyObject *const *args, Py_ssiz
 			return NULL;
 		}
 	}
-	if (a[1]) {
-		if (!PyLong_Check(a[1])) {
-			PyErr_SetString(PyExc_TypeError, "spin_threshold must be an int");
-			return NULL;
-		}
-		spin = PyLong_AsUnsignedLong(a[1]);
-		if (spin == (unsigned long)-1 && PyErr_Occurred()) {
-			PyErr_Clear();
-			PyErr_SetString(PyExc_ValueError, "spin_threshold must be in 0..2**32-1");
-			return NULL;
-		}
-		if (spin > 0xFFFFFFFFul)
-			spin = 0xFFFFFFFFul;
-	}
-	if (tx_parse_timeout(a[2], &tns) < 0)
+	if (parse_spin(a[1], &spin) < 0 || tx_parse_timeout(a[2], &tns) < 0)
 		return NULL;
 	if (tx_bus_usable(self) < 0 || tx_bus_want_role(self, TACHYON_ROLE_CONSUMER) < 0)
 		return NULL;
-	deadline = deadline_for(tns);
+	deadline = tx_deadline(tns);
 	r = tx_family_enter(self, FAM_RX, deadline);
 	if (r == -1)
 		return NULL;
@@ -1211,10 +885,10 @@ static PyObject *Bus_drain_batch(BusObject *self, PyObject *const *args, Py_ssiz
 			tx_family_exit(self, FAM_RX);
 			return PyErr_NoMemory();
 		}
-		r = recv_first(self, msgs, (size_t)max, deadline, (uint32_t)spin);
+		r = recv_first(self, msgs, (size_t)max, deadline, spin);
 		if ((r == -EAGAIN || r == -ETIMEDOUT) && deadline != 0) {
 			tx_call c = {.op = OP_RECV_BATCH, .self = self, .deadline = deadline,
-			             .spin = (uint32_t)spin, .msgs = msgs, .max = (size_t)max};
+			             .spin = spin, .msgs = msgs, .max = (size_t)max};
 			r = tx_blocking(&c);
 		}
 		if (r > 0) {
@@ -1255,7 +929,7 @@ static PyObject *Bus_set_polling_mode(BusObject *self, PyObject *arg)
 		return NULL;
 	r = tachyon_bus_set_polling_mode(self->bus, on);
 	if (r < 0)
-		return tx_raise(self->st, r, "set_polling_mode");
+		return tx_raise_call(self->st, NULL, r, "set_polling_mode");
 	Py_RETURN_NONE;
 }
 
@@ -1272,12 +946,10 @@ static PyObject *Bus_set_numa_node(BusObject *self, PyObject *arg)
 		return NULL;
 	}
 	r = tachyon_bus_set_numa_node(self->bus, (int)node);
-	if (r == -EINVAL || r == -ENODEV || r == -ENOENT) {
-		PyErr_Format(PyExc_ValueError, "NUMA node %ld does not exist on this machine", node);
-		return NULL;
+	if (r < 0) {
+		tx_errctx cx = {.in = TX_IN_NUMA, .call = "set_numa_node", .node = node};
+		return tx_raise(self->st, r, &cx);
 	}
-	if (r < 0)
-		return tx_raise(self->st, r, "set_numa_node");
 	Py_RETURN_NONE;
 }
 
@@ -1286,19 +958,19 @@ static PyObject *Bus_get_stats(BusObject *self, void *closure)
 	tachyon_stats s;
 	PyObject *t, *res;
 	int r;
-	if (self->fork_gen != tx_fork_generation)
+	if (tachyon_bus_forked(self->bus))
 		return tx_raise_forked(self->st);
 	r = tachyon_bus_stats(self->bus, &s);
 	if (r < 0)
-		return tx_raise(self->st, r, "stats");
+		return tx_raise_call(self->st, NULL, r, "stats");
 	/* the field order of BusStats */
 	t = Py_BuildValue("(KKkkKKN)", (unsigned long long)s.capacity,
 	                  (unsigned long long)s.bytes_in_use, (unsigned long)s.consumer_wait,
 	                  (unsigned long)s.state, (unsigned long long)s.bytes_pinned,
 	                  (unsigned long long)s.lost_wakeups,
 	                  s.peer_pid > 0 ? PyLong_FromLong(s.peer_pid) : Py_NewRef(Py_None));
-	if (!t || !self->st->stats_type)
-		return t;
+	if (!t)
+		return NULL;
 	res = PyObject_Call(self->st->stats_type, t, NULL);
 	Py_DECREF(t);
 	return res;
@@ -1311,8 +983,7 @@ static PyObject *Bus_get_closed(BusObject *self, void *closure)
 
 static PyObject *Bus_get_max_payload(BusObject *self, void *closure)
 {
-	uint64_t half = self->capacity / 2;
-	return PyLong_FromUnsignedLongLong(half > 64 ? half - 64 : 0);
+	return PyLong_FromSize_t(tachyon_bus_max_payload(self->bus));
 }
 
 static PyObject *Bus_get_capacity(BusObject *self, void *closure)
@@ -1323,10 +994,10 @@ static PyObject *Bus_get_capacity(BusObject *self, void *closure)
 static PyObject *Bus_get_role(BusObject *self, void *closure)
 {
 	int role = self->role;
-	if (role == TACHYON_ROLE_NONE && self->fork_gen == tx_fork_generation)
+	if (role == TACHYON_ROLE_NONE && !tachyon_bus_forked(self->bus))
 		role = tachyon_bus_role(self->bus);
 	if (role == TACHYON_ROLE_PRODUCER || role == TACHYON_ROLE_CONSUMER)
-		return PyUnicode_FromString(role_names[role]);
+		return PyUnicode_FromString(tx_role_name(role));
 	Py_RETURN_NONE;
 }
 
@@ -1342,6 +1013,62 @@ static PyObject *Bus_get_peer_pid(BusObject *self, void *closure)
 		Py_RETURN_NONE;
 	return PyLong_FromLong((long)pid);
 }
+
+/* ------------------------------------------------------------------------ */
+/* the iterator: recv() until the peer closed and everything was delivered  */
+
+static PyObject *Bus_iter(BusObject *self)
+{
+	BusIterObject *it = PyObject_GC_New(BusIterObject, self->st->iter_type);
+	if (!it)
+		return NULL;
+	it->bus = (BusObject *)Py_NewRef(self);
+	PyObject_GC_Track(it);
+	return (PyObject *)it;
+}
+
+static PyObject *BusIter_next(BusIterObject *it)
+{
+	/* resumable: after an exception the next call receives again */
+	return recv_message(it->bus, TACHYON_FOREVER, 2);
+}
+
+static int BusIter_traverse(BusIterObject *it, visitproc visit, void *arg)
+{
+	Py_VISIT(Py_TYPE(it));
+	Py_VISIT(it->bus);
+	return 0;
+}
+
+static void BusIter_dealloc(BusIterObject *it)
+{
+	PyTypeObject *tp = Py_TYPE(it);
+	PyObject_GC_UnTrack(it);
+	Py_CLEAR(it->bus);
+	tp->tp_free((PyObject *)it);
+	Py_DECREF(tp);
+}
+
+static PyType_Slot BusIter_slots[] = {
+	{Py_tp_doc, "Iterator over a bus: yields Message copies until the peer closed and "
+	            "everything it sent was delivered."},
+	{Py_tp_iter, PyObject_SelfIter},
+	{Py_tp_iternext, BusIter_next},
+	{Py_tp_traverse, BusIter_traverse},
+	{Py_tp_dealloc, BusIter_dealloc},
+	{0, NULL},
+};
+
+PyType_Spec tx_iter_spec = {
+	.name = "tachyon.BusIterator",
+	.basicsize = sizeof(BusIterObject),
+	.flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
+	         Py_TPFLAGS_DISALLOW_INSTANTIATION,
+	.slots = BusIter_slots,
+};
+
+/* ------------------------------------------------------------------------ */
+/* tables                                                                    */
 
 #define FKW (METH_FASTCALL | METH_KEYWORDS)
 #define CLS_FKW (METH_METHOD | METH_FASTCALL | METH_KEYWORDS | METH_CLASS)
@@ -1391,7 +1118,8 @@ static PyMethodDef Bus_methods[] = {
 	 "Receive one message in place: an RxGuard (read-only buffer, DLPack) whose slot goes back\n"
 	 "to the producer when the guard and every export of it are gone."},
 	{"acquire_rx", FN(Bus_acquire_rx), FKW,
-	 "acquire_rx($self, /, spin_threshold=10000, timeout=None)\n--\n\nSame as recv_zero_copy (0.5.1 name)."},
+	 "acquire_rx($self, /, spin_threshold=10000, timeout=None)\n--\n\n"
+	 "Same as recv_zero_copy (0.5.1 name); spin_threshold bounds the spin before it sleeps."},
 	{"drain_batch", FN(Bus_drain_batch), FKW,
 	 "drain_batch($self, /, max_msgs=1024, spin_threshold=10000, timeout=None)\n--\n\n"
 	 "Receive between 1 and max_msgs messages in place as an RxBatchGuard."},
@@ -1421,7 +1149,7 @@ static PyType_Slot Bus_slots[] = {
 	{Py_tp_dealloc, Bus_dealloc},
 	{Py_tp_traverse, Bus_traverse},
 	{Py_tp_repr, Bus_repr},
-	{Py_tp_iter, tx_bus_iter},
+	{Py_tp_iter, Bus_iter},
 	{Py_tp_methods, Bus_methods},
 	{Py_tp_getset, Bus_getset},
 	{0, NULL},

@@ -10,10 +10,12 @@
  * "used_dltensor[_versioned]"; our capsule destructor calls the deleter only
  * when the capsule kept its original name (never consumed).
  */
-#include "ext.h"
 #include "dlpack.h"
 
-#include <stdatomic.h>
+#include "args.h"
+#include "dlpack_abi.h"
+#include "errors.h"
+#include "slots.h"
 
 static const char CAP_LEGACY[] = "dltensor";
 static const char CAP_VERSIONED[] = "dltensor_versioned";
@@ -29,13 +31,16 @@ typedef struct {
 	uint64_t seq;
 } tx_dlctx;
 
-static _Atomic unsigned long long dl_created;
-static _Atomic unsigned long long dl_deleted;
+/* Plain counters, written and read only with the GIL held: a deleter
+ * counts after it took the GIL. A deleter that runs while the interpreter
+ * finalizes takes no GIL and does not count: no Python code can read the
+ * counters any more by then. */
+static unsigned long long dl_created;
+static unsigned long long dl_deleted;
 
 PyObject *tx_dlpack_counters(void)
 {
-	return Py_BuildValue("(KK)", (unsigned long long)atomic_load(&dl_created),
-	                     (unsigned long long)atomic_load(&dl_deleted));
+	return Py_BuildValue("(KK)", dl_created, dl_deleted);
 }
 
 static void dlctx_release(tx_dlctx *ctx)
@@ -43,13 +48,13 @@ static void dlctx_release(tx_dlctx *ctx)
 	PyGILState_STATE g;
 	if (!ctx)
 		return;
-	atomic_fetch_add(&dl_deleted, 1);
 	if (TX_IS_FINALIZING()) {
 		/* no Python object may be touched; the bus (and its mapping) is leaked */
 		PyMem_RawFree(ctx);
 		return;
 	}
 	g = PyGILState_Ensure();
+	dl_deleted++;
 	tx_slot_decref(ctx->bus, ctx->seq);
 	Py_DECREF(ctx->bus);
 	PyGILState_Release(g);
@@ -171,7 +176,7 @@ PyObject *tx_dlpack_export(BusObject *bus, const tx_rxmsg *m, PyObject *const *a
 			return NULL;
 		}
 	}
-	if (bus->fork_gen != tx_fork_generation)
+	if (tachyon_bus_forked(bus->bus))
 		return tx_raise_forked(bus->st);
 
 	ctx = PyMem_RawCalloc(1, sizeof *ctx);
@@ -207,7 +212,7 @@ PyObject *tx_dlpack_export(BusObject *bus, const tx_rxmsg *m, PyObject *const *a
 	t->byte_offset = 0;
 
 	tx_slot_incref(bus, m->seq);
-	atomic_fetch_add(&dl_created, 1);
+	dl_created++;
 	cap = PyCapsule_New(&ctx->mt, versioned ? CAP_VERSIONED : CAP_LEGACY,
 	                    versioned ? capsule_dtor_versioned : capsule_dtor_legacy);
 	if (!cap)

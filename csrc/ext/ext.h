@@ -1,17 +1,37 @@
 /*
- * Private interfaces of the CPython extension tachyon._core.
+ * The base of the CPython extension tachyon._core: the module state and the
+ * layout of every object, which all files read. No functions except small
+ * compatibility helpers.
  *
- *   module.c   module definition, state (types + exceptions), error mapping,
- *              argument helpers, the blocking-wait machinery
- *   bus.c      TachyonBus: listen/connect/close, send*, recv*, roles, stats
- *   message.c  Message (what receiving yields) and the bus iterator
- *   guards.c   TxGuard, RxGuard, RxBatchGuard, RxMsgView (zero-copy)
- *   dlpack.c   __dlpack__ / __dlpack_device__ and the capsule deleters
+ * Layers. Each X.c has its interface in X.h (hot paths static inline
+ * there, so a call across files costs nothing). A file includes the
+ * headers of lower layers only, and calls go down only; the core sits under
+ * everything and is reached through the public header tachyon/tachyon.h
+ * alone:
  *
- * Only tachyon/tachyon.h is used from the core. Everything that touches a
- * Python object runs with the GIL held; the GIL is released only inside a
- * blocking core call, whose interrupted() callback takes it back at least
- * every watchdog period.
+ *   7  module.c   module definition, state, exceptions, BusStats, functions
+ *   6  bus.c      TachyonBus (methods and tables) and its iterator
+ *   5  guards.c   TxGuard, RxGuard, RxBatchGuard, RxMsgView (zero copy)
+ *   4  dlpack.c   __dlpack__ export of a received slot and its deleters
+ *                 (dlpack_abi.h: the DLPack structs)
+ *      message.c  Message, what a copying receive returns
+ *   3  family.c   per-family call serialization (one call of a family at a time)
+ *      calls.c    what every bus call goes through: entry checks, and the
+ *                 blocking wait with the GIL released
+ *   2  slots.c    received slots not yet released (given back in ring order)
+ *                 and the deferred rollback of an abandoned reservation
+ *   1  errors.c   the one map from a core error code to a Python exception
+ *      args.c     argument parsing
+ *   0  ext.h      this file
+ *
+ * Deferred work does not call up either: a release or rollback that finds
+ * its family busy only sets a flag (slots.c); the family's holder calls
+ * down into slots.c to apply it on its way in or out (family.h) or while
+ * it waits (calls.c).
+ *
+ * Everything that touches a Python object runs with the GIL held; the GIL
+ * is released only inside a blocking core call, whose interrupted()
+ * callback takes it back at least every watchdog period.
  */
 #ifndef TACHYON_EXT_H
 #define TACHYON_EXT_H
@@ -105,13 +125,20 @@ typedef struct {
 	PyObject *PeerDeadError;
 	PyObject *RingCorruptError;
 
-	PyObject *stats_type; /* tachyon.BusStats once the package registered it */
+	PyObject *stats_type; /* tachyon.BusStats, the named tuple Bus.stats returns */
 	PyObject *str_sent;
 	PyObject *str_add_note;
 } tx_state;
 
 /* The two call families of a bus end; calls of one family are serialized. */
 enum { FAM_TX = 0, FAM_RX = 1 };
+
+/* "producer" / "consumer" for an enum tachyon_role, NULL for none. */
+static inline const char *tx_role_name(int role)
+{
+	return role == TACHYON_ROLE_PRODUCER ? "producer"
+	       : role == TACHYON_ROLE_CONSUMER ? "consumer" : NULL;
+}
 
 /* One received slot not yet given back to the producer. */
 typedef struct {
@@ -125,18 +152,21 @@ typedef struct {
 	PyObject_HEAD
 	PyObject *module;           /* strong: keeps the state below alive */
 	tx_state *st;
-	tachyon_bus *bus;           /* one reference, dropped at dealloc */
+	/* One reference, dropped at dealloc only: guards, iterators and DLPack
+	 * contexts hold the BusObject, so every user sees a live bus (the
+	 * fork check, tachyon_bus_forked, reads it on every call). */
+	tachyon_bus *bus;
 	PyObject *path;             /* str */
-	unsigned fork_gen;          /* tx_fork_generation at open */
 	int closed;
 	int role;                   /* cached enum tachyon_role */
 	uint64_t capacity;
 	int peer_self;              /* the peer end is in this process (recv_first) */
 
-	/* Family serialization (tx_family_enter). Read and written with the GIL
-	 * held, so a plain flag serializes the fast path, which never lets the
-	 * GIL go; only a caller that must wait sleeps, on busy[fam] as a futex
-	 * word (the kernel reads it without the GIL). */
+	/* Family serialization (family.h). Read and written with the GIL held,
+	 * so a plain flag serializes the fast path, which never lets the GIL
+	 * go; only a caller that must wait sleeps, on busy[fam] as a wait word
+	 * (the kernel reads it without the GIL). family.c writes busy; slots.c
+	 * reads it to learn whether a call of the family is inside. */
 	uint32_t busy[2];           /* a call of the family is inside */
 	uint32_t waiters[2];        /* callers sleeping until busy[fam] clears */
 	unsigned long owner[2];     /* thread inside (valid while busy) */
@@ -206,100 +236,5 @@ typedef struct {
 	PyObject_HEAD
 	BusObject *bus;
 } BusIterObject;
-
-/* ---- module.c ---------------------------------------------------------- */
-
-extern volatile unsigned tx_fork_generation;
-
-/* Set the exception for a core error code; ctx names the call. */
-PyObject *tx_raise(tx_state *st, int err, const char *ctx);
-/* tx_raise for a data call on bus: a RingCorruptError says what the peer did. */
-PyObject *tx_raise_bus(tx_state *st, tachyon_bus *bus, int err, const char *ctx);
-PyObject *tx_raise_forked(tx_state *st);
-PyObject *tx_raise_neverfits(size_t size, uint64_t capacity);
-
-/* Parse a timeout (None -> TACHYON_FOREVER, else seconds >= 0) into ns. */
-int tx_parse_timeout(PyObject *o, int64_t *ns);
-/* Parse a type_id in 0..2**32-1. */
-int tx_parse_type_id(PyObject *o, uint32_t *out);
-/* Minimal fastcall parser: names[i] for every parameter, the first npos
- * may be positional, the first nreq are required. */
-int tx_parse_args(const char *fname, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
-                  const char *const *names, int nnames, int npos, int nreq, PyObject **out);
-
-/* Blocking core calls, with the GIL released and signals checked. */
-typedef enum { OP_SEND, OP_RESERVE, OP_RECV, OP_RECV_BATCH, OP_ACCEPT, OP_CONNECT } tx_op;
-typedef struct {
-	tx_op op;
-	BusObject *self;            /* NULL for accept/connect */
-	int64_t deadline;
-	uint32_t spin;
-	/* op arguments */
-	const void *data;
-	size_t size;
-	uint32_t type_id;
-	void **payload;
-	tachyon_msg *msgs;
-	size_t max;
-	tachyon_listener *listener;
-	const char *path;
-	tachyon_bus **out;
-} tx_call;
-/* Returns the core's result; -EINTR means a Python exception is set. */
-int tx_blocking(tx_call *c);
-
-/* ---- bus.c ------------------------------------------------------------- */
-
-extern PyType_Spec tx_bus_spec;
-
-/* Family serialization (GIL held). enter returns 0 or -1 with an exception. */
-int tx_family_enter(BusObject *self, int fam, int64_t deadline);
-void tx_family_exit(BusObject *self, int fam);
-/* Check fork and closed; -1 with an exception. */
-int tx_bus_usable(BusObject *self);
-int tx_bus_want_role(BusObject *self, int role);
-
-/* Pending-slot queue (GIL held). */
-int tx_slots_push(BusObject *self, uint64_t end, uint32_t refs, uint64_t *seq);
-void tx_slot_incref(BusObject *self, uint64_t seq);
-void tx_slot_decref(BusObject *self, uint64_t seq);
-/* With the RX lock held: give back the longest released prefix. */
-void tx_slots_flush_locked(BusObject *self);
-/* With the TX lock held: roll back a reservation whose guard is gone. */
-void tx_rollback_locked(BusObject *self);
-/* Roll back now if the TX lock is free, else when it is next released. */
-void tx_rollback_soon(BusObject *self);
-
-/* ---- message.c --------------------------------------------------------- */
-
-extern PyType_Spec tx_message_spec;
-extern PyType_Spec tx_iter_spec;
-PyObject *tx_message_new(tx_state *st, const tachyon_msg *m);
-/* Free the Message blocks kept for reuse (module teardown). */
-void tx_message_freelist_clear(void);
-PyObject *tx_bus_iter(PyObject *self);
-/* recv one message as a Message; mode 0 recv, 1 try_recv, 2 iteration */
-PyObject *tx_bus_recv_message(BusObject *self, int64_t timeout_ns, int mode);
-
-/* ---- guards.c ---------------------------------------------------------- */
-
-extern PyType_Spec tx_txguard_spec;
-extern PyType_Spec tx_rxguard_spec;
-extern PyType_Spec tx_rxbatch_spec;
-extern PyType_Spec tx_rxview_spec;
-PyObject *tx_txguard_new(BusObject *bus, void *payload, size_t size, uint32_t type_id);
-PyObject *tx_rxguard_new(BusObject *bus, const tachyon_msg *m, uint64_t seq);
-PyObject *tx_rxbatch_new(BusObject *bus, const tachyon_msg *m, Py_ssize_t n, uint64_t seq0);
-/* Free the guard and view blocks kept for reuse (module teardown). */
-void tx_guard_freelists_clear(void);
-
-/* ---- dlpack.c ---------------------------------------------------------- */
-
-/* Export one received slot; pins the slot until the deleter runs. */
-PyObject *tx_dlpack_export(BusObject *bus, const tx_rxmsg *m, PyObject *const *args,
-                           Py_ssize_t nargs, PyObject *kwnames);
-PyObject *tx_dlpack_device(void);
-/* Debug counters: contexts created and deleted (tests: deleter exactly once). */
-PyObject *tx_dlpack_counters(void);
 
 #endif /* TACHYON_EXT_H */

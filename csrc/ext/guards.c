@@ -14,9 +14,15 @@
  * with block ends. After that it is spent: new exports, indexing and
  * attribute reads raise BufferError, existing exports stay valid.
  */
-#include "ext.h"
+#include "guards.h"
 
 #include <string.h>
+
+#include "args.h"
+#include "dlpack.h"
+#include "errors.h"
+#include "family.h"
+#include "slots.h"
 
 static const char SPENT_RX[] =
 	"this RxGuard is spent (its with block ended); copy what you need inside the block "
@@ -106,7 +112,7 @@ static void txguard_drop(TxGuardObject *g)
 
 static int TxGuard_getbuffer(TxGuardObject *g, Py_buffer *view, int flags)
 {
-	if (g->bus->fork_gen != tx_fork_generation) {
+	if (tachyon_bus_forked(g->bus->bus)) {
 		tx_raise_forked(g->bus->st);
 		return -1;
 	}
@@ -181,7 +187,7 @@ static PyObject *TxGuard_exit(TxGuardObject *g, PyObject *const *args, Py_ssize_
 
 	if (g->state != TXG_OPEN)
 		Py_RETURN_FALSE;
-	if (bus->fork_gen != tx_fork_generation)
+	if (tachyon_bus_forked(bus->bus))
 		return tx_raise_forked(bus->st);
 	if (g->exports > 0) {
 		g->state = TXG_STALE; /* bus->tx_guard stays: send* raise BufferError */
@@ -219,7 +225,7 @@ static PyObject *TxGuard_exit(TxGuardObject *g, PyObject *const *args, Py_ssize_
 	}
 	tx_family_exit(bus, FAM_TX);
 	if (r < 0)
-		return tx_raise_bus(bus->st, bus->bus, r, "send_zero_copy commit");
+		return tx_raise_call(bus->st, bus->bus, r, "send_zero_copy commit");
 	Py_RETURN_FALSE;
 }
 

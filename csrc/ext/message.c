@@ -1,9 +1,10 @@
 /*
- * Message: what receiving yields (type_id, size, data as a bytes copy), and
- * the bus iterator (a C iterator over recv(); StopIteration once the peer
- * closed and everything was delivered).
+ * Message: what a copying receive returns (type_id, size, and data as a
+ * bytes copy that is safe to keep).
  */
-#include "ext.h"
+#include "message.h"
+
+#include "args.h"
 
 /* ------------------------------------------------------------------------ */
 /* Message                                                                   */
@@ -178,57 +179,4 @@ PyType_Spec tx_message_spec = {
 	.basicsize = sizeof(MessageObject),
 	.flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
 	.slots = Message_slots,
-};
-
-/* ------------------------------------------------------------------------ */
-/* the bus iterator                                                          */
-
-PyObject *tx_bus_iter(PyObject *self)
-{
-	BusObject *bus = (BusObject *)self;
-	BusIterObject *it = PyObject_GC_New(BusIterObject, bus->st->iter_type);
-	if (!it)
-		return NULL;
-	it->bus = (BusObject *)Py_NewRef(self);
-	PyObject_GC_Track(it);
-	return (PyObject *)it;
-}
-
-static PyObject *BusIter_next(BusIterObject *it)
-{
-	return tx_bus_recv_message(it->bus, TACHYON_FOREVER, 2);
-}
-
-static int BusIter_traverse(BusIterObject *it, visitproc visit, void *arg)
-{
-	Py_VISIT(Py_TYPE(it));
-	Py_VISIT(it->bus);
-	return 0;
-}
-
-static void BusIter_dealloc(BusIterObject *it)
-{
-	PyTypeObject *tp = Py_TYPE(it);
-	PyObject_GC_UnTrack(it);
-	Py_CLEAR(it->bus);
-	tp->tp_free((PyObject *)it);
-	Py_DECREF(tp);
-}
-
-static PyType_Slot BusIter_slots[] = {
-	{Py_tp_doc, "Iterator over a bus: yields Message copies until the peer closed and "
-	            "everything it sent was delivered."},
-	{Py_tp_iter, PyObject_SelfIter},
-	{Py_tp_iternext, BusIter_next},
-	{Py_tp_traverse, BusIter_traverse},
-	{Py_tp_dealloc, BusIter_dealloc},
-	{0, NULL},
-};
-
-PyType_Spec tx_iter_spec = {
-	.name = "tachyon.BusIterator",
-	.basicsize = sizeof(BusIterObject),
-	.flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
-	         Py_TPFLAGS_DISALLOW_INSTANTIATION,
-	.slots = BusIter_slots,
 };

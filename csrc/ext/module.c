@@ -1,320 +1,14 @@
 /*
- * tachyon._core: module definition (PEP 489 multi-phase init), module state,
- * the exception tree, error mapping, argument helpers and the one place where
- * the GIL is released around a blocking core call.
+ * tachyon._core: the module definition (PEP 489 multi-phase init), its
+ * state (types, exceptions, BusStats), and the module-level functions.
  */
 #include "ext.h"
 
-#include <math.h>
-#include <pthread.h>
-#include <string.h>
-
-/* ------------------------------------------------------------------------ */
-/* fork detection                                                            */
-
-/* Bumped in every child after fork(); objects compare it with the value they
- * recorded at creation. Cheaper than getpid() on the per-message path. */
-volatile unsigned tx_fork_generation;
-static int tx_atfork_registered;
-
-static void tx_after_fork_child(void) { tx_fork_generation++; }
-
-/* ------------------------------------------------------------------------ */
-/* errors                                                                    */
-
-PyObject *tx_raise_forked(tx_state *st)
-{
-	PyErr_SetString(st->TachyonError, "bus inherited across fork(); open a new bus in the child");
-	return NULL;
-}
-
-static uint64_t capacity_for(size_t size)
-{
-	/* the smallest ring where the slot fits at any offset: slot <= capacity/2 */
-	uint64_t slot = ((uint64_t)size + 64 + 63) & ~(uint64_t)63;
-	uint64_t cap = TACHYON_MIN_CAPACITY;
-	while (cap < 2 * slot)
-		cap <<= 1;
-	return cap;
-}
-
-PyObject *tx_raise_neverfits(size_t size, uint64_t capacity)
-{
-	uint64_t need = capacity_for(size);
-	uint64_t maxp = capacity / 2 > 64 ? capacity / 2 - 64 : 0;
-	if (need > TACHYON_MAX_CAPACITY)
-		PyErr_Format(PyExc_ValueError,
-		             "a payload of %zu bytes can never fit in a tachyon ring (the largest capacity, "
-		             "2**31, carries at most %llu bytes); split it into smaller messages",
-		             size, (unsigned long long)(TACHYON_MAX_CAPACITY / 2 - 64));
-	else
-		PyErr_Format(PyExc_ValueError,
-		             "a payload of %zu bytes can never fit in this ring (capacity %llu, max_payload "
-		             "%llu); open the bus with capacity >= %llu",
-		             size, (unsigned long long)capacity, (unsigned long long)maxp,
-		             (unsigned long long)need);
-	return NULL;
-}
-
-static PyObject *raise_with_reason(tx_state *st, int err, const char *ctx, const char *why);
-
-PyObject *tx_raise(tx_state *st, int err, const char *ctx)
-{
-	return raise_with_reason(st, err, ctx, NULL);
-}
-
-PyObject *tx_raise_bus(tx_state *st, tachyon_bus *bus, int err, const char *ctx)
-{
-	/* A fatal ring: append what the peer did wrong, when this end knows. */
-	const char *why = err == -TACHYON_ECORRUPT ? tachyon_bus_fatal_reason(bus) : NULL;
-	return raise_with_reason(st, err, ctx, why);
-}
-
-static PyObject *raise_with_reason(tx_state *st, int err, const char *ctx, const char *why)
-{
-	int e = err < 0 ? -err : err;
-	const char *what = tachyon_strerror(e);
-	PyObject *type = st->TachyonError;
-
-	if (e == EINTR && PyErr_Occurred())
-		return NULL;
-	switch (e) {
-	case TACHYON_ECLOSED:
-		PyErr_Format(st->BusClosedError, "%s: this end of the bus is closed", ctx);
-		return NULL;
-	case TACHYON_EPEERCLOSED:
-		PyErr_Format(st->PeerClosedError,
-		             "%s: the peer closed the bus (everything it sent was delivered)", ctx);
-		return NULL;
-	case TACHYON_EPEERDEAD:
-		PyErr_Format(st->PeerDeadError,
-		             "%s: the peer process exited without closing the bus (everything it "
-		             "published was delivered); reconnect to a new peer",
-		             ctx);
-		return NULL;
-	case TACHYON_ECORRUPT:
-		type = st->RingCorruptError;
-		break;
-	case TACHYON_EABI:
-		type = st->AbiMismatchError;
-		break;
-	case TACHYON_EHANDSHAKE:
-		type = st->HandshakeError;
-		break;
-	case TACHYON_EFORKED:
-		return tx_raise_forked(st);
-	case TACHYON_ESTUCK:
-		break;
-	case EAGAIN:
-		type = st->BusFullError;
-		what = "no room in the ring within the timeout (pass timeout=None to wait for room)";
-		break;
-	case ETIMEDOUT:
-		type = st->TachyonTimeoutError;
-		what = "the timeout expired before anything happened";
-		break;
-	case ENAMETOOLONG:
-		type = PyExc_ValueError;
-		what = "the socket path is longer than the platform limit (107 bytes)";
-		break;
-	case EINVAL:
-		type = PyExc_ValueError;
-		break;
-	case ENOMEM:
-		PyErr_NoMemory();
-		return NULL;
-	case EINTR:
-		if (PyErr_CheckSignals() < 0)
-			return NULL;
-		break;
-	default:
-		break;
-	}
-	if (e == TACHYON_ECORRUPT && why && why[0])
-		PyErr_Format(type, "%s: %s: %s", ctx, what, why);
-	else
-		PyErr_Format(type, "%s: %s", ctx, what);
-	return NULL;
-}
-
-/* ------------------------------------------------------------------------ */
-/* argument helpers                                                          */
-
-int tx_parse_timeout(PyObject *o, int64_t *ns)
-{
-	double t;
-	if (o == NULL || o == Py_None) {
-		*ns = TACHYON_FOREVER;
-		return 0;
-	}
-	if (PyFloat_Check(o)) {
-		t = PyFloat_AS_DOUBLE(o);
-	} else if (PyLong_Check(o)) {
-		t = PyLong_AsDouble(o);
-		if (t == -1.0 && PyErr_Occurred())
-			return -1;
-	} else {
-		PyErr_Format(PyExc_TypeError, "timeout must be a number of seconds or None, not %.100s",
-		             Py_TYPE(o)->tp_name);
-		return -1;
-	}
-	if (isnan(t) || t < 0) {
-		PyErr_SetString(PyExc_ValueError,
-		                "timeout must be >= 0 seconds (0: do not wait) or None (no limit)");
-		return -1;
-	}
-	if (t > 4.0e9) /* over a century: no limit */
-		*ns = TACHYON_FOREVER;
-	else
-		*ns = (int64_t)(t * 1e9);
-	return 0;
-}
-
-int tx_parse_type_id(PyObject *o, uint32_t *out)
-{
-	int overflow = 0;
-	long long v;
-	if (o == NULL) {
-		*out = 0;
-		return 0;
-	}
-	if (!PyLong_Check(o)) {
-		PyErr_Format(PyExc_TypeError, "type_id must be an int, not %.100s", Py_TYPE(o)->tp_name);
-		return -1;
-	}
-	v = PyLong_AsLongLongAndOverflow(o, &overflow);
-	if (v == -1 && PyErr_Occurred())
-		return -1;
-	if (overflow || v < 0 || v > 0xFFFFFFFFLL) {
-		PyErr_Format(PyExc_ValueError, "type_id must be in 0..2**32-1 (got %R)", o);
-		return -1;
-	}
-	*out = (uint32_t)v;
-	return 0;
-}
-
-int tx_parse_args(const char *fname, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
-                  const char *const *names, int nnames, int npos, int nreq, PyObject **out)
-{
-	Py_ssize_t i, nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
-	int j;
-	for (j = 0; j < nnames; j++)
-		out[j] = NULL;
-	if (nargs > npos) {
-		PyErr_Format(PyExc_TypeError, "%s() takes at most %d positional argument%s (%zd given)",
-		             fname, npos, npos == 1 ? "" : "s", nargs);
-		return -1;
-	}
-	for (i = 0; i < nargs; i++)
-		out[i] = args[i];
-	for (i = 0; i < nkw; i++) {
-		PyObject *key = PyTuple_GET_ITEM(kwnames, i);
-		for (j = 0; j < nnames; j++)
-			if (PyUnicode_CompareWithASCIIString(key, names[j]) == 0)
-				break;
-		if (j == nnames) {
-			PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument '%U'", fname,
-			             key);
-			return -1;
-		}
-		if (out[j]) {
-			PyErr_Format(PyExc_TypeError, "%s() got multiple values for argument '%s'", fname,
-			             names[j]);
-			return -1;
-		}
-		out[j] = args[nargs + i];
-	}
-	for (j = 0; j < nreq; j++) {
-		if (!out[j]) {
-			PyErr_Format(PyExc_TypeError, "%s() missing required argument '%s'", fname, names[j]);
-			return -1;
-		}
-	}
-	return 0;
-}
-
-/* ------------------------------------------------------------------------ */
-/* blocking calls                                                            */
-
-enum { WHY_NONE = 0, WHY_EXCEPTION = 1, WHY_RELEASE = 2 };
-
-typedef struct {
-	PyThreadState *ts;
-	BusObject *self;
-	int fam;
-	int why;
-} tx_waiter;
-
-/* Called by the core, without the GIL, at least every watchdog period and
- * after every EINTR while it waits. Takes the GIL back, runs pending signal
- * handlers (main thread only), and asks the core to return when an
- * exception is pending or a deferred slot release should be applied. */
-static int tx_interrupted(void *arg)
-{
-	tx_waiter *w = arg;
-	int stop = 0;
-	PyEval_RestoreThread(w->ts);
-	if (PyErr_CheckSignals() < 0) {
-		w->why = WHY_EXCEPTION;
-		stop = 1;
-	} else if (w->self && w->fam == FAM_RX && w->self->rx_release_pending) {
-		w->why = WHY_RELEASE;
-		stop = 1;
-	}
-	w->ts = PyEval_SaveThread();
-	return stop;
-}
-
-int tx_blocking(tx_call *c)
-{
-	for (;;) {
-		tx_waiter wt = {NULL, c->self, FAM_TX, WHY_NONE};
-		tachyon_wait w;
-		int r = -EINVAL;
-
-		if (c->op == OP_RECV || c->op == OP_RECV_BATCH)
-			wt.fam = FAM_RX;
-		w.deadline_ns = c->deadline;
-		w.spin = c->spin;
-		w.interrupted = tx_interrupted;
-		w.arg = &wt;
-
-		wt.ts = PyEval_SaveThread();
-		switch (c->op) {
-		case OP_SEND:
-			r = tachyon_bus_send(c->self->bus, c->data, c->size, c->type_id, &w);
-			break;
-		case OP_RESERVE:
-			r = tachyon_bus_reserve(c->self->bus, c->size, c->payload, &w);
-			break;
-		case OP_RECV:
-			r = tachyon_bus_recv(c->self->bus, c->msgs, &w);
-			break;
-		case OP_RECV_BATCH:
-			r = tachyon_bus_recv_batch(c->self->bus, c->msgs, c->max, &w);
-			break;
-		case OP_ACCEPT:
-			r = tachyon_listener_accept(c->listener, &w, c->out);
-			break;
-		case OP_CONNECT:
-			r = tachyon_bus_connect(c->path, &w, c->out);
-			break;
-		}
-		PyEval_RestoreThread(wt.ts);
-
-		if (r != -EINTR)
-			return r;
-		if (wt.why == WHY_EXCEPTION || PyErr_Occurred())
-			return -EINTR;
-		if (wt.why == WHY_RELEASE) {
-			tx_slots_flush_locked(c->self);
-			continue;
-		}
-		/* an EINTR we did not ask for: run handlers, then wait on */
-		if (PyErr_CheckSignals() < 0)
-			return -EINTR;
-	}
-}
+#include "args.h"
+#include "bus.h"
+#include "dlpack.h"
+#include "guards.h"
+#include "message.h"
 
 /* ------------------------------------------------------------------------ */
 /* module functions                                                          */
@@ -370,17 +64,6 @@ static PyObject *mod_msg_type(PyObject *m, PyObject *arg)
 	return PyLong_FromUnsignedLong(t & 0xFFFF);
 }
 
-static PyObject *mod_register_stats_type(PyObject *m, PyObject *cls)
-{
-	tx_state *st = PyModule_GetState(m);
-	if (!PyCallable_Check(cls)) {
-		PyErr_SetString(PyExc_TypeError, "BusStats must be a callable type");
-		return NULL;
-	}
-	Py_XSETREF(st->stats_type, Py_NewRef(cls));
-	Py_RETURN_NONE;
-}
-
 static PyObject *mod_dlpack_counters(PyObject *m, PyObject *unused)
 {
 	return tx_dlpack_counters();
@@ -394,8 +77,6 @@ static PyMethodDef module_methods[] = {
 	 "route_id(type_id, /)\n--\n\nThe route part (bits 31..16) of a type_id."},
 	{"msg_type", mod_msg_type, METH_O,
 	 "msg_type(type_id, /)\n--\n\nThe message-type part (bits 15..0) of a type_id."},
-	{"_register_stats_type", mod_register_stats_type, METH_O,
-	 "_register_stats_type(cls, /)\n--\n\nSet the named tuple that Bus.stats returns (internal)."},
 	{"_dlpack_counters", mod_dlpack_counters, METH_NOARGS,
 	 "_dlpack_counters()\n--\n\n"
 	 "(created, deleted) DLPack export contexts since import (tests: every deleter runs once)."},
@@ -438,18 +119,51 @@ static int add_type(PyObject *module, PyType_Spec *spec, PyObject *base, const c
 	return PyModule_AddObjectRef(module, name, t);
 }
 
+/* BusStats, what Bus.stats returns: a named tuple made here, so that the
+ * extension owns the type it fills (field order: Bus_get_stats). */
+static const char STATS_DOC[] =
+	"A snapshot of one bus end (Bus.stats).\n\n"
+	"ring_capacity   data ring size in bytes\n"
+	"ring_occupancy  bytes published and not yet released (shared head - shared tail)\n"
+	"consumer_state  the consumer wait word: 0 awake, 1 sleeping, 2 pure spin\n"
+	"state           the ring state word: 2 ready, 3 closed, 4 fatal\n"
+	"pinned_bytes    consumer end: bytes read but held back by live zero-copy exports\n"
+	"lost_wakeups    consumer end: futex waits that timed out although data had arrived\n"
+	"peer_pid        the peer's pid, None when unknown";
+
+static int add_stats_type(PyObject *m, tx_state *st)
+{
+	PyObject *collections, *namedtuple = NULL, *args = NULL, *kwargs = NULL, *cls = NULL;
+	PyObject *doc = NULL;
+	int r = -1;
+	collections = PyImport_ImportModule("collections");
+	if (collections)
+		namedtuple = PyObject_GetAttrString(collections, "namedtuple");
+	args = Py_BuildValue("s(sssssss)", "BusStats", "ring_capacity", "ring_occupancy",
+	                     "consumer_state", "state", "pinned_bytes", "lost_wakeups", "peer_pid");
+	/* module: pickle finds the class as tachyon.BusStats */
+	kwargs = Py_BuildValue("{s:s}", "module", "tachyon");
+	doc = PyUnicode_FromString(STATS_DOC);
+	if (namedtuple && args && kwargs && doc)
+		cls = PyObject_Call(namedtuple, args, kwargs);
+	if (cls && PyObject_SetAttrString(cls, "__doc__", doc) == 0 &&
+	    PyModule_AddObjectRef(m, "BusStats", cls) == 0) {
+		st->stats_type = Py_NewRef(cls);
+		r = 0;
+	}
+	Py_XDECREF(doc);
+	Py_XDECREF(cls);
+	Py_XDECREF(kwargs);
+	Py_XDECREF(args);
+	Py_XDECREF(namedtuple);
+	Py_XDECREF(collections);
+	return r;
+}
+
 static int module_exec(PyObject *m)
 {
 	tx_state *st = PyModule_GetState(m);
 	PyObject *dict;
-
-	if (!tx_atfork_registered) {
-		if (pthread_atfork(NULL, NULL, tx_after_fork_child) != 0) {
-			PyErr_SetString(PyExc_RuntimeError, "pthread_atfork failed");
-			return -1;
-		}
-		tx_atfork_registered = 1;
-	}
 
 	st->str_sent = PyUnicode_InternFromString("sent");
 	st->str_add_note = PyUnicode_InternFromString("add_note");
@@ -507,6 +221,9 @@ static int module_exec(PyObject *m)
 	if (!(st->RingCorruptError = new_exc(m, "RingCorruptError",
 	                                      "The ring is fatal (state 4): nothing more is delivered.",
 	                                      st->PeerDeadError, NULL, NULL)))
+		return -1;
+
+	if (add_stats_type(m, st) < 0)
 		return -1;
 
 	if (add_type(m, &tx_bus_spec, NULL, "TachyonBus", &st->bus_type) < 0 ||

@@ -1,0 +1,100 @@
+/*
+ * Argument parsing shared by the methods of every type: timeouts, type ids,
+ * and a small keyword matcher for METH_FASTCALL | METH_KEYWORDS methods.
+ */
+#include "args.h"
+
+#include <math.h>
+
+int tx_parse_timeout(PyObject *o, int64_t *ns)
+{
+	double t;
+	if (o == NULL || o == Py_None) {
+		*ns = TACHYON_FOREVER;
+		return 0;
+	}
+	if (PyFloat_Check(o)) {
+		t = PyFloat_AS_DOUBLE(o);
+	} else if (PyLong_Check(o)) {
+		t = PyLong_AsDouble(o);
+		if (t == -1.0 && PyErr_Occurred())
+			return -1;
+	} else {
+		PyErr_Format(PyExc_TypeError, "timeout must be a number of seconds or None, not %.100s",
+		             Py_TYPE(o)->tp_name);
+		return -1;
+	}
+	if (isnan(t) || t < 0) {
+		PyErr_SetString(PyExc_ValueError,
+		                "timeout must be >= 0 seconds (0: do not wait) or None (no limit)");
+		return -1;
+	}
+	if (t > 4.0e9) /* over a century: no limit */
+		*ns = TACHYON_FOREVER;
+	else
+		*ns = (int64_t)(t * 1e9);
+	return 0;
+}
+
+int tx_parse_type_id(PyObject *o, uint32_t *out)
+{
+	int overflow = 0;
+	long long v;
+	if (o == NULL) {
+		*out = 0;
+		return 0;
+	}
+	if (!PyLong_Check(o)) {
+		PyErr_Format(PyExc_TypeError, "type_id must be an int, not %.100s", Py_TYPE(o)->tp_name);
+		return -1;
+	}
+	v = PyLong_AsLongLongAndOverflow(o, &overflow);
+	if (v == -1 && PyErr_Occurred())
+		return -1;
+	if (overflow || v < 0 || v > 0xFFFFFFFFLL) {
+		PyErr_Format(PyExc_ValueError, "type_id must be in 0..2**32-1 (got %R)", o);
+		return -1;
+	}
+	*out = (uint32_t)v;
+	return 0;
+}
+
+int tx_parse_args(const char *fname, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+                  const char *const *names, int nnames, int npos, int nreq, PyObject **out)
+{
+	Py_ssize_t i, nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+	int j;
+	for (j = 0; j < nnames; j++)
+		out[j] = NULL;
+	if (nargs > npos) {
+		PyErr_Format(PyExc_TypeError, "%s() takes at most %d positional argument%s (%zd given)",
+		             fname, npos, npos == 1 ? "" : "s", nargs);
+		return -1;
+	}
+	for (i = 0; i < nargs; i++)
+		out[i] = args[i];
+	for (i = 0; i < nkw; i++) {
+		PyObject *key = PyTuple_GET_ITEM(kwnames, i);
+		for (j = 0; j < nnames; j++)
+			if (PyUnicode_CompareWithASCIIString(key, names[j]) == 0)
+				break;
+		if (j == nnames) {
+			PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument '%U'", fname,
+			             key);
+			return -1;
+		}
+		if (out[j]) {
+			PyErr_Format(PyExc_TypeError, "%s() got multiple values for argument '%s'", fname,
+			             names[j]);
+			return -1;
+		}
+		out[j] = args[nargs + i];
+	}
+	for (j = 0; j < nreq; j++) {
+		if (!out[j]) {
+			PyErr_Format(PyExc_TypeError, "%s() missing required argument '%s'", fname, names[j]);
+			return -1;
+		}
+	}
+	return 0;
+}
