@@ -619,12 +619,12 @@ static void test_never_fits_and_full(void)
  * same memory for the hand-played 0.5.1 peer (its connector marker stays 0). */
 static tachyon_bus *bus_with_raw_peer(tachyon_region *peer_view)
 {
-	tachyon_region r;
-	REQUIRE(tachyon_region_create("tachyon-test-raw", CAP, &r) == 0);
-	REQUIRE(tachyon_region_attach(dup(r.fd), CAP, peer_view) == 0);
-	tachyon_peer peer = {.pidfd = -1, .pid = getpid(), .self = 1};
+	tachyon_link link = {.sockfd = -1, .peer = {.pidfd = -1, .pid = getpid(), .self = 1},
+	                     .is_listener = 1};
+	REQUIRE(tachyon_region_create("tachyon-test-raw", CAP, &link.region) == 0);
+	REQUIRE(tachyon_region_attach(dup(link.region.fd), CAP, peer_view) == 0);
 	tachyon_bus *b;
-	REQUIRE(tachyon_bus_create(&r, -1, &peer, 1, &b) == 0);
+	REQUIRE(tachyon_bus_create(&link, &b) == 0);
 	return b;
 }
 
