@@ -126,9 +126,10 @@ void tachyon_futex_wake(uint32_t *word, int n);
 /* The wake-up claim of a shared wait word: if a sleeper announced itself
  * (the word is 1), change it 1 -> 0 and wake every sleeper; only the winner
  * of that change calls the kernel. The caller fences between its
- * publication and this call. Inline: a producer in hybrid mode runs the
- * first load on every publication. */
-static inline void tachyon_futex_claim_wake(uint32_t *word)
+ * publication and this call. Always inline: a producer in hybrid mode runs
+ * the first load on every publication, from functions marked cold (where
+ * the compiler would otherwise keep one out-of-line copy). */
+static inline __attribute__((always_inline)) void tachyon_futex_claim_wake(uint32_t *word)
 {
 	/* Relaxed: a first look only, so that the common case (nobody asleep)
 	 * leaves the line shared instead of taking it for a CAS. The caller's
