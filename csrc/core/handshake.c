@@ -13,9 +13,7 @@
  * (bus.c) turns it into a bus. Nothing here knows the bus.
  */
 #include <fcntl.h>
-#include <limits.h>
 #include <poll.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
