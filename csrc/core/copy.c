@@ -140,8 +140,3 @@ void tachyon_copy_large(tachyon_copy_state *st, void *dst, const void *src, size
 	copy_with(best, (uint8_t *)dst + done, (const uint8_t *)src + done, n - done);
 	tachyon_copy_record(st, best, tachyon_now_ns() - t0, n - done, 0);
 }
-
-void tachyon_producer_copy(tachyon_producer *p, void *payload, const void *data, size_t n)
-{
-	tachyon_copy_payload(&p->copy, payload, data, n);
-}

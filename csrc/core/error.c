@@ -1,6 +1,10 @@
-/* Error sentences and the clock. */
+/*
+ * Words for failures: tachyon_strerror for every code, and the per-thread
+ * sentence that says what a peer did wrong during a handshake.
+ */
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "internal.h"
 
@@ -41,16 +45,27 @@ const char *tachyon_strerror(int err)
 	}
 }
 
-int64_t tachyon_now_ns(void)
+/* One sentence per failure, for the caller's error message: the return codes
+ * say which kind of failure, this says what exactly the peer sent. Per
+ * thread, because a connect runs on its caller's thread from start to end,
+ * and two threads may connect at once. Never the result of anything. */
+static _Thread_local char detail[192];
+
+int tachyon_detail_fail(int rc, const char *fmt, ...)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof detail, fmt, ap);
+	va_end(ap);
+	return rc;
 }
 
-int64_t tachyon_deadline_after(int64_t timeout_ns)
+void tachyon_detail_clear(void)
 {
-	if (timeout_ns < 0)
-		return TACHYON_FOREVER;
-	return tachyon_now_ns() + timeout_ns;
+	detail[0] = '\0';
+}
+
+const char *tachyon_handshake_detail(void)
+{
+	return detail;
 }

@@ -29,14 +29,6 @@
  * burn a core (2 vCPUs in CI). */
 #define POLL_NS INT64_C(100000)
 
-static struct timespec ns_to_timespec(int64_t ns)
-{
-	struct timespec ts;
-	ts.tv_sec = (time_t)(ns / 1000000000);
-	ts.tv_nsec = (long)(ns % 1000000000);
-	return ts;
-}
-
 /* Sleep in short steps while *word == expected: the fallback where the
  * kernel has no (usable) futex. Same results as the futex path. */
 static int poll_wait(uint32_t *word, uint32_t expected, int64_t timeout_ns)
@@ -50,7 +42,7 @@ static int poll_wait(uint32_t *word, uint32_t expected, int64_t timeout_ns)
 		int64_t left = deadline - tachyon_now_ns();
 		if (left <= 0)
 			return -ETIMEDOUT;
-		struct timespec ts = ns_to_timespec(left < POLL_NS ? left : POLL_NS);
+		struct timespec ts = tachyon_timespec(left < POLL_NS ? left : POLL_NS);
 		if (nanosleep(&ts, NULL) != 0 && errno == EINTR)
 			return -EINTR;
 	}
@@ -68,7 +60,7 @@ static int futex_wait_op(uint32_t *word, int op, uint32_t expected, int64_t time
 	/* FUTEX_WAIT takes a relative timeout (CLOCK_MONOTONIC). The kernel
 	 * compares *word with expected atomically with queueing us, so a wake
 	 * that comes after the peer changed the word is never lost. */
-	struct timespec ts = ns_to_timespec(timeout_ns);
+	struct timespec ts = tachyon_timespec(timeout_ns);
 	int saved = errno;
 	long rc = syscall(SYS_futex, word, op, expected, &ts, NULL, 0);
 	int err = rc == 0 ? 0 : errno;

@@ -1,35 +1,29 @@
 /*
- * The control plane (WIRE.md, "The handshake"): a Unix stream socket at a
+ * The control plane (ABI.md, "The handshake"): a Unix stream socket at a
  * path carries one 32-byte message and the region's memfd from the listener
  * to the connector; after that the socket carries nothing.
  *
- * The listener owns the path: it refuses to touch anything at it that is not
- * a stale socket file, creates the socket file 0600, and unlinks it only while
- * it is still its own file. The connector trusts nothing it receives: every
- * received fd is closed on every failure, and the whole exchange is bounded
- * by the caller's deadline.
+ * The listener owns the path (sockpath.c decides what may be removed there):
+ * it creates the socket file 0600 and unlinks it only while it is still its
+ * own file. The connector trusts nothing it receives: every received fd is
+ * closed on every failure, and the whole exchange is bounded by the
+ * caller's deadline.
+ *
+ * A finished handshake yields a link (region, socket, peer); the bus layer
+ * (bus.c) turns it into a bus. Nothing here knows the bus.
  */
 #include <fcntl.h>
-#include <limits.h>
 #include <poll.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "atomics.h"
 #include "internal.h"
-
-/* Linux marks listening sockets with this flag in /proc/net/unix. */
-#define UNIX_FLAG_ACCEPTCON 0x10000ul
-/* The St column: SS_UNCONNECTED, a bound socket that is not connected. */
-#define UNIX_STATE_UNCONNECTED 1u
 
 /* Room for two fds: the most a wire-4 peer sends (a request/reply bus), so
  * a third one shows up as MSG_CTRUNC. */
@@ -38,50 +32,15 @@
 #define CONNECT_RETRY_NS ((int64_t)10 * 1000000)
 #define LISTEN_BACKLOG 16
 
-/* Who a file is. dev and ino alone are not enough: ext4 hands a freed inode
- * number to the next file at once, so a socket bound at our path after ours
- * was removed can carry our old number; the birth time tells them apart
- * where the filesystem records it. */
-struct file_id {
-	dev_t dev;
-	ino_t ino;
-	int has_btime;
-	int64_t btime_sec;
-	uint32_t btime_nsec;
-};
-
 struct tachyon_listener {
 	int sockfd;                 /* listening, non-blocking, -1 once closed */
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	struct file_id bound;       /* the socket file we bound, to unlink only it */
+	tachyon_file_id bound;      /* the socket file we bound, to unlink only it */
 	int path_owned;             /* our socket file may still be at path */
-	tachyon_region region;      /* fd -1 once handed to the bus */
+	tachyon_region region;      /* fd -1 once handed to a link */
 	uid_t *allow_uids;
 	size_t n_allow_uids;
 };
-
-/* ------------------------------------------------------------------------ */
-/* What the peer did wrong                                                   */
-
-/* One sentence per failure, for the caller's error message: the return codes
- * say which kind of failure, this says what exactly the peer sent. Per
- * thread, because a connect runs on its caller's thread from start to end,
- * and two threads may connect at once. Never the result of anything. */
-static _Thread_local char detail[192];
-
-int tachyon_handshake_fail(int rc, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(detail, sizeof detail, fmt, ap);
-	va_end(ap);
-	return rc;
-}
-
-const char *tachyon_handshake_detail(void)
-{
-	return detail;
-}
 
 /* ------------------------------------------------------------------------ */
 /* Handshake message                                                         */
@@ -102,7 +61,7 @@ void tachyon_handshake_encode(uint64_t capacity, struct tachyon_handshake *out)
 int tachyon_handshake_decode(const void *buf, size_t len, uint64_t *capacity)
 {
 	if (!buf || len < TACHYON_HANDSHAKE_SIZE)
-		return tachyon_handshake_fail(-TACHYON_EHANDSHAKE,
+		return tachyon_detail_fail(-TACHYON_EHANDSHAKE,
 		                              "its handshake is %zu bytes long, not %u", buf ? len : 0,
 		                              TACHYON_HANDSHAKE_SIZE);
 	struct tachyon_handshake h;
@@ -111,34 +70,34 @@ int tachyon_handshake_decode(const void *buf, size_t len, uint64_t *capacity)
 	 * caller should hear that rather than "bad message". A request/reply
 	 * bus (flags 1) is wire 4 too, but not something a plain bus can use. */
 	if (h.magic != TACHYON_MAGIC)
-		return tachyon_handshake_fail(-TACHYON_EABI,
+		return tachyon_detail_fail(-TACHYON_EABI,
 		                              "its handshake starts with magic 0x%08x, not tachyon's "
 		                              "0x%08x: it is not a tachyon listener",
 		                              h.magic, TACHYON_MAGIC);
 	if (h.version != TACHYON_WIRE_VERSION)
-		return tachyon_handshake_fail(-TACHYON_EABI,
+		return tachyon_detail_fail(-TACHYON_EABI,
 		                              "it speaks wire version %u; this build speaks version %u",
 		                              h.version, TACHYON_WIRE_VERSION);
 	if (h.msg_alignment != TACHYON_MSG_ALIGNMENT)
-		return tachyon_handshake_fail(-TACHYON_EABI,
+		return tachyon_detail_fail(-TACHYON_EABI,
 		                              "it announces a message alignment of %u bytes; the wire "
 		                              "format needs %u",
 		                              h.msg_alignment, TACHYON_MSG_ALIGNMENT);
 	if (h.flags == TACHYON_FLAG_RPC)
-		return tachyon_handshake_fail(-TACHYON_EABI,
+		return tachyon_detail_fail(-TACHYON_EABI,
 		                              "it offers a request/reply bus (flags 1); a plain bus "
 		                              "has flags 0");
 	if (h.flags != 0)
-		return tachyon_handshake_fail(-TACHYON_EABI,
+		return tachyon_detail_fail(-TACHYON_EABI,
 		                              "its handshake has flags 0x%x; a plain bus has flags 0",
 		                              h.flags);
 	if (!tachyon_capacity_valid(h.capacity))
-		return tachyon_handshake_fail(-TACHYON_EHANDSHAKE,
+		return tachyon_detail_fail(-TACHYON_EHANDSHAKE,
 		                              "it announces a ring capacity of %u bytes, not a power "
 		                              "of two between 64 and 2**31",
 		                              h.capacity);
 	if ((uint64_t)h.shm_size != TACHYON_REGION_HEADER_SIZE + (uint64_t)h.capacity)
-		return tachyon_handshake_fail(-TACHYON_EHANDSHAKE,
+		return tachyon_detail_fail(-TACHYON_EHANDSHAKE,
 		                              "it announces %u bytes of shared memory for a capacity of "
 		                              "%u; the wire format says 768 + capacity = %llu",
 		                              h.shm_size, h.capacity,
@@ -146,7 +105,7 @@ int tachyon_handshake_decode(const void *buf, size_t len, uint64_t *capacity)
 		                                                   (uint64_t)h.capacity));
 	/* A plain bus announces no second ring; anything else is malformed. */
 	if (h.capacity2 != 0 || h.shm_size2 != 0)
-		return tachyon_handshake_fail(-TACHYON_EHANDSHAKE,
+		return tachyon_detail_fail(-TACHYON_EHANDSHAKE,
 		                              "it announces a second ring (capacity %u, %u bytes) on a "
 		                              "plain bus",
 		                              h.capacity2, h.shm_size2);
@@ -160,36 +119,13 @@ int tachyon_handshake_decode(const void *buf, size_t len, uint64_t *capacity)
 
 static const tachyon_wait forever_wait = {.deadline_ns = TACHYON_FOREVER};
 
-/* The caller's interrupt check; nonzero ends the wait with -EINTR. */
-static int ask_interrupted(const tachyon_wait *w)
+/* One ppoll of fd for up to ns, at most one watchdog period, so the
+ * caller's interrupt check runs at least that often. */
+static int poll_slice(int fd, short events, int64_t ns)
 {
-	return w->interrupted && w->interrupted(w->arg);
-}
-
-/* What an EINTR from a sleep means: with a callback, whatever it says
- * (a signal the caller does not care about is not a reason to stop);
- * without one, the caller asked to be told at once. */
-static int on_eintr(const tachyon_wait *w)
-{
-	if (!w->interrupted)
-		return -EINTR;
-	return ask_interrupted(w) ? -EINTR : 0;
-}
-
-/* Sleep up to ns (> 0), at most one watchdog period. */
-static int sleep_slice(int fd, short events, int64_t ns, struct pollfd *pfd)
-{
-	if (ns > TACHYON_WATCHDOG_NS)
-		ns = TACHYON_WATCHDOG_NS;
-	if (ns < 0)
-		ns = 0;
-	struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000), .tv_nsec = (long)(ns % 1000000000)};
-	if (fd < 0)
-		return ppoll(NULL, 0, &ts, NULL);
-	pfd->fd = fd;
-	pfd->events = events;
-	pfd->revents = 0;
-	return ppoll(pfd, 1, &ts, NULL);
+	struct timespec ts = tachyon_timespec(ns > TACHYON_WATCHDOG_NS ? TACHYON_WATCHDOG_NS : ns);
+	struct pollfd pfd = {.fd = fd, .events = events};
+	return ppoll(&pfd, 1, &ts, NULL);
 }
 
 /*
@@ -200,211 +136,23 @@ static int sleep_slice(int fd, short events, int64_t ns, struct pollfd *pfd)
  */
 static int wait_fd(int fd, short events, const tachyon_wait *w)
 {
+	int64_t last_check = tachyon_now_ns();
 	for (;;) {
-		int64_t left = TACHYON_WATCHDOG_NS;
-		if (w->deadline_ns != TACHYON_FOREVER) {
-			left = w->deadline_ns - tachyon_now_ns();
-			if (left < 0)
-				left = 0;
-		}
-		struct pollfd pfd;
-		int r = sleep_slice(fd, events, left, &pfd);
+		int r = poll_slice(fd, events, tachyon_time_left(w->deadline_ns, tachyon_now_ns(),
+		                                                 TACHYON_WATCHDOG_NS));
 		if (r > 0)
 			return 0;
 		if (r < 0) {
 			if (errno != EINTR)
 				return -errno;
-			if ((r = on_eintr(w)) < 0)
+			if ((r = tachyon_wait_eintr(w)) < 0)
 				return r;
 			continue;
 		}
-		if (w->deadline_ns != TACHYON_FOREVER && tachyon_now_ns() >= w->deadline_ns)
-			return -ETIMEDOUT;
-		if (ask_interrupted(w))
-			return -EINTR;
+		/* A slice ended: the deadline, then the callback (always asked). */
+		if ((r = tachyon_wait_check(w, tachyon_now_ns(), &last_check, 1)) < 0)
+			return r;
 	}
-}
-
-/* ------------------------------------------------------------------------ */
-/* Path safety                                                               */
-
-static int fill_addr(const char *path, struct sockaddr_un *addr)
-{
-	if (!path || !path[0])
-		return -EINVAL;
-	if (strlen(path) > sizeof addr->sun_path - 1)
-		return -ENAMETOOLONG;
-	memset(addr, 0, sizeof *addr);
-	addr->sun_family = AF_UNIX;
-	memcpy(addr->sun_path, path, strlen(path) + 1);
-	return 0;
-}
-
-/* The directory part of path made canonical (symlinks, "..", "//" gone) and
- * the last component, so two spellings of one socket file compare equal.
- * Returns 0 or -1 (the directory cannot be resolved). */
-static int split_canonical(const char *path, char *dir, const char **base)
-{
-	char tmp[PATH_MAX];
-	const char *slash = strrchr(path, '/');
-	*base = slash ? slash + 1 : path;
-	if (!slash) {
-		snprintf(tmp, sizeof tmp, ".");
-	} else if (slash == path) {
-		snprintf(tmp, sizeof tmp, "/");
-	} else {
-		size_t n = (size_t)(slash - path);
-		if (n >= sizeof tmp)
-			return -1;
-		memcpy(tmp, path, n);
-		tmp[n] = '\0';
-	}
-	return realpath(tmp, dir) ? 0 : -1;
-}
-
-/*
- * Does a live socket hold path? Decided from the kernel's table of Unix
- * sockets, never by connecting: a probe connection would be accepted as a
- * live listener's one peer and break it. Returns 1 live, 0 stale, or
- * -errno when the table cannot be read (then nobody can tell, and the
- * caller must not delete the file).
- *
- * The table shows the path each socket was bound with, as its binder spelt
- * it. So the match is: same last component, and the same canonical
- * directory; a relative entry (bound relative to another process's working
- * directory) cannot be resolved from here and counts as a match. Erring
- * towards "live" only costs a refusal; erring towards "stale" would delete
- * a live listener's path. Sockets of other network namespaces are not in
- * our table: a listener there looks stale.
- */
-static int path_has_listener(const char *path)
-{
-	char our_dir[PATH_MAX];
-	const char *our_base;
-	int have_dir = split_canonical(path, our_dir, &our_base) == 0;
-
-	FILE *f = fopen("/proc/net/unix", "re");
-	if (!f)
-		return -errno;
-	/* "Num RefCount Protocol Flags Type St Inode Path": the path is the
-	 * rest of the line; a pathname socket's path has no NULs. */
-	char line[PATH_MAX + 256];
-	int live = 0;
-	int first = 1;
-	while (!live && fgets(line, sizeof line, f)) {
-		size_t n = strlen(line);
-		if (n && line[n - 1] == '\n')
-			line[--n] = '\0';
-		if (first) { /* the column titles */
-			first = 0;
-			continue;
-		}
-		unsigned long flags;
-		unsigned st;
-		int consumed = 0;
-		if (sscanf(line, "%*s %*s %*s %lx %*s %x %*s %n", &flags, &st, &consumed) < 2 ||
-		    consumed == 0)
-			continue;
-		/* A listening socket; or one bound but not (yet) listening, as a
-		 * listener is between its bind and its listen: deleting its file
-		 * would break it as surely. Accepted sockets (connected) share
-		 * their listener's path and prove nothing once it is gone. */
-		if (!(flags & UNIX_FLAG_ACCEPTCON) && st != UNIX_STATE_UNCONNECTED)
-			continue;
-		const char *entry = line + consumed;
-		if (entry[0] == '\0' || entry[0] == '@') /* unbound or abstract */
-			continue;
-		if (strcmp(entry, path) == 0) {
-			live = 1;
-			break;
-		}
-		const char *slash = strrchr(entry, '/');
-		const char *entry_base = slash ? slash + 1 : entry;
-		if (strcmp(entry_base, our_base) != 0)
-			continue;
-		if (entry[0] != '/' || !have_dir) {
-			live = 1; /* cannot resolve: assume it is ours */
-			break;
-		}
-		char entry_dir[PATH_MAX];
-		const char *ignored;
-		if (split_canonical(entry, entry_dir, &ignored) < 0 || strcmp(entry_dir, our_dir) == 0)
-			live = 1;
-	}
-	int rc = ferror(f) ? -EIO : live;
-	fclose(f);
-	return rc;
-}
-
-/*
- * Make path free for our bind: nothing there, or a stale socket file that
- * we remove. Returns 0, -EEXIST (a symlink or a non-socket: refused and left
- * alone), -TACHYON_EBUSYPATH (a live listener, or liveness unknowable) or
- * -errno.
- */
-static int clear_path(const char *path)
-{
-	struct stat st;
-	if (lstat(path, &st) < 0)
-		return errno == ENOENT ? 0 : -errno;
-	if (S_ISLNK(st.st_mode) || !S_ISSOCK(st.st_mode))
-		return -EEXIST;
-	int live = path_has_listener(path);
-	if (live != 0)
-		return -TACHYON_EBUSYPATH;
-	if (unlink(path) < 0 && errno != ENOENT)
-		return -errno;
-	return 0;
-}
-
-/* Identify the socket file at path without following a symlink. Returns 0,
- * -ENOTSOCK when something else is there, or -errno. */
-static int socket_file_id(const char *path, struct file_id *id)
-{
-	memset(id, 0, sizeof *id);
-#ifdef STATX_BTIME
-	struct statx stx;
-	if (statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, STATX_TYPE | STATX_INO | STATX_BTIME,
-	          &stx) == 0) {
-		if (!S_ISSOCK(stx.stx_mode))
-			return -ENOTSOCK;
-		id->dev = makedev(stx.stx_dev_major, stx.stx_dev_minor);
-		id->ino = (ino_t)stx.stx_ino;
-		if (stx.stx_mask & STATX_BTIME) {
-			id->has_btime = 1;
-			id->btime_sec = stx.stx_btime.tv_sec;
-			id->btime_nsec = stx.stx_btime.tv_nsec;
-		}
-		return 0;
-	}
-	if (errno != ENOSYS && errno != EPERM) /* EPERM: a seccomp filter */
-		return -errno;
-#endif
-	struct stat st;
-	if (lstat(path, &st) < 0)
-		return -errno;
-	if (!S_ISSOCK(st.st_mode))
-		return -ENOTSOCK;
-	id->dev = st.st_dev;
-	id->ino = st.st_ino;
-	return 0;
-}
-
-/* Unlink the socket file only if it is still the one we bound: after a
- * stale-replacement by another listener the path is someone else's. */
-static void unlink_if_ours(tachyon_listener *l)
-{
-	if (!l->path_owned)
-		return;
-	l->path_owned = 0;
-	struct file_id now;
-	if (socket_file_id(l->path, &now) < 0 || now.dev != l->bound.dev ||
-	    now.ino != l->bound.ino)
-		return;
-	if (now.has_btime && l->bound.has_btime &&
-	    (now.btime_sec != l->bound.btime_sec || now.btime_nsec != l->bound.btime_nsec))
-		return;
-	unlink(l->path);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -417,7 +165,7 @@ int tachyon_listener_open(const char *path, uint64_t capacity, const tachyon_lis
 		return -EINVAL;
 	*out = NULL;
 	struct sockaddr_un addr;
-	int rc = fill_addr(path, &addr);
+	int rc = tachyon_sockpath_addr(path, &addr);
 	if (rc < 0)
 		return rc;
 	if (!tachyon_capacity_valid(capacity))
@@ -442,7 +190,7 @@ int tachyon_listener_open(const char *path, uint64_t capacity, const tachyon_lis
 		l->n_allow_uids = opts->n_allow_uids;
 	}
 
-	rc = clear_path(path);
+	rc = tachyon_sockpath_clear(path);
 	if (rc < 0)
 		goto fail;
 
@@ -465,7 +213,7 @@ int tachyon_listener_open(const char *path, uint64_t capacity, const tachyon_lis
 		rc = errno == EADDRINUSE ? -TACHYON_EBUSYPATH : -errno;
 		goto fail;
 	}
-	rc = socket_file_id(path, &l->bound);
+	rc = tachyon_sockpath_id(path, &l->bound);
 	if (rc < 0)
 		goto fail; /* replaced already: not ours to remove */
 	l->path_owned = 1;
@@ -483,6 +231,15 @@ int tachyon_listener_open(const char *path, uint64_t capacity, const tachyon_lis
 fail:
 	tachyon_listener_close(l);
 	return rc;
+}
+
+/* Remove our socket file, once, if it is still the one we bound. */
+static void unlink_if_ours(tachyon_listener *l)
+{
+	if (!l->path_owned)
+		return;
+	l->path_owned = 0;
+	tachyon_sockpath_unlink_if(l->path, &l->bound);
 }
 
 static int uid_allowed(const tachyon_listener *l, uid_t uid)
@@ -529,11 +286,10 @@ static int send_handshake(int fd, const tachyon_region *region)
 	return n == (ssize_t)sizeof h ? 0 : -EPIPE;
 }
 
-int tachyon_listener_accept(tachyon_listener *l, const tachyon_wait *w, tachyon_bus **out)
+int tachyon_handshake_accept(tachyon_listener *l, const tachyon_wait *w, tachyon_link *out)
 {
 	if (!l || !out)
 		return -EINVAL;
-	*out = NULL;
 	if (!w)
 		w = &forever_wait;
 	/* The one slot is used up, or the listener was never complete. */
@@ -547,14 +303,9 @@ int tachyon_listener_accept(tachyon_listener *l, const tachyon_wait *w, tachyon_
 		 * the deadline or past an interrupt: check both between them. */
 		if (turned_away) {
 			turned_away = 0;
-			int64_t now = tachyon_now_ns();
-			if (w->deadline_ns != TACHYON_FOREVER && now >= w->deadline_ns)
-				return -ETIMEDOUT;
-			if (now - last_check >= TACHYON_WATCHDOG_NS) {
-				last_check = now;
-				if (ask_interrupted(w))
-					return -EINTR;
-			}
+			int rc = tachyon_wait_check(w, tachyon_now_ns(), &last_check, 0);
+			if (rc < 0)
+				return rc;
 		}
 		int afd = accept4(l->sockfd, NULL, NULL, SOCK_CLOEXEC);
 		if (afd < 0) {
@@ -562,7 +313,7 @@ int tachyon_listener_accept(tachyon_listener *l, const tachyon_wait *w, tachyon_
 			if (e == EAGAIN || e == EWOULDBLOCK || e == ECONNABORTED || e == EINTR) {
 				/* Nobody yet (or a client that gave up): wait for the next
 				 * one. EINTR here is rare, but means the same as in a sleep. */
-				int rc = e == EINTR ? on_eintr(w) : 0;
+				int rc = e == EINTR ? tachyon_wait_eintr(w) : 0;
 				if (rc == 0)
 					rc = wait_fd(l->sockfd, POLLIN, w);
 				if (rc < 0)
@@ -604,12 +355,15 @@ int tachyon_listener_accept(tachyon_listener *l, const tachyon_wait *w, tachyon_
 
 		/* The peer holds the memfd now; nobody else may connect. */
 		unlink_if_ours(l);
-		tachyon_region region = l->region;
+		out->region = l->region;
 		l->region.fd = -1;
 		l->region.base = NULL;
 		/* We keep our socket end, but its closure is never taken for death:
 		 * a 0.5.1 peer closes right after the handshake. */
-		return tachyon_bus_create(&region, afd, &peer, 1, out);
+		out->sockfd = afd;
+		out->peer = peer;
+		out->is_listener = 1;
+		return 0;
 	}
 }
 
@@ -624,21 +378,6 @@ void tachyon_listener_close(tachyon_listener *l)
 	tachyon_region_release(&l->region);
 	free(l->allow_uids);
 	free(l);
-}
-
-int tachyon_bus_listen(const char *path, uint64_t capacity, const tachyon_listen_opts *opts,
-                       const tachyon_wait *w, tachyon_bus **out)
-{
-	if (!out)
-		return -EINVAL;
-	*out = NULL;
-	tachyon_listener *l;
-	int rc = tachyon_listener_open(path, capacity, opts, &l);
-	if (rc < 0)
-		return rc;
-	rc = tachyon_listener_accept(l, w, out);
-	tachyon_listener_close(l);
-	return rc;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -661,7 +400,7 @@ static int connect_retry(const struct sockaddr_un *addr, const tachyon_wait *w)
 		int e = errno;
 		close(fd);
 		if (e == EINTR) {
-			int rc = on_eintr(w);
+			int rc = tachyon_wait_eintr(w);
 			if (rc < 0)
 				return rc;
 			continue;
@@ -670,20 +409,11 @@ static int connect_retry(const struct sockaddr_un *addr, const tachyon_wait *w)
 			return -e;
 
 		int64_t now = tachyon_now_ns();
-		if (w->deadline_ns != TACHYON_FOREVER && now >= w->deadline_ns)
-			return -ETIMEDOUT;
-		if (now - last_check >= TACHYON_WATCHDOG_NS) {
-			last_check = now;
-			if (ask_interrupted(w))
-				return -EINTR;
-		}
-		int64_t nap = CONNECT_RETRY_NS;
-		if (w->deadline_ns != TACHYON_FOREVER && w->deadline_ns - now < nap)
-			nap = w->deadline_ns - now;
-		if (sleep_slice(-1, 0, nap, NULL) < 0) {
-			if (errno != EINTR)
-				return -errno;
-			int rc = on_eintr(w);
+		int rc = tachyon_wait_check(w, now, &last_check, 0);
+		if (rc < 0)
+			return rc;
+		if (tachyon_nap(tachyon_time_left(w->deadline_ns, now, CONNECT_RETRY_NS)) < 0) {
+			rc = tachyon_wait_eintr(w);
 			if (rc < 0)
 				return rc;
 			last_check = tachyon_now_ns();
@@ -734,7 +464,7 @@ static int recv_handshake(int fd, const tachyon_wait *w, unsigned char *buf, int
 			if (e == EAGAIN || e == EWOULDBLOCK) {
 				rc = wait_fd(fd, POLLIN, w);
 				if (rc == -ETIMEDOUT)
-					tachyon_handshake_fail(rc,
+					tachyon_detail_fail(rc,
 					                       "the listener took the connection but sent %zu "
 					                       "of the %u handshake bytes within the timeout",
 					                       got, TACHYON_HANDSHAKE_SIZE);
@@ -743,12 +473,12 @@ static int recv_handshake(int fd, const tachyon_wait *w, unsigned char *buf, int
 				continue;
 			}
 			if (e == EINTR) {
-				if ((rc = on_eintr(w)) < 0)
+				if ((rc = tachyon_wait_eintr(w)) < 0)
 					goto fail;
 				continue;
 			}
 			/* reset by the peer, ... */
-			rc = tachyon_handshake_fail(-TACHYON_EHANDSHAKE,
+			rc = tachyon_detail_fail(-TACHYON_EHANDSHAKE,
 			                            "the connection failed after %zu of the %u handshake "
 			                            "bytes (%s)",
 			                            got, TACHYON_HANDSHAKE_SIZE, strerror(e));
@@ -759,7 +489,7 @@ static int recv_handshake(int fd, const tachyon_wait *w, unsigned char *buf, int
 		 * kernel installed is closed on failure. */
 		int bad = (msg.msg_flags & MSG_CTRUNC) != 0;
 		if (bad)
-			tachyon_handshake_fail(-TACHYON_EHANDSHAKE,
+			tachyon_detail_fail(-TACHYON_EHANDSHAKE,
 			                       "it sent more descriptors or control data with the "
 			                       "handshake than a wire-4 listener sends (at most %d "
 			                       "descriptors): the control data was truncated",
@@ -769,7 +499,7 @@ static int recv_handshake(int fd, const tachyon_wait *w, unsigned char *buf, int
 			if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS ||
 			    cm->cmsg_len < CMSG_LEN(0)) {
 				/* we asked for no credentials or other extras */
-				bad = tachyon_handshake_fail(1,
+				bad = tachyon_detail_fail(1,
 				                             "it sent control data that is not descriptors "
 				                             "(level %d, type %d) with the handshake",
 				                             cm->cmsg_level, cm->cmsg_type);
@@ -789,7 +519,7 @@ static int recv_handshake(int fd, const tachyon_wait *w, unsigned char *buf, int
 		/* fds belong to the first read; a later one carrying more means a
 		 * message we did not ask for. */
 		if (arrived && got > 0)
-			bad = tachyon_handshake_fail(1,
+			bad = tachyon_detail_fail(1,
 			                             "it sent descriptors after the first %zu handshake "
 			                             "bytes; they come with the first byte",
 			                             got);
@@ -799,12 +529,12 @@ static int recv_handshake(int fd, const tachyon_wait *w, unsigned char *buf, int
 		}
 		if (n == 0) { /* EOF before 32 bytes */
 			if (got == 0)
-				rc = tachyon_handshake_fail(-TACHYON_EHANDSHAKE,
+				rc = tachyon_detail_fail(-TACHYON_EHANDSHAKE,
 				                            "it closed the connection without sending "
 				                            "the handshake (a tachyon listener does "
 				                            "that to a peer whose uid it does not allow)");
 			else
-				rc = tachyon_handshake_fail(-TACHYON_EHANDSHAKE,
+				rc = tachyon_detail_fail(-TACHYON_EHANDSHAKE,
 				                            "it sent %zu of the %u handshake bytes, then "
 				                            "closed the connection",
 				                            got, TACHYON_HANDSHAKE_SIZE);
@@ -821,16 +551,15 @@ fail:
 	return rc;
 }
 
-int tachyon_bus_connect(const char *path, const tachyon_wait *w, tachyon_bus **out)
+int tachyon_handshake_connect(const char *path, const tachyon_wait *w, tachyon_link *out)
 {
 	if (!out)
 		return -EINVAL;
-	*out = NULL;
-	detail[0] = '\0';
+	tachyon_detail_clear();
 	if (!w)
 		w = &forever_wait;
 	struct sockaddr_un addr;
-	int rc = fill_addr(path, &addr);
+	int rc = tachyon_sockpath_addr(path, &addr);
 	if (rc < 0)
 		return rc;
 
@@ -845,7 +574,7 @@ int tachyon_bus_connect(const char *path, const tachyon_wait *w, tachyon_bus **o
 	tachyon_peer peer;
 	rc = tachyon_peer_from_socket(sockfd, &peer);
 	if (rc == -ESRCH) {
-		rc = tachyon_handshake_fail(-TACHYON_EHANDSHAKE,
+		rc = tachyon_detail_fail(-TACHYON_EHANDSHAKE,
 		                            "its process exited before the handshake");
 		goto fail;
 	}
@@ -862,11 +591,11 @@ int tachyon_bus_connect(const char *path, const tachyon_wait *w, tachyon_bus **o
 	uint64_t capacity = 0; /* set by a successful decode; 0 keeps LTO's flow analysis quiet */
 	rc = tachyon_handshake_decode(buf, sizeof buf, &capacity);
 	if (rc == 0 && nfds == 0)
-		rc = tachyon_handshake_fail(-TACHYON_EHANDSHAKE,
+		rc = tachyon_detail_fail(-TACHYON_EHANDSHAKE,
 		                            "it sent the handshake without a descriptor; a plain bus "
 		                            "sends its ring's memfd with it");
 	else if (rc == 0 && nfds != 1)
-		rc = tachyon_handshake_fail(-TACHYON_EHANDSHAKE,
+		rc = tachyon_detail_fail(-TACHYON_EHANDSHAKE,
 		                            "it sent %d descriptors with the handshake; a plain bus "
 		                            "sends exactly one",
 		                            nfds);
@@ -889,7 +618,11 @@ int tachyon_bus_connect(const char *path, const tachyon_wait *w, tachyon_bus **o
 	int fl = fcntl(sockfd, F_GETFL);
 	if (fl >= 0)
 		fcntl(sockfd, F_SETFL, fl & ~O_NONBLOCK);
-	return tachyon_bus_create(&region, sockfd, &peer, 0, out);
+	out->region = region;
+	out->sockfd = sockfd;
+	out->peer = peer;
+	out->is_listener = 0;
+	return 0;
 
 fail:
 	tachyon_peer_release(&peer);

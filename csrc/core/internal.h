@@ -2,14 +2,30 @@
  * Private interfaces between the core's files. Not installed, not used by
  * the extension (which sees only tachyon/tachyon.h).
  *
- *   ring.c       producer and consumer ends (non-blocking, validating)
- *   futex.c      futex wait/wake on a shared word (Linux), a polling fallback elsewhere
+ * Each file has one job; the arrows point down only (a file calls the ones
+ * below it, never one above):
+ *
+ *   bus.c        the bus: create, references, close, roles, the data calls,
+ *                and the listen/connect calls that wrap a handshake's result
+ *   tuning.c     polling mode and NUMA placement of a bus
+ *   stats.c      stats and the read-only questions about a bus
+ *   wait.c       the one blocking loop of a bus (recv's wait and reserve's)
+ *   gate.c       the in-flight gate's slow side, close, finalisation
+ *   fork.c       fork detection (the atfork generation)
+ *      (bus_impl.h: the bus struct and the hot inline checks these share)
+ *   handshake.c  the control plane: message, listener, connector
+ *   sockpath.c   the socket path: address, live/stale decision, ownership
  *   region.c     sealed memfd: create, check, attach
- *   handshake.c  the control plane: listener, connector, credential check
+ *   ring.c       producer and consumer ends (non-blocking, validating)
+ *   ------------ utilities every layer may use
  *   peer.c       peer liveness through a pidfd
- *   bus.c        the bus object: roles, blocking forms, close, references, fork check
  *   copy.c       copying payloads into the ring (memcpy or non-temporal stores)
- *   error.c      tachyon_strerror, clocks
+ *   futex.c      futex wait/wake on a word, the wake-up claim
+ *   clock.c      the clock, deadlines, naps, interrupt and EINTR rules
+ *   error.c      tachyon_strerror, the per-thread handshake detail
+ *
+ * Layers: ring < region < handshake < bus (gate, wait, fork, tuning,
+ * stats are parts of the bus layer).
  */
 #ifndef TACHYON_CORE_INTERNAL_H
 #define TACHYON_CORE_INTERNAL_H
@@ -17,10 +33,85 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/types.h>
+#include <sys/un.h>
+#include <time.h>
 
+#include "atomics.h"
 #include "tachyon/tachyon.h"
 
 #define TACHYON_WATCHDOG_NS ((int64_t)TACHYON_WATCHDOG_MS * 1000000)
+
+/* Linux keeps errno values below 4096; a private outcome below -4096 can
+ * never be mistaken for a -errno (nor for a count, which is >= 0). */
+#define TACHYON_MAX_ERRNO 4095
+
+/* The slow paths (waits, syscalls, close) stay out of line so the
+ * per-message paths stay small. */
+#if defined(__GNUC__)
+#define TACHYON_SLOW __attribute__((noinline))
+#define TACHYON_COLD __attribute__((noinline, cold))
+#define TACHYON_HIDDEN __attribute__((visibility("hidden")))
+#else
+#define TACHYON_SLOW
+#define TACHYON_COLD
+#define TACHYON_HIDDEN
+#endif
+
+/* ---- error.c ----------------------------------------------------------- */
+
+/* Record one sentence (printf format) saying what the peer did wrong, for
+ * tachyon_handshake_detail(), and return rc unchanged. */
+int tachyon_detail_fail(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Forget this thread's sentence (a new attempt starts). */
+void tachyon_detail_clear(void);
+
+/* ---- clock.c ----------------------------------------------------------- */
+
+/* ns (negative counts as 0) as a relative timespec. */
+struct timespec tachyon_timespec(int64_t ns);
+
+/* Sleep ns relative to CLOCK_MONOTONIC; 0, or -EINTR when a signal cut it. */
+int tachyon_nap(int64_t ns);
+
+/* Does the caller's callback (if any) ask to stop now? */
+int tachyon_wait_interrupted(const tachyon_wait *w);
+
+/* What an EINTR means to a wait on w's terms: 0 go on (the callback says
+ * so), -EINTR stop (the callback says so, or there is none). */
+int tachyon_wait_eintr(const tachyon_wait *w);
+
+/* The deadline and interrupt checks every blocking loop makes, in that
+ * order: -ETIMEDOUT once w's deadline passed; -EINTR when the callback,
+ * asked after a wake-up (woke) or else at most once per watchdog period
+ * (*last_check keeps the time it was last asked), says stop; else 0. */
+int tachyon_wait_check(const tachyon_wait *w, int64_t now, int64_t *last_check, int woke);
+
+static inline int tachyon_deadline_passed(int64_t deadline, int64_t now)
+{
+	return deadline != TACHYON_FOREVER && now >= deadline;
+}
+
+/* Time left until deadline, capped (cap > 0); <= 0 once it has passed. */
+static inline int64_t tachyon_time_left(int64_t deadline, int64_t now, int64_t cap)
+{
+	if (deadline == TACHYON_FOREVER || deadline - now > cap)
+		return cap;
+	return deadline - now;
+}
+
+/* CLOCK_MONOTONIC at tick resolution: a few ns (vDSO, no TSC read) against
+ * ~25 ns for the precise clock. Enough for a per-message "is it time to
+ * poll the peer" check, whose period is the 200 ms watchdog; it lags the
+ * precise clock by at most one tick. Inline: a send calls it per message. */
+static inline int64_t tachyon_coarse_now_ns(void)
+{
+#ifdef CLOCK_MONOTONIC_COARSE
+	struct timespec ts;
+	if (clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) == 0)
+		return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+#endif
+	return tachyon_now_ns();
+}
 
 /* ---- futex.c ----------------------------------------------------------- */
 
@@ -31,6 +122,26 @@ int tachyon_futex_wait(uint32_t *word, uint32_t expected, int64_t timeout_ns);
 
 /* Wake up to n sleepers on word (INT32_MAX for all). */
 void tachyon_futex_wake(uint32_t *word, int n);
+
+/* The wake-up claim of a shared wait word: if a sleeper announced itself
+ * (the word is 1), change it 1 -> 0 and wake every sleeper; only the winner
+ * of that change calls the kernel. The caller fences between its
+ * publication and this call. Always inline: a producer in hybrid mode runs
+ * the first load on every publication, from functions marked cold (where
+ * the compiler would otherwise keep one out-of-line copy). */
+static inline __attribute__((always_inline)) void tachyon_futex_claim_wake(uint32_t *word)
+{
+	/* Relaxed: a first look only, so that the common case (nobody asleep)
+	 * leaves the line shared instead of taking it for a CAS. The caller's
+	 * full fence orders its publication before this load; the CAS decides. */
+	if (tachyon_atomic_load_relaxed32(word) != TACHYON_WAIT_SLEEPING)
+		return;
+	/* seq_cst CAS 1 -> 0: the wake-up claim (ABI.md, "Publication and
+	 * waking"). A FUTEX_WAIT expecting 1 that has not slept yet returns at
+	 * once, so the wake cannot be lost; only the winner calls the kernel. */
+	if (tachyon_atomic_cas32(word, TACHYON_WAIT_SLEEPING, TACHYON_WAIT_AWAKE))
+		tachyon_futex_wake(word, INT32_MAX);
+}
 
 /* ---- copy.c ------------------------------------------------------------ */
 
@@ -85,17 +196,56 @@ int tachyon_peer_liveness(const tachyon_peer *p);
 
 void tachyon_peer_release(tachyon_peer *p);
 
+/* ---- sockpath.c -------------------------------------------------------- */
+
+/* Who a file is. dev and ino alone are not enough: ext4 hands a freed inode
+ * number to the next file at once, so a socket bound at our path after ours
+ * was removed can carry our old number; the birth time tells them apart
+ * where the filesystem records it. */
+typedef struct tachyon_file_id {
+	dev_t dev;
+	ino_t ino;
+	int has_btime;
+	int64_t btime_sec;
+	uint32_t btime_nsec;
+} tachyon_file_id;
+
+/* Fill a Unix socket address for path: 0, -EINVAL (empty) or -ENAMETOOLONG. */
+int tachyon_sockpath_addr(const char *path, struct sockaddr_un *addr);
+
+/* Make path free for a bind: nothing there, or a stale socket file that is
+ * removed. Returns 0, -EEXIST (a symlink or a non-socket: refused and left
+ * alone), -TACHYON_EBUSYPATH (a live listener, or liveness unknowable) or
+ * -errno. */
+int tachyon_sockpath_clear(const char *path);
+
+/* Identify the socket file at path without following a symlink. Returns 0,
+ * -ENOTSOCK when something else is there, or -errno. */
+int tachyon_sockpath_id(const char *path, tachyon_file_id *id);
+
+/* Unlink path only if the socket file there is still `bound`. */
+void tachyon_sockpath_unlink_if(const char *path, const tachyon_file_id *bound);
+
 /* ---- handshake.c ------------------------------------------------------- */
 
-/* Record one sentence (printf format) saying what the peer did wrong, for
- * tachyon_handshake_detail(), and return rc unchanged. */
-int tachyon_handshake_fail(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* What a finished handshake hands to the bus layer: the mapped region, our
+ * socket end (may be -1; kept, never read) and the peer's liveness handle. */
+typedef struct tachyon_link {
+	tachyon_region region;
+	int sockfd;
+	tachyon_peer peer;
+	int is_listener;
+} tachyon_link;
+
+/* The handshake halves of tachyon_listener_accept and tachyon_bus_connect:
+ * the same results, with a link instead of a bus. */
+int tachyon_handshake_accept(tachyon_listener *l, const tachyon_wait *w, tachyon_link *out);
+int tachyon_handshake_connect(const char *path, const tachyon_wait *w, tachyon_link *out);
 
 /* ---- bus.c ------------------------------------------------------------- */
 
-/* Build a bus from what the handshake produced. Takes ownership of region,
- * sockfd (may be -1) and peer on success and on failure. */
-int tachyon_bus_create(tachyon_region *region, int sockfd, tachyon_peer *peer,
-                       int is_listener, tachyon_bus **out);
+/* Build a bus from a link. Takes ownership of everything in it, on success
+ * and on failure. Returns 0, -EINVAL or -ENOMEM. */
+int tachyon_bus_create(tachyon_link *link, tachyon_bus **out);
 
 #endif /* TACHYON_CORE_INTERNAL_H */

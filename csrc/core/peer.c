@@ -1,5 +1,5 @@
 /*
- * Peer liveness through a pidfd (WIRE.md, "Peer liveness").
+ * Peer liveness through a pidfd (ABI.md, "Peer liveness").
  *
  * A pidfd polls readable once its process has exited, zombie included, so
  * a killed but unreaped child counts as dead; kill(pid, 0) and /proc would
@@ -44,7 +44,7 @@ int tachyon_peer_from_socket(int sockfd, tachyon_peer *out)
 	out->self = 0;
 
 	/* The pid as seen from our pid namespace; 0 when the peer lives in
-	 * another one, and then liveness stays unknown (WIRE.md). */
+	 * another one, and then liveness stays unknown (ABI.md, "Peer liveness"). */
 	struct ucred cred;
 	socklen_t len = sizeof cred;
 	if (getsockopt(sockfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)

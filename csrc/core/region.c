@@ -4,7 +4,7 @@
  * The creator (our listener) formats the header; the attacher (our
  * connector) received the fd from a process it does not trust, so it checks
  * the fd itself before mapping it (a memfd, sealed against shrinking, big
- * enough) and the header after mapping it (WIRE.md, "The handshake").
+ * enough) and the header after mapping it (ABI.md, "The handshake").
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -35,12 +35,6 @@
 /* memfd names are limited to 249 bytes (NAME_MAX minus the "memfd:" prefix);
  * the name is only a label in /proc, so a longer one is cut, not refused. */
 #define MEMFD_NAME_MAX 249
-
-int tachyon_capacity_valid(uint64_t capacity)
-{
-	return capacity >= TACHYON_MIN_CAPACITY && capacity <= TACHYON_MAX_CAPACITY &&
-	       (capacity & (capacity - 1)) == 0;
-}
 
 #ifdef __linux__
 
@@ -133,11 +127,11 @@ static int check_fd(int fd, size_t need)
 {
 	struct stat st;
 	if (fstat(fd, &st) < 0)
-		return tachyon_handshake_fail(-TACHYON_EHANDSHAKE,
+		return tachyon_detail_fail(-TACHYON_EHANDSHAKE,
 		                              "the descriptor it sent cannot be examined (%s)",
 		                              strerror(errno));
 	if (!S_ISREG(st.st_mode))
-		return tachyon_handshake_fail(-TACHYON_EHANDSHAKE,
+		return tachyon_detail_fail(-TACHYON_EHANDSHAKE,
 		                              "the descriptor it sent is %s, not a memfd",
 		                              file_kind(st.st_mode));
 
@@ -145,12 +139,12 @@ static int check_fd(int fd, size_t need)
 	 * file on disk could be truncated by anyone who can open it. */
 	struct statfs sfs;
 	if (fstatfs(fd, &sfs) < 0)
-		return tachyon_handshake_fail(-TACHYON_EHANDSHAKE,
+		return tachyon_detail_fail(-TACHYON_EHANDSHAKE,
 		                              "the descriptor it sent cannot be examined (%s)",
 		                              strerror(errno));
 	unsigned long fstype = (unsigned long)sfs.f_type;
 	if (fstype != (unsigned long)TMPFS_MAGIC && fstype != (unsigned long)HUGETLBFS_MAGIC)
-		return tachyon_handshake_fail(-TACHYON_EHANDSHAKE,
+		return tachyon_detail_fail(-TACHYON_EHANDSHAKE,
 		                              "the descriptor it sent is a file on a filesystem of type "
 		                              "0x%lx, not a memfd: whoever can open that file could "
 		                              "truncate it under our mapping",
@@ -162,16 +156,16 @@ static int check_fd(int fd, size_t need)
 	 * it and only then seals it. */
 	int seals = fcntl(fd, F_GET_SEALS);
 	if (seals < 0)
-		return tachyon_handshake_fail(-TACHYON_EHANDSHAKE,
+		return tachyon_detail_fail(-TACHYON_EHANDSHAKE,
 		                              "the descriptor it sent is a tmpfs file but not a memfd "
 		                              "(it takes no seals), so it cannot be sealed against "
 		                              "shrinking");
 	if (!(seals & F_SEAL_SHRINK))
-		return tachyon_handshake_fail(-TACHYON_EHANDSHAKE,
+		return tachyon_detail_fail(-TACHYON_EHANDSHAKE,
 		                              "the descriptor it sent is not sealed against shrinking "
 		                              "(F_SEAL_SHRINK): it could be truncated under our mapping");
 	if (fstat(fd, &st) < 0 || st.st_size < 0 || (uint64_t)st.st_size < (uint64_t)need)
-		return tachyon_handshake_fail(-TACHYON_EHANDSHAKE,
+		return tachyon_detail_fail(-TACHYON_EHANDSHAKE,
 		                              "the memfd it sent holds %lld bytes, less than the %zu "
 		                              "(768 + capacity) its handshake announces",
 		                              (long long)st.st_size, need);
@@ -193,7 +187,7 @@ int tachyon_region_attach(int fd, uint64_t capacity, tachyon_region *out)
 		return -TACHYON_EHANDSHAKE;
 	if (!tachyon_capacity_valid(capacity)) {
 		close(fd);
-		return tachyon_handshake_fail(-TACHYON_EHANDSHAKE,
+		return tachyon_detail_fail(-TACHYON_EHANDSHAKE,
 		                              "it announces a ring capacity of %llu bytes, not a power "
 		                              "of two between 64 and 2**31",
 		                              (unsigned long long)capacity);
@@ -209,7 +203,7 @@ int tachyon_region_attach(int fd, uint64_t capacity, tachyon_region *out)
 		 * divide the size: not a ring we can use. */
 		int e = errno;
 		close(fd);
-		return tachyon_handshake_fail(-TACHYON_EHANDSHAKE,
+		return tachyon_detail_fail(-TACHYON_EHANDSHAKE,
 		                              "the memfd it sent cannot be mapped for reading and "
 		                              "writing (%s; sealed against writing?)",
 		                              strerror(e));
@@ -234,18 +228,18 @@ int tachyon_region_attach(int fd, uint64_t capacity, tachyon_region *out)
 		close(fd);
 		if (magic != TACHYON_MAGIC || version != TACHYON_WIRE_VERSION ||
 		    align != TACHYON_MSG_ALIGNMENT)
-			return tachyon_handshake_fail(-TACHYON_EHANDSHAKE,
+			return tachyon_detail_fail(-TACHYON_EHANDSHAKE,
 			                              "the region it sent has magic 0x%08x, version %u and "
 			                              "alignment %u in its header; the handshake promised "
 			                              "0x%08x, %u and %u",
 			                              magic, version, align, TACHYON_MAGIC,
 			                              TACHYON_WIRE_VERSION, TACHYON_MSG_ALIGNMENT);
 		if (cap != capacity)
-			return tachyon_handshake_fail(-TACHYON_EHANDSHAKE,
+			return tachyon_detail_fail(-TACHYON_EHANDSHAKE,
 			                              "the region it sent says capacity %u in its header; "
 			                              "the handshake said %llu",
 			                              cap, (unsigned long long)capacity);
-		return tachyon_handshake_fail(-TACHYON_EHANDSHAKE,
+		return tachyon_detail_fail(-TACHYON_EHANDSHAKE,
 		                              "the region it sent is in state %u, neither ready (2) "
 		                              "nor closed (3)",
 		                              state);

@@ -74,6 +74,14 @@ _Static_assert(TACHYON_MAX_CAPACITY - HDR_SIZE <= UINT32_MAX,
 /* ------------------------------------------------------------------------ */
 /* Shared helpers                                                            */
 
+/* The ring's size rule (ABI.md, "Constants"): a power of two, so that
+ * phys(x) is a mask, between the two bounds. */
+int tachyon_capacity_valid(uint64_t capacity)
+{
+	return capacity >= TACHYON_MIN_CAPACITY && capacity <= TACHYON_MAX_CAPACITY &&
+	       (capacity & (capacity - 1)) == 0;
+}
+
 /* Move the state word to fatal unless it already is. Fatal is permanent and
  * overrides ready and closed alike; nobody ever overwrites 4. */
 static SLOW_PATH int mark_fatal(struct tachyon_region_header *hdr)
@@ -188,7 +196,7 @@ static inline int producer_publish(tachyon_producer *p)
 static SLOW_PATH void producer_wake_check(tachyon_producer *p);
 
 /* After a publication: wake a consumer that went to sleep on the wait word
- * (WIRE.md "Publication and waking"). Inline, since every send ends here;
+ * (ABI.md, "Publication and waking"). Inline, since every send ends here;
  * only the hybrid case (fence, load, maybe a wake) is out of line. */
 static inline void producer_wake_consumer(tachyon_producer *p)
 {
@@ -209,13 +217,7 @@ static SLOW_PATH void producer_wake_check(tachyon_producer *p)
 	 * word (store-load). Pairs with the consumer's CAS 0->1 + fence before
 	 * its last look at head: either it sees our head, or we see its 1. */
 	tachyon_atomic_fence();
-	/* relaxed: the fence above provides the ordering; the CAS decides. */
-	if (tachyon_atomic_load_relaxed32(word) != TACHYON_WAIT_SLEEPING)
-		return;
-	/* seq_cst CAS 1->0: we claim the wake; a FUTEX_WAIT expecting 1 that
-	 * races with us returns at once. Only the CAS winner calls the kernel. */
-	if (tachyon_atomic_cas32(word, TACHYON_WAIT_SLEEPING, TACHYON_WAIT_AWAKE))
-		tachyon_futex_wake(word, INT32_MAX);
+	tachyon_futex_claim_wake(word);
 }
 
 static SLOW_PATH int producer_publish_and_wake(tachyon_producer *p)
@@ -332,7 +334,7 @@ static inline int producer_commit(tachyon_producer *p, size_t actual_size, uint3
 		((struct tachyon_slot_header *)(void *)skip)->size = TACHYON_SKIP;
 	}
 	/* Only size, type_id and reserved_size: offset 12 and correlation_id
-	 * belong to request/reply rings (WIRE.md), which write them themselves. */
+	 * belong to request/reply rings (ABI.md, "Slots"), which write them themselves. */
 	struct tachyon_slot_header *h =
 	        (struct tachyon_slot_header *)(void *)(p->ring + (p->resv_slot & mask));
 	h->size = (uint32_t)actual_size;
@@ -340,7 +342,7 @@ static inline int producer_commit(tachyon_producer *p, size_t actual_size, uint3
 	h->reserved_size = p->resv_slot_size;
 	p->head = p->resv_slot + p->resv_slot_size;
 	p->reserved = 0;
-	/* WIRE.md asks for a publication at least every BATCH commits. Ours
+	/* ABI.md ("Publication and waking") asks for a publication at least every BATCH commits. Ours
 	 * also publishes once a quarter of the ring is unpublished: with large
 	 * messages 32 of them may not even fit, and the consumer should start
 	 * copying out while we copy in. Small messages never reach it first. */
@@ -454,11 +456,7 @@ static SLOW_PATH void consumer_publish_tail(tachyon_consumer *c)
 	 * wait word (store-load). Pairs with the producer's CAS 0->1 + fence
 	 * before its last look at tail: either it sees our tail or we its 1. */
 	tachyon_atomic_fence();
-	/* relaxed: ordered by the fence; the CAS decides. */
-	if (tachyon_atomic_load_relaxed32(word) == TACHYON_WAIT_SLEEPING &&
-	    /* seq_cst CAS 1->0: claim the wake; only the winner calls the kernel. */
-	    tachyon_atomic_cas32(word, TACHYON_WAIT_SLEEPING, TACHYON_WAIT_AWAKE))
-		tachyon_futex_wake(word, INT32_MAX);
+	tachyon_futex_claim_wake(word);
 }
 
 /* Load and validate head; on success cached_head holds it. Inline: on a
@@ -506,7 +504,7 @@ static SLOW_PATH int consumer_empty(tachyon_consumer *c)
 static SLOW_PATH int consumer_still_empty(tachyon_consumer *c, uint64_t seen)
 {
 	int rc;
-	/* Really empty: the producer must see what we freed (WIRE.md: ours
+	/* Really empty: the producer must see what we freed (ABI.md, "Publication and waking": ours
 	 * publishes tail whenever it finds the ring empty). */
 	if (c->release != c->published_tail)
 		consumer_publish_tail(c);
@@ -641,7 +639,8 @@ int tachyon_consumer_release_to(tachyon_consumer *c, uint64_t pos, uint32_t nmsg
 	c->release = pos;
 	/* Saturate: the count only decides when to publish. */
 	c->unpublished = nmsgs > UINT32_MAX - c->unpublished ? UINT32_MAX : c->unpublished + nmsgs;
-	/* At least every BATCH messages (WIRE.md), and also once half the ring
+	/* At least every BATCH messages (ABI.md, "Publication and
+	 * waking"), and also once half the ring
 	 * is released: a producer of large messages waiting for room would
 	 * otherwise wait until we find the ring empty, and the two sides would
 	 * take turns instead of copying at the same time. */

@@ -1,6 +1,6 @@
 /*
  * The one accessor for slot header fields in the shared data ring
- * (RELIABILITY.md R2: no double fetch).
+ * (docs/RELIABILITY.md R2: no double fetch).
  *
  * A slot header lives in memory the peer can rewrite at any moment, so each
  * field must be fetched once into a local and every check and every pointer

@@ -1,6 +1,6 @@
 /*
  * libFuzzer target: the consumer end against whatever the shared region
- * holds (RELIABILITY.md R1).
+ * holds (docs/RELIABILITY.md R1).
  *
  * Input: a capacity choice, a region header (possibly broken), the starting
  * head and tail, the ring bytes, then a program of operations. The consumer

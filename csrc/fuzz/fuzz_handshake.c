@@ -1,6 +1,6 @@
 /*
  * libFuzzer target: tachyon_handshake_decode on arbitrary bytes
- * (RELIABILITY.md R4, the part that parses what a peer sent).
+ * (docs/RELIABILITY.md R4, the part that parses what a peer sent).
  *
  * libFuzzer hands over a heap buffer of exactly `size` bytes, so ASan
  * reports any read past the message. Oracle: only the documented codes, and

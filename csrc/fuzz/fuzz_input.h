@@ -5,7 +5,7 @@
  *
  * Why the heap: ASan sees nothing inside an mmap, so a region for a fuzz
  * target is malloc'd at exactly 768 + capacity bytes; one byte past the data
- * ring is a heap-buffer-overflow report (RELIABILITY.md R1, R3).
+ * ring is a heap-buffer-overflow report (docs/RELIABILITY.md R1, R3).
  */
 #ifndef TACHYON_FUZZ_INPUT_H
 #define TACHYON_FUZZ_INPUT_H

@@ -1,6 +1,6 @@
 /*
  * libFuzzer target: the producer end against a hostile consumer
- * (RELIABILITY.md R3).
+ * (docs/RELIABILITY.md R3).
  *
  * Input: a capacity choice, a region header (possibly broken), the starting
  * head and tail, then a program: reserve (any size, huge ones included),

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The libFuzzer targets of RELIABILITY.md R1 (consumer), R3 (producer) and
+# The libFuzzer targets of docs/RELIABILITY.md R1 (consumer), R3 (producer) and
 # the handshake decoder. Needs clang with libFuzzer (see csrc/fuzz/README.md).
 #
 #   run.sh replay        run every committed seed once (seconds)

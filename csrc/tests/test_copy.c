@@ -90,7 +90,7 @@ static void test_choice(void)
 	CHECK_EQ(st.cost_ns_per_mib[TACHYON_COPY_CACHED], UINT32_MAX);
 }
 
-/* Large payloads through tachyon_producer_copy: content intact over many
+/* Large payloads through tachyon_copy_payload: content intact over many
  * copies (probes included), both methods measured, the counter moving. */
 static void test_large_copies(void)
 {

@@ -1,5 +1,5 @@
 /*
- * The control plane (WIRE.md "The handshake", RELIABILITY.md R4, R7, R8):
+ * The control plane (ABI.md, "The handshake", docs/RELIABILITY.md R4, R7, R8):
  *  - a real listener and a real connector in two processes;
  *  - a fake listener (raw socket code below, in a child process) sending
  *    every kind of bad message: each is refused with the right error within

@@ -1,5 +1,5 @@
 /* The wire layout at run time: every offset and size of tachyon/wire.h and
- * every constant, against the numbers of WIRE.md (wire version 4). The
+ * every constant, against the numbers of ABI.md (wire version 4). The
  * header's _Static_asserts cover part of this at compile time; this test
  * covers every field, so a reordering that keeps the asserted ones in place
  * still fails here. */

@@ -1,5 +1,5 @@
 /*
- * Peer liveness through a pidfd (WIRE.md "Peer liveness", RELIABILITY.md R5):
+ * Peer liveness through a pidfd (ABI.md, "Peer liveness", docs/RELIABILITY.md R5):
  * a live child is ALIVE, a SIGKILLed child is DEAD before it is reaped, a
  * child that closed its socket but lives is ALIVE, our own process is SELF.
  *

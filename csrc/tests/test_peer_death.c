@@ -1,5 +1,5 @@
 /*
- * Peer death across real processes (RELIABILITY.md R5):
+ * Peer death across real processes (docs/RELIABILITY.md R5):
  *  - a producer killed with SIGKILL while we block in recv: everything it
  *    published arrives first, then -TACHYON_EPEERDEAD within 500 ms of the
  *    kill (measured and printed); the child is not reaped before that;

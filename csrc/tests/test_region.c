@@ -1,6 +1,6 @@
 /*
  * Regions: create/attach round trip, capacity validation, and every kind of
- * fd or header tachyon_region_attach must refuse (RELIABILITY.md R4, R8),
+ * fd or header tachyon_region_attach must refuse (docs/RELIABILITY.md R4, R8),
  * with the process's fd count unchanged after each.
  */
 #include <fcntl.h>

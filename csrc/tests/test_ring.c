@@ -2,8 +2,9 @@
  * buffer of exactly 768 + capacity bytes, never of a mapping): placement and
  * wrap-around at every offset, SKIP handling, reservations, publication
  * batching, release cursors, the wake words, the closed state, and every
- * fatal case of WIRE.md on both sides. Single-threaded: the test plays the
- * peer by writing the shared words itself. */
+ * fatal case of ABI.md ("What our consumer checks") on both sides.
+ * Single-threaded: the test plays the peer by writing the shared words
+ * itself. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

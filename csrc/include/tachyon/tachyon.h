@@ -66,7 +66,7 @@ int64_t tachyon_deadline_after(int64_t timeout_ns);
 /*
  * How a blocking call waits. deadline_ns is absolute (tachyon_now_ns clock),
  * TACHYON_FOREVER, or any time in the past for "do not wait".
- * spin: pause iterations before sleeping (0: the bus default).
+ * spin: pause iterations before sleeping (0: the default, 4096).
  * interrupted: optional; called at least every watchdog period while
  * waiting and after every EINTR; a nonzero return ends the wait with -EINTR.
  * Without it, an EINTR from a sleep ends the wait with -EINTR at once.
@@ -115,8 +115,10 @@ typedef struct tachyon_msg {
  * Allocate them with the alignment (aligned_alloc, or inside a struct). */
 #if defined(__cplusplus)
 #define TACHYON_END_ALIGNED alignas(128)
+#define TACHYON_ALIGNOF(t) alignof(t)
 #else
 #define TACHYON_END_ALIGNED _Alignas(128)
+#define TACHYON_ALIGNOF(t) _Alignof(t)
 #endif
 
 /* How a producer copies large payloads (copy.c); private. */
@@ -160,6 +162,11 @@ typedef struct tachyon_consumer {
 	int closed_seen;            /* state 3 was loaded: drain, then report */
 } tachyon_consumer;
 
+TACHYON_LAYOUT_ASSERT(TACHYON_ALIGNOF(tachyon_producer) == 128, "a producer end is 128-byte aligned");
+TACHYON_LAYOUT_ASSERT(sizeof(tachyon_producer) == 128, "a producer end is one 128-byte pair");
+TACHYON_LAYOUT_ASSERT(TACHYON_ALIGNOF(tachyon_consumer) == 128, "a consumer end is 128-byte aligned");
+TACHYON_LAYOUT_ASSERT(sizeof(tachyon_consumer) == 128, "a consumer end is one 128-byte pair");
+
 /*
  * Attach a ring end to a formatted region of region_size bytes (768 +
  * capacity). Checks the header (magic, version, power-of-two capacity that
@@ -199,12 +206,6 @@ int tachyon_producer_try_send(tachyon_producer *p, const void *data, size_t size
 
 /* Can a slot for max_payload bytes ever be placed at the current offset? */
 int tachyon_producer_fits(const tachyon_producer *p, size_t max_payload);
-
-/* Copy n bytes into a reserved payload the way try_send does: memcpy, or
- * for payloads of 256 KiB and more, whichever of memcpy and non-temporal
- * stores this producer measured faster lately (see copy.c). Between a
- * reserve and its commit. */
-void tachyon_producer_copy(tachyon_producer *p, void *payload, const void *data, size_t n);
 
 /*
  * Peek the next message past the read cursor and advance the read cursor
@@ -294,7 +295,7 @@ typedef struct tachyon_stats {
 	uint64_t bytes_pinned;      /* consumer end: read cursor - release cursor */
 	uint32_t consumer_wait;     /* the wait word */
 	uint32_t state;             /* the state word */
-	uint64_t lost_wakeups;      /* RELIABILITY.md R6 */
+	uint64_t lost_wakeups;      /* docs/RELIABILITY.md R6 */
 	int32_t peer_pid;           /* 0 when unknown */
 	int peer_liveness;          /* enum tachyon_liveness */
 	int role;                   /* enum tachyon_role */
@@ -356,8 +357,10 @@ int tachyon_bus_role(const tachyon_bus *b);
  * before it waits); -EAGAIN when the deadline passed without room. */
 int tachyon_bus_reserve(tachyon_bus *b, size_t max_payload, void **payload, const tachyon_wait *w);
 int tachyon_bus_commit(tachyon_bus *b, size_t actual_size, uint32_t type_id);
-/* Fill a payload that tachyon_bus_reserve returned, as send does
- * (tachyon_producer_copy). By the thread that reserved, before the commit. */
+/* Fill a payload that tachyon_bus_reserve returned, as send does: memcpy,
+ * or for payloads of 256 KiB and more, whichever of memcpy and
+ * non-temporal stores this producer measured faster lately (copy.c). By
+ * the thread that reserved, before the commit. */
 void tachyon_bus_copy_payload(tachyon_bus *b, void *payload, const void *data, size_t n);
 void tachyon_bus_rollback(tachyon_bus *b);
 int tachyon_bus_flush(tachyon_bus *b);
@@ -378,8 +381,6 @@ int tachyon_bus_publish_release(tachyon_bus *b);
 
 /* 1: the consumer never sleeps (sticky while our end consumes); 0: hybrid. */
 int tachyon_bus_set_polling_mode(tachyon_bus *b, int pure_spin);
-/* Default spin count of blocking calls whose tachyon_wait says 0. */
-void tachyon_bus_set_spin(tachyon_bus *b, uint32_t spin);
 int tachyon_bus_set_numa_node(tachyon_bus *b, int node);
 
 int tachyon_bus_stats(tachyon_bus *b, tachyon_stats *out);

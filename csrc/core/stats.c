@@ -1,0 +1,88 @@
+/*
+ * What a bus can be asked without changing it: stats, capacity, the largest
+ * payload, the peer's pid and liveness, why the ring went fatal.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "bus_impl.h"
+
+int tachyon_bus_stats(tachyon_bus *b, tachyon_stats *out)
+{
+	if (!b || !out)
+		return -EINVAL;
+	if (bus_forked(b))
+		return -TACHYON_EFORKED;
+	struct tachyon_region_header *hdr = b->hdr;
+	memset(out, 0, sizeof *out);
+	out->capacity = b->region.capacity;
+	/* Relaxed loads: a snapshot for display; nothing is read through them.
+	 * The difference of two moments may be off by what moved in between,
+	 * or nonsense from a hostile peer: clamp it to the ring. */
+	uint64_t head = tachyon_atomic_load_relaxed64(&hdr->head);
+	uint64_t tail = tachyon_atomic_load_relaxed64(&hdr->tail);
+	uint64_t used = head - tail;
+	out->bytes_in_use = used > b->region.capacity ? b->region.capacity : used;
+	/* Acquire: pairs with the release store of the role (and then the
+	 * consumer exits' release stores of the count). */
+	out->role = (int)tachyon_atomic_load_acquire32(&b->role);
+	out->bytes_pinned = out->role == TACHYON_ROLE_CONSUMER ? tachyon_atomic_load_acquire64(&b->pinned) : 0;
+	out->consumer_wait = tachyon_atomic_load_relaxed32(&hdr->consumer_wait);
+	out->state = tachyon_atomic_load_relaxed32(&hdr->state);
+	out->lost_wakeups = tachyon_atomic_load_relaxed64(&b->lost_wakeups);
+	out->peer_pid = (int32_t)b->peer.pid;
+	out->peer_liveness = tachyon_bus_peer_liveness(b);
+	return 0;
+}
+
+uint64_t tachyon_bus_capacity(const tachyon_bus *b)
+{
+	return b ? b->region.capacity : 0;
+}
+
+size_t tachyon_bus_max_payload(const tachyon_bus *b)
+{
+	uint64_t half = b ? b->region.capacity / 2 : 0;
+	/* ABI.md, placement: a slot of at most capacity/2 bytes fits at every offset. */
+	return half > TACHYON_MSG_ALIGNMENT ? (size_t)(half - TACHYON_MSG_ALIGNMENT) : 0;
+}
+
+const char *tachyon_bus_fatal_reason(const tachyon_bus *b)
+{
+	if (!b)
+		return NULL;
+	/* Acquire: pairs with fix_role's release store; the end is attached.
+	 * The reason is written once, by the data call that made the ring
+	 * fatal, before it returned -TACHYON_ECORRUPT to its caller. */
+	switch (tachyon_atomic_load_acquire32(&b->role)) {
+	case TACHYON_ROLE_PRODUCER:
+		return b->end.prod.fatal ? b->end.prod.fatal_reason : NULL;
+	case TACHYON_ROLE_CONSUMER:
+		return b->end.cons.fatal ? b->end.cons.fatal_reason : NULL;
+	default:
+		return NULL;
+	}
+}
+
+pid_t tachyon_bus_peer_pid(const tachyon_bus *b)
+{
+	return b ? b->peer.pid : 0;
+}
+
+int tachyon_bus_peer_liveness(tachyon_bus *b)
+{
+	if (!b)
+		return -EINVAL;
+	if (bus_forked(b))
+		return -TACHYON_EFORKED;
+	if (b->peer.self)
+		return TACHYON_PEER_SELF;
+	/* Relaxed: the sticky flag carries no data. */
+	if (tachyon_atomic_load_relaxed32(&b->peer_dead))
+		return TACHYON_PEER_DEAD;
+	int l = tachyon_peer_liveness(&b->peer);
+	if (l == TACHYON_PEER_DEAD)
+		/* Relaxed: as above; any thread may set it, it only goes 0 -> 1. */
+		tachyon_atomic_store_relaxed32(&b->peer_dead, 1);
+	return l;
+}
