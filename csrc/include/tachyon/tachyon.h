@@ -34,6 +34,18 @@
 extern "C" {
 #endif
 
+/* Marks the functions of this API. The shared library is built with
+ * hidden visibility and TACHYON_BUILDING_SHARED, so that exactly these leave
+ * it; everywhere else (the static library, the Python extension, a program
+ * including this header) the mark is empty. */
+#ifndef TACHYON_API
+#if defined(TACHYON_BUILDING_SHARED) && defined(__GNUC__)
+#define TACHYON_API __attribute__((visibility("default")))
+#else
+#define TACHYON_API
+#endif
+#endif
+
 #define TACHYON_VERSION_STRING "0.1.0"
 
 /* Error codes with a meaning of their own (returned negated). */
@@ -49,7 +61,7 @@ extern "C" {
 #define TACHYON_EBUSYPATH   EADDRINUSE       /* a live listener holds the socket path */
 
 /* A human-readable sentence for any code above or any errno (negated or not). */
-const char *tachyon_strerror(int err);
+TACHYON_API const char *tachyon_strerror(int err);
 
 /* ------------------------------------------------------------------------ */
 /* Time and waiting                                                          */
@@ -57,11 +69,11 @@ const char *tachyon_strerror(int err);
 #define TACHYON_FOREVER INT64_C(-1)
 
 /* CLOCK_MONOTONIC in nanoseconds. */
-int64_t tachyon_now_ns(void);
+TACHYON_API int64_t tachyon_now_ns(void);
 
 /* The absolute deadline for a relative timeout: TACHYON_FOREVER for a negative
  * timeout, now for 0 (try once), now + timeout_ns otherwise. */
-int64_t tachyon_deadline_after(int64_t timeout_ns);
+TACHYON_API int64_t tachyon_deadline_after(int64_t timeout_ns);
 
 /*
  * How a blocking call waits. deadline_ns is absolute (tachyon_now_ns clock),
@@ -86,14 +98,14 @@ typedef struct tachyon_wait {
  */
 /* Release store: what the storing thread wrote before is visible to a
  * thread that loads the new value with tachyon_word_load. */
-void tachyon_word_store(uint32_t *word, uint32_t value);
+TACHYON_API void tachyon_word_store(uint32_t *word, uint32_t value);
 /* Acquire load, pairing with tachyon_word_store. */
-uint32_t tachyon_word_load(const uint32_t *word);
+TACHYON_API uint32_t tachyon_word_load(const uint32_t *word);
 /* Sleep while *word == expected, at most timeout_ns (> 0). Returns 0 when
  * woken or when the word already differed, -ETIMEDOUT or -EINTR. */
-int tachyon_word_wait(uint32_t *word, uint32_t expected, int64_t timeout_ns);
+TACHYON_API int tachyon_word_wait(uint32_t *word, uint32_t expected, int64_t timeout_ns);
 /* Wake every thread sleeping on word. */
-void tachyon_word_wake_all(uint32_t *word);
+TACHYON_API void tachyon_word_wake_all(uint32_t *word);
 
 /* ------------------------------------------------------------------------ */
 /* Ring ends                                                                 */
@@ -174,8 +186,8 @@ TACHYON_LAYOUT_ASSERT(sizeof(tachyon_consumer) == 128, "a consumer end is one 12
  * (multiples of 64, tail <= head <= tail + capacity). Returns 0,
  * -TACHYON_EHANDSHAKE for a bad header, -TACHYON_ECORRUPT for bad indices.
  */
-int tachyon_producer_attach(tachyon_producer *p, void *region, size_t region_size);
-int tachyon_consumer_attach(tachyon_consumer *c, void *region, size_t region_size);
+TACHYON_API int tachyon_producer_attach(tachyon_producer *p, void *region, size_t region_size);
+TACHYON_API int tachyon_consumer_attach(tachyon_consumer *c, void *region, size_t region_size);
 
 /*
  * Reserve a slot for up to max_payload bytes and return its payload pointer.
@@ -184,28 +196,28 @@ int tachyon_consumer_attach(tachyon_consumer *c, void *region, size_t region_siz
  * an empty ring; -TACHYON_EPEERCLOSED / -TACHYON_ECORRUPT for the state word
  * or a bad tail; -EBUSY when a reservation is already open.
  */
-int tachyon_producer_try_reserve(tachyon_producer *p, size_t max_payload, void **payload);
+TACHYON_API int tachyon_producer_try_reserve(tachyon_producer *p, size_t max_payload, void **payload);
 
 /* Close the open reservation as a message of actual_size bytes (<= the
  * reserved size). Publishes head every TACHYON_BATCH commits, and once a
  * quarter of the capacity is unpublished. Returns 0,
  * -EINVAL (size too large, no reservation) or -TACHYON_ECORRUPT. */
-int tachyon_producer_commit(tachyon_producer *p, size_t actual_size, uint32_t type_id);
+TACHYON_API int tachyon_producer_commit(tachyon_producer *p, size_t actual_size, uint32_t type_id);
 
 /* Drop the open reservation (and its wrap padding); no-op without one. */
-void tachyon_producer_rollback(tachyon_producer *p);
+TACHYON_API void tachyon_producer_rollback(tachyon_producer *p);
 
 /* Publish head now and wake a sleeping consumer. Returns 0 or -TACHYON_ECORRUPT
  * (a foreign writer changed head). */
-int tachyon_producer_flush(tachyon_producer *p);
+TACHYON_API int tachyon_producer_flush(tachyon_producer *p);
 
 /* try_reserve + copy size bytes from data + commit + flush, in one call (the
  * per-message path of a plain send). Returns what those return; on -EAGAIN
  * nothing was reserved and head was published. */
-int tachyon_producer_try_send(tachyon_producer *p, const void *data, size_t size, uint32_t type_id);
+TACHYON_API int tachyon_producer_try_send(tachyon_producer *p, const void *data, size_t size, uint32_t type_id);
 
 /* Can a slot for max_payload bytes ever be placed at the current offset? */
-int tachyon_producer_fits(const tachyon_producer *p, size_t max_payload);
+TACHYON_API int tachyon_producer_fits(const tachyon_producer *p, size_t max_payload);
 
 /*
  * Peek the next message past the read cursor and advance the read cursor
@@ -214,19 +226,19 @@ int tachyon_producer_fits(const tachyon_producer *p, size_t max_payload);
  * everything below its head was read; -TACHYON_ECORRUPT on any violation
  * (the ring is marked fatal and nothing is exposed from then on).
  */
-int tachyon_consumer_try_peek(tachyon_consumer *c, tachyon_msg *msg);
+TACHYON_API int tachyon_consumer_try_peek(tachyon_consumer *c, tachyon_msg *msg);
 
 /* Peek up to max messages; returns the count (>= 1) or an error as above. */
-int tachyon_consumer_try_peek_batch(tachyon_consumer *c, tachyon_msg *msgs, size_t max);
+TACHYON_API int tachyon_consumer_try_peek_batch(tachyon_consumer *c, tachyon_msg *msgs, size_t max);
 
 /* Move the release cursor to pos (a slot boundary between the release and
  * the read cursor), counting nmsgs released messages; publishes tail every
  * TACHYON_BATCH messages, and once half the capacity is released. Returns 0
  * or -EINVAL. */
-int tachyon_consumer_release_to(tachyon_consumer *c, uint64_t pos, uint32_t nmsgs);
+TACHYON_API int tachyon_consumer_release_to(tachyon_consumer *c, uint64_t pos, uint32_t nmsgs);
 
 /* Publish the release point now (and wake a producer waiting for room). */
-void tachyon_consumer_publish(tachyon_consumer *c);
+TACHYON_API void tachyon_consumer_publish(tachyon_consumer *c);
 
 /* ------------------------------------------------------------------------ */
 /* Regions                                                                   */
@@ -239,31 +251,31 @@ typedef struct tachyon_region {
 } tachyon_region;
 
 /* Is capacity a power of two in [64, 2^31]? */
-int tachyon_capacity_valid(uint64_t capacity);
+TACHYON_API int tachyon_capacity_valid(uint64_t capacity);
 
 /* Create a sealed memfd named `name`, map it and format the header (state
  * ready last). Returns 0, -EINVAL for a bad capacity, or the syscall's error. */
-int tachyon_region_create(const char *name, uint64_t capacity, tachyon_region *out);
+TACHYON_API int tachyon_region_create(const char *name, uint64_t capacity, tachyon_region *out);
 
 /* Check fd (a memfd, seals read before the size, sealed against shrinking,
  * at least 768 + capacity bytes), map it and check the region header against
  * capacity. Takes ownership of fd: it is closed on failure. Returns 0 or
  * -TACHYON_EHANDSHAKE. */
-int tachyon_region_attach(int fd, uint64_t capacity, tachyon_region *out);
+TACHYON_API int tachyon_region_attach(int fd, uint64_t capacity, tachyon_region *out);
 
 /* Unmap and close. */
-void tachyon_region_release(tachyon_region *r);
+TACHYON_API void tachyon_region_release(tachyon_region *r);
 
 /* ------------------------------------------------------------------------ */
 /* Handshake                                                                 */
 
-void tachyon_handshake_encode(uint64_t capacity, struct tachyon_handshake *out);
+TACHYON_API void tachyon_handshake_encode(uint64_t capacity, struct tachyon_handshake *out);
 
 /* Decode and check a received handshake of len bytes (plain bus). Returns 0
  * and the capacity; -TACHYON_EABI on magic/version/alignment/flags mismatch;
  * -TACHYON_EHANDSHAKE on a short message, a bad capacity or a shm size that
  * is not 768 + capacity. */
-int tachyon_handshake_decode(const void *buf, size_t len, uint64_t *capacity);
+TACHYON_API int tachyon_handshake_decode(const void *buf, size_t len, uint64_t *capacity);
 
 /* ------------------------------------------------------------------------ */
 /* The bus                                                                   */
@@ -308,98 +320,98 @@ typedef struct tachyon_stats {
  * 0600. -ENAMETOOLONG for a path over the platform limit, -EINVAL for a bad
  * capacity.
  */
-int tachyon_listener_open(const char *path, uint64_t capacity,
+TACHYON_API int tachyon_listener_open(const char *path, uint64_t capacity,
                           const tachyon_listen_opts *opts, tachyon_listener **out);
 
 /* Accept peers until one passes the credential check, send it the handshake
  * and the fd, unlink the path and return the bus. May be called again after
  * -ETIMEDOUT or -EINTR. */
-int tachyon_listener_accept(tachyon_listener *l, const tachyon_wait *w, tachyon_bus **out);
+TACHYON_API int tachyon_listener_accept(tachyon_listener *l, const tachyon_wait *w, tachyon_bus **out);
 
 /* Close the listening socket and unlink the path if it is still ours. */
-void tachyon_listener_close(tachyon_listener *l);
+TACHYON_API void tachyon_listener_close(tachyon_listener *l);
 
 /* listener_open + listener_accept + listener_close. */
-int tachyon_bus_listen(const char *path, uint64_t capacity, const tachyon_listen_opts *opts,
+TACHYON_API int tachyon_bus_listen(const char *path, uint64_t capacity, const tachyon_listen_opts *opts,
                        const tachyon_wait *w, tachyon_bus **out);
 
 /* Connect, retrying every <= 10 ms while the path is missing or refuses,
  * until w->deadline_ns, which covers the whole handshake and every check.
  * Returns 0, -ETIMEDOUT, -EINTR, -TACHYON_EABI, -TACHYON_EHANDSHAKE or
  * -ENAMETOOLONG. */
-int tachyon_bus_connect(const char *path, const tachyon_wait *w, tachyon_bus **out);
+TACHYON_API int tachyon_bus_connect(const char *path, const tachyon_wait *w, tachyon_bus **out);
 
 /* After tachyon_bus_connect, tachyon_region_attach or tachyon_handshake_decode
  * failed on this thread: one sentence saying what the listener did wrong
  * ("it sent 2 descriptors with the handshake; ..."), or "" when the failure
  * was not the peer's (no listener, a signal). Per thread; valid until this
  * thread's next call of those. */
-const char *tachyon_handshake_detail(void);
+TACHYON_API const char *tachyon_handshake_detail(void);
 
 /* References: the bus is freed (unmapped, fds closed) when the last one
  * goes. Dropping the last reference of an unclosed bus closes it first,
  * except in a forked child, which only unmaps. */
-void tachyon_bus_ref(tachyon_bus *b);
-void tachyon_bus_unref(tachyon_bus *b);
+TACHYON_API void tachyon_bus_ref(tachyon_bus *b);
+TACHYON_API void tachyon_bus_unref(tachyon_bus *b);
 
 /* Idempotent; from any thread. Producer end: publishes what was committed,
  * then marks the ring closed; consumer end: publishes its release point,
  * then marks it closed. Wakes every call blocked on this bus. In a forked
  * child it changes nothing shared. */
-void tachyon_bus_close(tachyon_bus *b);
-int tachyon_bus_is_closed(const tachyon_bus *b);
+TACHYON_API void tachyon_bus_close(tachyon_bus *b);
+TACHYON_API int tachyon_bus_is_closed(const tachyon_bus *b);
 
 /* Fix this end's role; -EPERM when the other role is already fixed. */
-int tachyon_bus_set_role(tachyon_bus *b, int role);
-int tachyon_bus_role(const tachyon_bus *b);
+TACHYON_API int tachyon_bus_set_role(tachyon_bus *b, int role);
+TACHYON_API int tachyon_bus_role(const tachyon_bus *b);
 
 /* Producer. reserve waits for room until w->deadline_ns (publishing head
  * before it waits); -EAGAIN when the deadline passed without room. */
-int tachyon_bus_reserve(tachyon_bus *b, size_t max_payload, void **payload, const tachyon_wait *w);
-int tachyon_bus_commit(tachyon_bus *b, size_t actual_size, uint32_t type_id);
+TACHYON_API int tachyon_bus_reserve(tachyon_bus *b, size_t max_payload, void **payload, const tachyon_wait *w);
+TACHYON_API int tachyon_bus_commit(tachyon_bus *b, size_t actual_size, uint32_t type_id);
 /* Fill a payload that tachyon_bus_reserve returned, as send does: memcpy,
  * or for payloads of 256 KiB and more, whichever of memcpy and
  * non-temporal stores this producer measured faster lately (copy.c). By
  * the thread that reserved, before the commit. */
-void tachyon_bus_copy_payload(tachyon_bus *b, void *payload, const void *data, size_t n);
-void tachyon_bus_rollback(tachyon_bus *b);
-int tachyon_bus_flush(tachyon_bus *b);
+TACHYON_API void tachyon_bus_copy_payload(tachyon_bus *b, void *payload, const void *data, size_t n);
+TACHYON_API void tachyon_bus_rollback(tachyon_bus *b);
+TACHYON_API int tachyon_bus_flush(tachyon_bus *b);
 /* reserve + copy + commit + flush */
-int tachyon_bus_send(tachyon_bus *b, const void *data, size_t size, uint32_t type_id,
+TACHYON_API int tachyon_bus_send(tachyon_bus *b, const void *data, size_t size, uint32_t type_id,
                      const tachyon_wait *w);
 
 /* Consumer. recv waits for one message until w->deadline_ns (-ETIMEDOUT);
  * recv_batch for at least one and returns the count. Messages stay valid
  * until released with tachyon_bus_release_to. */
-int tachyon_bus_recv(tachyon_bus *b, tachyon_msg *msg, const tachyon_wait *w);
-int tachyon_bus_recv_batch(tachyon_bus *b, tachyon_msg *msgs, size_t max, const tachyon_wait *w);
-int tachyon_bus_release_to(tachyon_bus *b, uint64_t pos, uint32_t nmsgs);
+TACHYON_API int tachyon_bus_recv(tachyon_bus *b, tachyon_msg *msg, const tachyon_wait *w);
+TACHYON_API int tachyon_bus_recv_batch(tachyon_bus *b, tachyon_msg *msgs, size_t max, const tachyon_wait *w);
+TACHYON_API int tachyon_bus_release_to(tachyon_bus *b, uint64_t pos, uint32_t nmsgs);
 /* Publish the release point now and wake a producer waiting for room: for
  * releases that come late (a zero-copy export dropped long after the read),
  * which a producer may be waiting for. Returns 0 or a negative errno. */
-int tachyon_bus_publish_release(tachyon_bus *b);
+TACHYON_API int tachyon_bus_publish_release(tachyon_bus *b);
 
 /* 1: the consumer never sleeps (sticky while our end consumes); 0: hybrid. */
-int tachyon_bus_set_polling_mode(tachyon_bus *b, int pure_spin);
-int tachyon_bus_set_numa_node(tachyon_bus *b, int node);
+TACHYON_API int tachyon_bus_set_polling_mode(tachyon_bus *b, int pure_spin);
+TACHYON_API int tachyon_bus_set_numa_node(tachyon_bus *b, int node);
 
-int tachyon_bus_stats(tachyon_bus *b, tachyon_stats *out);
-uint64_t tachyon_bus_capacity(const tachyon_bus *b);
+TACHYON_API int tachyon_bus_stats(tachyon_bus *b, tachyon_stats *out);
+TACHYON_API uint64_t tachyon_bus_capacity(const tachyon_bus *b);
 /* The largest payload that fits at every ring offset once the consumer has
  * caught up: max(0, capacity / 2 - 64). */
-size_t tachyon_bus_max_payload(const tachyon_bus *b);
+TACHYON_API size_t tachyon_bus_max_payload(const tachyon_bus *b);
 /* Nonzero when called in a fork() child of the process that opened b (no
  * system call): every data call there returns -TACHYON_EFORKED and nothing
  * shared is written. */
-int tachyon_bus_forked(const tachyon_bus *b);
-pid_t tachyon_bus_peer_pid(const tachyon_bus *b);
+TACHYON_API int tachyon_bus_forked(const tachyon_bus *b);
+TACHYON_API pid_t tachyon_bus_peer_pid(const tachyon_bus *b);
 /* After a call returned -TACHYON_ECORRUPT: a short static phrase saying what
  * the peer did wrong ("the producer moved head backwards"), from this end's
  * ring state; NULL when the ring is not fatal here or the reason is unknown
  * (e.g. the ring was already fatal when this end attached). */
-const char *tachyon_bus_fatal_reason(const tachyon_bus *b);
+TACHYON_API const char *tachyon_bus_fatal_reason(const tachyon_bus *b);
 /* enum tachyon_liveness, from a poll of the pidfd (one syscall). */
-int tachyon_bus_peer_liveness(tachyon_bus *b);
+TACHYON_API int tachyon_bus_peer_liveness(tachyon_bus *b);
 
 #ifdef __cplusplus
 }
