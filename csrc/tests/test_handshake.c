@@ -729,6 +729,11 @@ static void test_stale_path(void)
 	 * the same inode number, so that tells nothing). A bind over it would
 	 * fail with EADDRINUSE, so success alone also says it was removed. */
 	REQUIRE(chmod(path, 0640) == 0);
+	/* A connector meets the stale file: refused, and told so on timeout. */
+	tachyon_bus *none = NULL;
+	tachyon_wait w = test_wait_ms(50);
+	CHECK_EQ(tachyon_bus_connect(path, &w, &none), -ETIMEDOUT);
+	CHECK(strstr(tachyon_handshake_detail(), "no process accepts connections at") != NULL);
 
 	tachyon_listener *l = NULL;
 	CHECK_EQ(tachyon_listener_open(path, CAP, NULL, &l), 0);
@@ -942,6 +947,7 @@ static void test_deadlines(void)
 	fprintf(stderr, "test_handshake: connect, no listener: -ETIMEDOUT after %.1f ms (deadline 300)\n",
 	        dt);
 	CHECK(dt >= 299 && dt <= 300 + SLACK_MS);
+	CHECK(strstr(tachyon_handshake_detail(), "nothing appeared at") != NULL);
 	CHECK(lstat(path, &st) < 0);
 	/* a deadline already past: one attempt, then -ETIMEDOUT */
 	w = test_wait_ms(0);
@@ -954,6 +960,7 @@ static void test_deadlines(void)
 	close(fd);
 	w = test_wait_ms(100);
 	CHECK_EQ(tachyon_bus_connect(path, &w, &bus), -ETIMEDOUT);
+	CHECK(strstr(tachyon_handshake_detail(), "no process accepts connections at") != NULL);
 	unlink(path);
 
 	/* connect waits for a listener that appears 100 ms later. */

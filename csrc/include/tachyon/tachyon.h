@@ -343,9 +343,11 @@ TACHYON_API int tachyon_bus_connect(const char *path, const tachyon_wait *w, tac
 
 /* After tachyon_bus_connect, tachyon_region_attach or tachyon_handshake_decode
  * failed on this thread: one sentence saying what the listener did wrong
- * ("it sent 2 descriptors with the handshake; ..."), or "" when the failure
- * was not the peer's (no listener, a signal). Per thread; valid until this
- * thread's next call of those. */
+ * ("it sent 2 descriptors with the handshake; ..."), or, after a timeout,
+ * what the last attempt met (no socket at the path, a socket nobody accepts
+ * on, a listener that sent part of the handshake); "" when there is nothing
+ * to say (a signal). Per thread; valid until this thread's next call of
+ * those. */
 TACHYON_API const char *tachyon_handshake_detail(void);
 
 /* References: the bus is freed (unmapped, fds closed) when the last one
