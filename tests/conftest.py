@@ -1,5 +1,5 @@
 """Shared fixtures: a unique socket path, an in-process bus pair, and a check
-that no test leaks file descriptors (RELIABILITY.md R8)."""
+that no test leaks file descriptors (docs/RELIABILITY.md R8)."""
 import gc
 import itertools
 import os
@@ -28,6 +28,11 @@ if os.environ.get("TACHYON_REQUIRE_TORCH") == "1":
     import mypy  # noqa: F401
 
 REPO = Path(__file__).resolve().parent.parent
+# The directory the tachyon under test was imported from: the checkout (an
+# in-place build on PYTHONPATH) or site-packages (an installed sdist or
+# wheel). Scripts run in fresh interpreters get the same one on PYTHONPATH,
+# never a source tree that has no built extension in it.
+IMPORT_ROOT = Path(tachyon.__file__).resolve().parent.parent
 ISOLATED = Path(__file__).resolve().parent / "isolated"
 _counter = itertools.count()
 
@@ -100,7 +105,7 @@ def pair(sock_path):
 def run_isolated(script, *args, timeout=60, check=True):
     """Run tests/isolated/<script> in a fresh interpreter; returns CompletedProcess."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = str(IMPORT_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.run(
         [sys.executable, str(ISOLATED / script), *map(str, args)],
         capture_output=True,
@@ -117,7 +122,7 @@ def run_isolated(script, *args, timeout=60, check=True):
 
 def popen_isolated(script, *args, **kw):
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = str(IMPORT_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     return subprocess.Popen(
         [sys.executable, str(ISOLATED / script), *map(str, args)],
         stdout=subprocess.PIPE,

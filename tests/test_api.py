@@ -1,4 +1,4 @@
-"""The module table of PYTHON_API.md: names, exception tree, signatures, helpers."""
+"""The module table of docs/PYTHON_API.md: names, exception tree, signatures, helpers."""
 import inspect
 import pickle
 

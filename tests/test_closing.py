@@ -1,4 +1,4 @@
-"""Closing and peer loss (PYTHON_API.md "Closing and peer loss", R5)."""
+"""Closing and peer loss (docs/PYTHON_API.md "Closing and peer loss", docs/RELIABILITY.md R5)."""
 import os
 import signal
 import threading
@@ -9,7 +9,7 @@ import pytest
 import tachyon
 from conftest import popen_isolated
 
-PEER_DEATH_BOUND = 0.5  # seconds, RELIABILITY.md
+PEER_DEATH_BOUND = 0.5  # seconds, docs/RELIABILITY.md (liveness bounds)
 MARGIN = 5
 
 
