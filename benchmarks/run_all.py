@@ -16,7 +16,9 @@ benchmarks/results/<UTC timestamp>):
   latency_cdf.png   round-trip CDF per system (log x)
   throughput.png    throughput against message size (GB/s and msg/s)
   machine.txt       lscpu summary, kernel, Python, package versions, git state
-  logs/             each step's output (stdout .out, stderr .err)
+  logs/             each step's output (stdout .out, stderr .err); local
+                    only: git ignores logs/ (the report quotes a failed
+                    step's last error line instead of linking to it)
 
 A full run takes ~5 minutes on the 2-vCPU VM (budget 15); --quick ~2
 (budget 3). Ratios are medians of per-round ratios: floor and candidate
@@ -212,6 +214,17 @@ def run_process(step, i, prog, logs, env=None):
                     rc = "timeout"
         th.join(5)
     return rc, time.monotonic() - t0
+
+
+def last_line(path):
+    """The last non-empty line of a log, for the report: logs/ stays in the
+    run's own folder (it is not committed with benchmarks/latest), so the
+    report quotes the error instead of linking to it."""
+    try:
+        lines = [ln.strip() for ln in Path(path).read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return f"(no {Path(path).name})"
+    return lines[-1][:200] if lines else f"(empty {Path(path).name})"
 
 
 def parse_json_lines(path):
@@ -978,7 +991,7 @@ def main(argv=None):
         if rc == "timeout":
             st.status, st.error = "timeout", f"killed after {st.timeout} s"
         elif rc != 0:
-            st.status, st.error = "failed", f"exit {rc}, see logs/{st.key}.err"
+            st.status, st.error = "failed", f"exit {rc}: {last_line(a.out / 'logs' / f'{st.key}.err')}"
         else:
             try:
                 if st.kind == "c":

@@ -1,5 +1,5 @@
 """Shared fixtures: a unique socket path, an in-process bus pair, and a check
-that no test leaks file descriptors (RELIABILITY.md R8)."""
+that no test leaks file descriptors (docs/RELIABILITY.md R8)."""
 import gc
 import itertools
 import os
@@ -28,6 +28,11 @@ if os.environ.get("TACHYON_REQUIRE_TORCH") == "1":
     import mypy  # noqa: F401
 
 REPO = Path(__file__).resolve().parent.parent
+# The directory the tachyon under test was imported from: the checkout (an
+# in-place build on PYTHONPATH) or site-packages (an installed sdist or
+# wheel). Scripts run in fresh interpreters get the same one on PYTHONPATH,
+# never a source tree that has no built extension in it.
+IMPORT_ROOT = Path(tachyon.__file__).resolve().parent.parent
 ISOLATED = Path(__file__).resolve().parent / "isolated"
 _counter = itertools.count()
 
@@ -98,10 +103,10 @@ def pair(sock_path):
 
 
 def isolated_env():
-    """The environment of a fresh interpreter that imports this checkout's
-    tachyon whatever the working directory."""
+    """The environment of a fresh interpreter that imports the tachyon under
+    test (IMPORT_ROOT), whatever its working directory."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = str(IMPORT_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     return env
 
 

@@ -4,12 +4,12 @@ import re
 import subprocess
 import sys
 
-from conftest import REPO
+from conftest import IMPORT_ROOT
 
 
 def test_bench_runs_and_reports():
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = str(IMPORT_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.run(
         [sys.executable, "-m", "tachyon", "bench", "--count", "3000", "--warmup", "100", "--size", "100"],
         capture_output=True, text=True, timeout=120, env=env,
@@ -23,6 +23,6 @@ def test_bench_runs_and_reports():
 def test_bench_rejects_bad_arguments():
     proc = subprocess.run(
         [sys.executable, "-m", "tachyon", "bench", "--capacity", "64", "--size", "1000"],
-        capture_output=True, text=True, timeout=60, cwd=REPO,
+        capture_output=True, text=True, timeout=60, cwd=IMPORT_ROOT,
     )
     assert proc.returncode == 2 and ">=" in proc.stderr

@@ -1,4 +1,4 @@
-"""Closing and peer loss (PYTHON_API.md "Closing and peer loss", R5)."""
+"""Closing and peer loss (docs/PYTHON_API.md "Closing and peer loss", docs/RELIABILITY.md R5)."""
 import os
 import signal
 import threading
@@ -9,7 +9,7 @@ import pytest
 import tachyon
 from conftest import popen_isolated
 
-PEER_DEATH_BOUND = 0.5  # seconds, RELIABILITY.md
+PEER_DEATH_BOUND = 0.5  # seconds, docs/RELIABILITY.md (liveness bounds)
 MARGIN = 5
 
 
@@ -38,14 +38,36 @@ def test_stop_iteration_after_peer_close(sock_path):
 
 
 def test_iteration_resumes_after_timeout_error(pair):
+    """An exception out of next(it) itself leaves the iterator usable and
+    loses nothing. The exception comes from a SIGALRM handler while next()
+    is blocked on an empty ring: the usual way to put a deadline on a loop
+    over a bus, since iteration itself has no timeout."""
     prod, cons = pair
     it = iter(cons)
     prod.send(b"a")
     assert next(it).data == b"a"
+    # A timeout of another call between two next() calls changes nothing.
     with pytest.raises(tachyon.TachyonTimeoutError):
         cons.recv(timeout=0.01)
+
+    def deadline(signum, frame):
+        raise tachyon.TachyonTimeoutError("application deadline")
+
+    old = signal.signal(signal.SIGALRM, deadline)
+    try:
+        t0 = time.monotonic()
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        with pytest.raises(tachyon.TachyonTimeoutError, match="application deadline"):
+            next(it)
+        # It waited for the alarm, so the error came out of the blocked next().
+        assert time.monotonic() - t0 >= 0.04
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
     prod.send(b"b")
+    prod.send(b"c")
     assert next(it).data == b"b"
+    assert next(it).data == b"c"
     prod.close()
     assert list(it) == []
 

@@ -100,7 +100,7 @@ def test_numpy_in_place_versioned_and_legacy(pair):
     numpy_version = tuple(int(x) for x in np.__version__.split(".")[:2])
     if numpy_version >= (2, 2):
         # numpy >= 2.3 makes legacy imports read-only; so does 2.2.6 (the newest for
-        # Python 3.10), contrary to DLPACK.md's note about older numpy
+        # Python 3.10), earlier than docs/PYTHON_API.md ("DLPack") expects
         assert not b.flags.writeable
     else:
         print(f"numpy {np.__version__}: legacy import writeable={b.flags.writeable}")
@@ -168,7 +168,7 @@ struct call { void *managed; int versioned; };
 static void *run(void *p)
 {
     struct call *c = p;
-    /* deleter at offset 16 (versioned) or 56 (legacy), see DLPACK.md */
+    /* deleter at offset 16 (versioned) or 56 (legacy), see docs/PYTHON_API.md, "DLPack" */
     void (*deleter)(void *);
     deleter = *(void (**)(void *))((char *)c->managed + (c->versioned ? 16 : 56));
     deleter(c->managed);

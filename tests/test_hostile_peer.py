@@ -1,7 +1,7 @@
 """Hostile input never crashes the process (R4, and the ring checks of R1-R3
 seen from Python): a fake listener written in Python sends wrong things, or a
 peer scribbles on the ring after an honest handshake. Each case is a typed
-exception of PYTHON_API.md's tree, raised within the connect timeout, whose
+exception of the tree in docs/PYTHON_API.md, raised within the connect timeout, whose
 message says what the peer did wrong; the autouse fixture checks that the
 descriptor count is unchanged (every fd the kernel installed for us was closed)."""
 import contextlib

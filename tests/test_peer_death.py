@@ -13,9 +13,9 @@ import time
 import pytest
 
 import tachyon
-from conftest import ISOLATED, REPO, popen_isolated
+from conftest import IMPORT_ROOT, ISOLATED, popen_isolated
 
-PEER_DEATH_BOUND = 0.5  # seconds, RELIABILITY.md
+PEER_DEATH_BOUND = 0.5  # seconds, docs/RELIABILITY.md (liveness bounds)
 MARGIN = 5
 STORM_RUNS = 200
 STORM_JOBS = 2
@@ -28,7 +28,7 @@ def test_kill_storm():
     import sys
 
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = str(IMPORT_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     seed = int(time.time())
     t0 = time.monotonic()
     procs = [

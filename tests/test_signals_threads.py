@@ -1,4 +1,4 @@
-"""Ctrl-C and threads (R12, PYTHON_API.md "Threads")."""
+"""Ctrl-C and threads (docs/RELIABILITY.md R12, docs/PYTHON_API.md "Threads")."""
 import threading
 import time
 

@@ -1,4 +1,4 @@
-"""Zero-copy guard lifetimes (PYTHON_API.md "Zero-copy lifetimes", R10, R11)."""
+"""Zero-copy guard lifetimes (docs/PYTHON_API.md "Zero-copy lifetimes", docs/RELIABILITY.md R10, R11)."""
 import ctypes
 import sys
 

@@ -32,7 +32,6 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 BUILD = REPO / "build" / "bench" / "python"
-CORE_LIB = REPO / "build" / "csrc" / "release" / "libtachyon.a"
 
 now_ns = time.perf_counter_ns
 
@@ -238,7 +237,11 @@ def cc() -> str | None:
 
 
 def build_native() -> Path:
-    """Compile _native.c into build/bench/python/_native.so (if stale)."""
+    """Compile _native.c into build/bench/python/_native.so (if stale).
+
+    Not with the core's flags (csrc/flags.mk): the floors measure the best
+    this machine does (memcpy, a cache-line round trip), so they are built
+    for it, -O3 -march=native, and link nothing of tachyon."""
     src = HERE / "_native.c"
     out = BUILD / "_native.so"
     if _stale(out, src):
@@ -254,20 +257,11 @@ def build_native() -> Path:
 
 
 def build_c_producer() -> Path:
-    """Compile c_producer.c against the release core (build/csrc/release/libtachyon.a)."""
-    src = HERE / "c_producer.c"
+    """Build c_producer.c against the release core (make -C benchmarks), so it
+    gets the core's release flags from csrc/flags.mk like the C tools."""
     out = BUILD / "c_producer"
-    subprocess.run(["make", "-s", "-C", str(REPO / "csrc"), "FLAVOUR=release", "lib"], check=True,
+    subprocess.run(["make", "-s", "-C", str(HERE.parent), "../build/bench/python/c_producer"], check=True,
                    stdout=subprocess.DEVNULL)
-    if _stale(out, src, CORE_LIB):
-        compiler = cc()
-        if not compiler:
-            raise RuntimeError("no C compiler (cc/gcc) for benchmarks/python/c_producer.c")
-        BUILD.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(f".{os.getpid()}.tmp")
-        subprocess.run([compiler, "-O2", "-flto=auto", "-std=c11", f"-I{REPO / 'csrc' / 'include'}", "-o",
-                        str(tmp), str(src), str(CORE_LIB), "-lpthread"], check=True)
-        os.replace(tmp, out)
     return out
 
 

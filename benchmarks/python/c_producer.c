@@ -9,7 +9,6 @@
  * when the ring is full, until the consumer closes the bus. Prints the
  * number of messages sent. Exit 0 when the consumer closed, 1 on error.
  */
-#define _GNU_SOURCE
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>

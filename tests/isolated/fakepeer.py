@@ -1,7 +1,8 @@
-"""A foreign wire-4 peer written in plain Python (WIRE.md), for tests that need
-a peer which is not our C core: fake listeners that send wrong things (R4),
-and a producer that behaves like tachyon-ipc 0.5.1 (R5, R6): it closes its
-socket right after the handshake, publishes head after every message and
+"""A foreign wire-4 peer written in plain Python (ABI.md, "The handshake" and
+"Publication and waking"), for tests that need a peer which is not our C
+core: fake listeners that send wrong things (R4), and a producer that
+behaves like tachyon-ipc 0.5.1 (R5, R6): it closes its socket right after
+the handshake, publishes head after every message and
 wakes a sleeping consumer the 0.5.1 way (FUTEX_WAKE without a compare-and-swap),
 or never (a broken producer: lost wakes are then expected).
 

@@ -46,7 +46,7 @@ import fakepeer  # noqa: E402
 import tachyon  # noqa: E402
 from streamlib import check, payload  # noqa: E402
 
-BOUND = 0.5  # s, RELIABILITY.md
+BOUND = 0.5  # s, docs/RELIABILITY.md (liveness bounds)
 MARGIN = 5
 CAPACITY = 1 << 14
 MAX_SIZE = 700
