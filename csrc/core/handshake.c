@@ -383,6 +383,29 @@ void tachyon_listener_close(tachyon_listener *l)
 /* ------------------------------------------------------------------------ */
 /* Connector                                                                 */
 
+/* -ETIMEDOUT, with a detail saying what the last attempt met: a timed-out
+ * connect is most often a listener that is not there yet, or no longer. */
+static int timeout_detail(const char *path, int last_err)
+{
+	switch (last_err) {
+	case ECONNREFUSED:
+		return tachyon_detail_fail(-ETIMEDOUT,
+		                           "no process accepts connections at %s (a socket file left "
+		                           "by a listener that exited, or not a socket at all)",
+		                           path);
+	case EAGAIN:
+		return tachyon_detail_fail(-ETIMEDOUT,
+		                           "the listener at %s did not take the connection within the "
+		                           "timeout (its one slot is busy with another connector?)",
+		                           path);
+	default:
+		return tachyon_detail_fail(-ETIMEDOUT,
+		                           "nothing appeared at %s within the timeout (is the listener "
+		                           "running, with this path?)",
+		                           path);
+	}
+}
+
 /*
  * Connect to path, retrying every <= 10 ms while it is missing or refuses
  * (or its backlog is full), until the deadline. The socket is non-blocking
@@ -391,6 +414,7 @@ void tachyon_listener_close(tachyon_listener *l)
 static int connect_retry(const struct sockaddr_un *addr, const tachyon_wait *w)
 {
 	int64_t last_check = tachyon_now_ns();
+	int last_err = ENOENT;
 	for (;;) {
 		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 		if (fd < 0)
@@ -407,9 +431,12 @@ static int connect_retry(const struct sockaddr_un *addr, const tachyon_wait *w)
 		}
 		if (e != ENOENT && e != ECONNREFUSED && e != EAGAIN)
 			return -e;
+		last_err = e;
 
 		int64_t now = tachyon_now_ns();
 		int rc = tachyon_wait_check(w, now, &last_check, 0);
+		if (rc == -ETIMEDOUT)
+			return timeout_detail(addr->sun_path, last_err);
 		if (rc < 0)
 			return rc;
 		if (tachyon_nap(tachyon_time_left(w->deadline_ns, now, CONNECT_RETRY_NS)) < 0) {
