@@ -2,6 +2,8 @@
 mypy --strict over it, so the stub (tachyon/_core.pyi) stays true. Never run."""
 from typing import List, Optional
 
+import numpy as np
+
 import tachyon
 
 
@@ -9,6 +11,9 @@ def producer(path: str) -> int:
     with tachyon.Bus.connect(path, timeout=2.5, role="producer") as bus:
         bus.send(b"hello", type_id=tachyon.make_type_id(1, 2))
         bus.send(bytearray(3), 1, timeout=None)
+        # NumPy arrays are buffers on every Python version the package supports
+        bus.send(np.zeros(4), type_id=7)
+        bus.send_many([np.arange(3, dtype=np.int32), np.float64(1.5)])
         sent: int = bus.send_many([b"a", memoryview(b"b")], type_id=3, timeout=0.5)
         with bus.send_zero_copy(size=4, type_id=5) as tx:
             with memoryview(tx) as mv:
@@ -46,6 +51,8 @@ def consumer(path: str) -> List[bytes]:
                 view: tachyon.RxMsgView = batch[i]
                 out.append(bytes(view))
                 size += len(view)
+            for each in batch:
+                size += each.actual_size
         stats: tachyon.BusStats = bus.stats
         pid: Optional[int] = stats.peer_pid
         role: Optional[str] = bus.role

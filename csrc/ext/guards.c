@@ -612,6 +612,14 @@ static PyObject *RxBatch_exit(RxBatchObject *b, PyObject *const *args, Py_ssize_
 	Py_RETURN_FALSE;
 }
 
+/* iter(batch): the views in order. Without it Python would still iterate
+ * through batch[i], but type checkers only know that a class with __iter__
+ * is iterable. A spent batch raises at the first next(), as batch[i] does. */
+static PyObject *RxBatch_iter(RxBatchObject *b)
+{
+	return PySeqIter_New((PyObject *)b);
+}
+
 static int RxBatch_traverse(RxBatchObject *b, visitproc visit, void *arg)
 {
 	Py_VISIT(Py_TYPE(b));
@@ -645,6 +653,7 @@ static PyType_Slot RxBatch_slots[] = {
 	{Py_tp_dealloc, RxBatch_dealloc},
 	{Py_tp_traverse, RxBatch_traverse},
 	{Py_tp_methods, RxBatch_methods},
+	{Py_tp_iter, RxBatch_iter},
 	{Py_sq_length, RxBatch_len},
 	{Py_sq_item, RxBatch_item},
 	{Py_mp_length, RxBatch_len},
