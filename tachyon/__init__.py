@@ -13,6 +13,7 @@ the named tuple Bus.stats returns; this package re-exports them and adds
 what is not per-message.
 """
 from ._core import (
+    CORE_VERSION,
     AbiMismatchError,
     BusClosedError,
     BusFullError,
@@ -35,7 +36,8 @@ from ._core import (
     route_id,
 )
 
-__version__ = "0.1.0"
+# One version source: TACHYON_VERSION_STRING in csrc/include/tachyon/tachyon.h.
+__version__: str = CORE_VERSION
 
 __all__ = [
     "AbiMismatchError",

@@ -1,18 +1,15 @@
 """`python -m tachyon bench` runs end to end (numbers are printed, never judged here)."""
-import os
 import re
 import subprocess
 import sys
 
-from conftest import IMPORT_ROOT
+from conftest import IMPORT_ROOT, isolated_env
 
 
 def test_bench_runs_and_reports():
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(IMPORT_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.run(
         [sys.executable, "-m", "tachyon", "bench", "--count", "3000", "--warmup", "100", "--size", "100"],
-        capture_output=True, text=True, timeout=120, env=env,
+        capture_output=True, text=True, timeout=120, env=isolated_env(),
     )
     assert proc.returncode == 0, proc.stderr
     print(proc.stdout)

@@ -13,7 +13,7 @@ import time
 import pytest
 
 import tachyon
-from conftest import IMPORT_ROOT, ISOLATED, popen_isolated
+from conftest import ISOLATED, isolated_env, popen_isolated
 
 PEER_DEATH_BOUND = 0.5  # seconds, docs/RELIABILITY.md (liveness bounds)
 MARGIN = 5
@@ -27,8 +27,7 @@ def test_kill_storm():
     import subprocess
     import sys
 
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(IMPORT_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env = isolated_env()
     seed = int(time.time())
     t0 = time.monotonic()
     procs = [

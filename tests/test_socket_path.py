@@ -12,7 +12,7 @@ import time
 import pytest
 
 import tachyon
-from conftest import IMPORT_ROOT, run_isolated
+from conftest import isolated_env, run_isolated
 
 
 def wait_for(cond, timeout=10.0, what="condition"):
@@ -100,7 +100,7 @@ def test_stale_socket_of_killed_listener_is_replaced(sock_path, kind):
         "plain": "import socket, sys, time; s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); "
                  "s.listen(1); time.sleep(30)",
     }[kind]
-    env = dict(os.environ, PYTHONPATH=str(IMPORT_ROOT))
+    env = isolated_env()
     proc = subprocess.Popen([sys.executable, "-c", code, sock_path], env=env)
     try:
         wait_for(lambda: listening_on(sock_path), what="the doomed listener")
