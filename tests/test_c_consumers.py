@@ -4,6 +4,7 @@ tachyon.pc under a prefix; the C++ example builds out of tree against that
 prefix (find_package, and pkg-config against the shared library) and against
 the source tree (add_subdirectory), and each build talks to a Python
 consumer across two processes."""
+import errno
 import os
 import shutil
 import subprocess
@@ -107,3 +108,30 @@ def test_add_subdirectory(tmp_path):
     run([cmake(), "-S", str(project), "-B", str(build)])
     run([cmake(), "--build", str(build), "--target", "sender", "-j2"])
     talks_to_python(build / "sender")
+
+
+def test_lto_archive_links_cleanly(tmp_path):
+    """The optimised archive (`make -C csrc lib`, built with LTO) links into
+    a program that listens and connects without a single warning: link-time
+    flow analysis runs again in the user's link, where a false positive
+    would greet every C user."""
+    run(["make", "-s", "-C", str(REPO / "csrc"), "FLAVOUR=release", "lib"])
+    program = tmp_path / "app.c"
+    program.write_text(
+        '#include "tachyon/tachyon.h"\n'
+        "#include <stdio.h>\n"
+        "int main(int argc, char **argv) {\n"
+        "    tachyon_wait w = {.deadline_ns = tachyon_deadline_after(1000000)};\n"
+        "    tachyon_bus *b = NULL;\n"
+        "    int rc = argc > 1 ? tachyon_bus_listen(argv[1], 1 << 16, NULL, &w, &b)\n"
+        '                      : tachyon_bus_connect("/nonexistent/x.sock", &w, &b);\n'
+        '    printf("%d %s\\n", rc, tachyon_handshake_detail());\n'
+        "    return 0;\n"
+        "}\n"
+    )
+    archive = REPO / "build" / "csrc" / "release" / "libtachyon.a"
+    proc = run(["cc", "-std=c11", "-O2", "-flto=auto", "-Wall", "-Wextra", f"-I{REPO / 'csrc' / 'include'}",
+                str(program), str(archive), "-lpthread", "-o", str(tmp_path / "app")])
+    assert proc.stderr == "", proc.stderr
+    out = run([str(tmp_path / "app")]).stdout
+    assert out.startswith(f"-{errno.ETIMEDOUT} nothing appeared at"), out
