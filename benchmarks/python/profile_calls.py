@@ -51,9 +51,9 @@ ENTRIES = [
     ("TxGuard deallocation", "TxGuard_dealloc", N_ZC),
 ]
 # (function, divisor, unit): divisor None = the function's own call count
-BREAKDOWN = [("Bus_send", None, "call"), ("tx_bus_recv_message", None, "call"),
+BREAKDOWN = [("Bus_send", None, "call"), ("recv_message", None, "call"),
              ("Bus_send_many", N_BATCH_MSGS, "message"), ("Bus_drain_batch", N_BATCH_MSGS, "message"),
-             ("tachyon_bus_send", None, "call"), ("tx_family_enter", None, "call"), ("tx_message_new", None, "call"),
+             ("tachyon_bus_send", None, "call"), ("tx_message_new", None, "call"),
              ("RxBatch_item", None, "call"), ("RxBatch_exit", N_BATCH_MSGS, "message"),
              ("Bus_send_zero_copy", None, "call"), ("zero_copy_send", None, "call"),
              ("zero_copy_recv", None, "call"), ("recv_first", None, "call"), ("TxGuard_exit", None, "call"),
@@ -110,6 +110,9 @@ def workload():
 _LINE = re.compile(r"^\s*([\d,]+)\s+\([\s\d.]+%\)\s+([*>< ])?\s*(\S+?):(\S+?)(?:'\d+)?(?: \(([\d,]+)x\))?(?: \[.*\])?\s*$")
 
 
+_LTO_SUFFIX = re.compile(r"\.(lto_priv|part|constprop|isra)\.\d+$")
+
+
 def parse_tree(text):
     """callgrind_annotate --tree=calling --inclusive=yes: {fn: incl}, {fn: {callee: (incl, calls)}}."""
     incl, callees, calls = {}, {}, {}
@@ -121,7 +124,9 @@ def parse_tree(text):
                 cur = None
             continue
         cost = int(m.group(1).replace(",", ""))
-        mark, fn, n = m.group(2), m.group(4), m.group(5)
+        # Link-time optimisation renames file-static functions it clones or
+        # localises ("Bus_send.lto_priv.0"): count them under their own names.
+        mark, fn, n = m.group(2), _LTO_SUFFIX.sub("", m.group(4)), m.group(5)
         if mark == "*":
             cur = fn
             incl[fn] = max(incl.get(fn, 0), cost)
