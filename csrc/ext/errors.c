@@ -99,7 +99,7 @@ static const tx_errrow rows[] = {
 
 	/* connecting: every code has a connect sentence */
 	{ETIMEDOUT, TX_IN_CONNECT, W_WHY, X_CONNECT_TIMEOUT,
-	 "connect({path}): no bus within the timeout: {why}"},
+	 "connect({path}): no listener within the timeout: {why}"},
 	{ETIMEDOUT, TX_IN_CONNECT, W_ANY, X_CONNECT_TIMEOUT,
 	 "connect({path}): no listener accepted and completed the handshake within the timeout; is "
 	 "the listener running (Bus.listen) on this path?"},
