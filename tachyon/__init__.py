@@ -15,6 +15,17 @@ what is not per-message, and the two array helpers whose cost is the array's
 array itself).
 """
 import contextlib as _contextlib
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
+from typing import Dict as _Dict
+from typing import Iterator as _Iterator
+from typing import Optional as _Optional
+from typing import Sequence as _Sequence
+from typing import Union as _Union
+
+if _TYPE_CHECKING:
+    from numpy.typing import DTypeLike as _DTypeLike
+    from numpy.typing import NDArray as _NDArray
 
 from ._core import (
     AbiMismatchError,
@@ -80,7 +91,7 @@ class Bus(TachyonBus):
 
     __slots__ = ()
 
-    def recv_array(self, timeout=None):
+    def recv_array(self, timeout: _Optional[float] = None) -> "_NDArray[_Any]":
         """Receive one tensor frame as a writable numpy array of its own memory.
 
         The copy is made straight from the slot, which goes back to the
@@ -96,7 +107,14 @@ class Bus(TachyonBus):
                 del view
 
     @_contextlib.contextmanager
-    def send_array_zero_copy(self, shape, dtype, type_id=0, *, timeout=0):
+    def send_array_zero_copy(
+        self,
+        shape: _Union[int, _Sequence[int]],
+        dtype: "_DTypeLike",
+        type_id: int = 0,
+        *,
+        timeout: _Optional[float] = 0,
+    ) -> "_Iterator[_NDArray[_Any]]":
         """Reserve a tensor frame of ``shape`` and ``dtype`` and yield a writable
         numpy array over its data in the slot, to be filled in place.
 
@@ -115,16 +133,16 @@ class Bus(TachyonBus):
                             "byte order)")
         if isinstance(shape, int):
             shape = (shape,)
-        shape = tuple(int(n) for n in shape)
+        dims = tuple(int(n) for n in shape)
         nbytes = dt.itemsize
-        for n in shape:
+        for n in dims:
             nbytes *= max(n, 0)
         with self.send_zero_copy(_FRAME_HEADER + nbytes, type_id, timeout=timeout) as tx:
             if not 0 <= type_id <= 0xFFFF:
                 raise ValueError("send_array_zero_copy: type_id is the frame's 16-bit message "
                                  f"type (0..65535), got {type_id}")
             tx.type_id = 0xFFFF0000 | type_id
-            arr = numpy.asarray(_SlotArray(_frame_zero_copy(tx, shape, code, dt.itemsize * 8,
+            arr = numpy.asarray(_SlotArray(_frame_zero_copy(tx, dims, code, dt.itemsize * 8,
                                                             dt.str), tx))
             try:
                 yield arr
@@ -145,7 +163,7 @@ class _SlotArray:
 
     __slots__ = ("__array_interface__", "_guard")
 
-    def __init__(self, interface, guard):
+    def __init__(self, interface: _Dict[str, _Any], guard: TxGuard) -> None:
         self.__array_interface__ = interface
         self._guard = guard
 

@@ -3,8 +3,8 @@
  *
  * Receiving: a frame's header is checked by the core's decoder (one copy
  * out of the slot) before anything is built; the array is then a numpy
- * array over a buffer export of the slot's owner, so it pins the slot like
- * a memoryview does, and is read-only because the owner's buffer is.
+ * array over a buffer export of the slot's owner, so it pins the slot as
+ * long as it lives, and is read-only because the owner's buffer is.
  *
  * Sending: send_array reads an object's dtype, shape and strides from its
  * buffer (numpy, array.array, memoryview) or, lacking one, its DLPack
@@ -86,7 +86,7 @@ PyObject *tx_frame_array(PyObject *owner, const tachyon_tensor_frame *f)
 {
 	const char *ts = numpy_typestr(f->code, f->bits);
 	PyObject *np = NULL, *dtype = NULL, *shape = NULL, *strides = NULL, *kw = NULL;
-	PyObject *ndarray = NULL, *args = NULL, *arr = NULL;
+	PyObject *ndarray = NULL, *args = NULL, *arr = NULL, *flat = NULL;
 
 	if (!ts) {
 		PyErr_SetString(PyExc_TypeError,
@@ -104,11 +104,16 @@ PyObject *tx_frame_array(PyObject *owner, const tachyon_tensor_frame *f)
 	else
 		strides = Py_NewRef(Py_None);
 	ndarray = PyObject_GetAttrString(np, "ndarray");
-	if (!dtype || !shape || !strides || !ndarray)
+	/* numpy.frombuffer holds its buffer export (the pin on a slot) for the
+	 * life of the flat array, which the shaped array keeps as its base;
+	 * numpy.ndarray(buffer=owner) would let go of the export at once */
+	flat = PyObject_CallMethod(np, "frombuffer", "OsKK", owner, "u1",
+	                           (unsigned long long)f->data_size,
+	                           (unsigned long long)f->data_offset);
+	if (!dtype || !shape || !strides || !ndarray || !flat)
 		goto done;
 	args = PyTuple_Pack(1, shape);
-	kw = Py_BuildValue("{sOsOsKsO}", "dtype", dtype, "buffer", owner, "offset",
-	                   (unsigned long long)f->data_offset, "strides", strides);
+	kw = Py_BuildValue("{sOsOsO}", "dtype", dtype, "buffer", flat, "strides", strides);
 	if (!args || !kw)
 		goto done;
 	arr = PyObject_Call(ndarray, args, kw);
@@ -118,6 +123,7 @@ done:
 	Py_XDECREF(shape);
 	Py_XDECREF(strides);
 	Py_XDECREF(ndarray);
+	Py_XDECREF(flat);
 	Py_XDECREF(args);
 	Py_XDECREF(kw);
 	return arr;

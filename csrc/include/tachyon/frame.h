@@ -56,6 +56,13 @@ extern "C" {
 /* Whether a type_id marks a frame. */
 #define TACHYON_FRAME_IS_TYPE_ID(type_id) (((uint32_t)(type_id) >> 16) == TACHYON_FRAME_ROUTE)
 
+/* Layout checks in C and C++ alike. */
+#if !defined(__cplusplus)
+#define TACHYON_FRAME_ASSERT(cond, msg) _Static_assert(cond, msg)
+#else
+#define TACHYON_FRAME_ASSERT(cond, msg) static_assert(cond, msg)
+#endif
+
 /* The header as it sits at the start of the payload. */
 struct tachyon_frame_header {
 	uint32_t magic;       /* TACHYON_FRAME_MAGIC */
@@ -72,18 +79,18 @@ struct tachyon_frame_header {
 	uint8_t reserved[32]; /* 0 */
 };
 
-_Static_assert(offsetof(struct tachyon_frame_header, magic) == 0, "frame magic @0");
-_Static_assert(offsetof(struct tachyon_frame_header, version) == 4, "frame version @4");
-_Static_assert(offsetof(struct tachyon_frame_header, flags) == 6, "frame flags @6");
-_Static_assert(offsetof(struct tachyon_frame_header, code) == 8, "frame dtype @8");
-_Static_assert(offsetof(struct tachyon_frame_header, lanes) == 10, "frame lanes @10");
-_Static_assert(offsetof(struct tachyon_frame_header, ndim) == 12, "frame ndim @12");
-_Static_assert(offsetof(struct tachyon_frame_header, data_offset) == 16, "frame data_offset @16");
-_Static_assert(offsetof(struct tachyon_frame_header, data_size) == 24, "frame data_size @24");
-_Static_assert(offsetof(struct tachyon_frame_header, shape) == 32, "frame shape @32");
-_Static_assert(offsetof(struct tachyon_frame_header, strides) == 96, "frame strides @96");
-_Static_assert(offsetof(struct tachyon_frame_header, reserved) == 160, "frame reserved @160");
-_Static_assert(sizeof(struct tachyon_frame_header) == TACHYON_FRAME_HEADER_SIZE,
+TACHYON_FRAME_ASSERT(offsetof(struct tachyon_frame_header, magic) == 0, "frame magic @0");
+TACHYON_FRAME_ASSERT(offsetof(struct tachyon_frame_header, version) == 4, "frame version @4");
+TACHYON_FRAME_ASSERT(offsetof(struct tachyon_frame_header, flags) == 6, "frame flags @6");
+TACHYON_FRAME_ASSERT(offsetof(struct tachyon_frame_header, code) == 8, "frame dtype @8");
+TACHYON_FRAME_ASSERT(offsetof(struct tachyon_frame_header, lanes) == 10, "frame lanes @10");
+TACHYON_FRAME_ASSERT(offsetof(struct tachyon_frame_header, ndim) == 12, "frame ndim @12");
+TACHYON_FRAME_ASSERT(offsetof(struct tachyon_frame_header, data_offset) == 16, "frame data_offset @16");
+TACHYON_FRAME_ASSERT(offsetof(struct tachyon_frame_header, data_size) == 24, "frame data_size @24");
+TACHYON_FRAME_ASSERT(offsetof(struct tachyon_frame_header, shape) == 32, "frame shape @32");
+TACHYON_FRAME_ASSERT(offsetof(struct tachyon_frame_header, strides) == 96, "frame strides @96");
+TACHYON_FRAME_ASSERT(offsetof(struct tachyon_frame_header, reserved) == 160, "frame reserved @160");
+TACHYON_FRAME_ASSERT(sizeof(struct tachyon_frame_header) == TACHYON_FRAME_HEADER_SIZE,
                "the frame header is 192 bytes");
 
 /* A frame as the API sees it: checked, in private memory. */
