@@ -17,6 +17,7 @@
 #include "calls.h"
 #include "errors.h"
 #include "family.h"
+#include "frames.h"
 #include "guards.h"
 #include "message.h"
 #include "slots.h"
@@ -592,6 +593,84 @@ static PyObject *Bus_acquire_tx(BusObject *self, PyObject *const *args, Py_ssize
 	return zero_copy_send(self, args, nargs, kwnames, "acquire_tx");
 }
 
+/* send_array: the frame header and the elements, gathered into C order, in
+ * one copy straight into the reserved slot. The source is read with the
+ * producer family held, so no other send of this bus interleaves. */
+static PyObject *Bus_send_array(BusObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                PyObject *kwnames)
+{
+	static const char *const names[] = {"obj", "type_id", "timeout"};
+	PyObject *a[3];
+	uint32_t tag = 0, type_id;
+	int64_t tns = 0, deadline;
+	tx_array_src src;
+	size_t size;
+	void *p = NULL;
+	tachyon_wait now = {0, 0, NULL, NULL};
+	int r;
+
+	if (tx_parse_args("send_array", args, nargs, kwnames, names, 3, 2, 1, a) < 0)
+		return NULL;
+	if (a[1] && tx_parse_type_id(a[1], &tag) < 0)
+		return NULL;
+	if (tag > 0xFFFF) {
+		PyErr_Format(PyExc_ValueError,
+		             "send_array: type_id is the frame's 16-bit message type (0..65535), got %R; "
+		             "the route half of a frame's type_id is always 0xFFFF",
+		             a[1]);
+		return NULL;
+	}
+	type_id = TACHYON_FRAME_TYPE_ID(tag);
+	if (a[2] && tx_parse_timeout(a[2], &tns) < 0)
+		return NULL;
+	if (tx_bus_usable(self) < 0 || tx_bus_want_role(self, TACHYON_ROLE_PRODUCER) < 0)
+		return NULL;
+	if (tx_array_src_get(a[0], &src) < 0)
+		return NULL;
+	size = (size_t)tachyon_tensor_frame_payload_size(&src.frame);
+	deadline = tx_deadline(tns);
+	r = tx_family_enter(self, FAM_TX, deadline);
+	if (r == -1)
+		goto fail;
+	if (r == 0) {
+		if (check_no_tx_guard(self) < 0) {
+			tx_family_exit(self, FAM_TX);
+			goto fail;
+		}
+		r = tachyon_bus_reserve(self->bus, size, &p, &now);
+		if ((r == -EAGAIN || r == -ETIMEDOUT) && deadline != 0) {
+			tx_call c = {.op = OP_RESERVE, .self = self, .deadline = deadline,
+			             .size = size, .payload = &p};
+			r = tx_blocking(&c);
+		}
+		if (r == 0) {
+			r = tachyon_tensor_frame_encode(p, size, &src.frame);
+			if (r == 0) {
+				if (src.contiguous)
+					tachyon_bus_copy_payload(self->bus, (uint8_t *)p + src.frame.data_offset,
+					                         src.data, (size_t)src.frame.data_size);
+				else
+					tx_array_src_copy(&src, (uint8_t *)p + src.frame.data_offset);
+				r = tachyon_bus_commit(self->bus, size, type_id);
+			}
+			if (r == 0)
+				r = tachyon_bus_flush(self->bus);
+			else
+				tachyon_bus_rollback(self->bus);
+		}
+		tx_family_exit(self, FAM_TX);
+	}
+	if (r < 0) {
+		send_failed(self, r, size, "send_array");
+		goto fail;
+	}
+	tx_array_src_release(&src);
+	Py_RETURN_NONE;
+fail:
+	tx_array_src_release(&src);
+	return NULL;
+}
+
 static PyObject *Bus_flush(BusObject *self, PyObject *unused)
 {
 	int r;
@@ -1104,6 +1183,11 @@ static PyMethodDef Bus_methods[] = {
 	 "send_zero_copy($self, /, size, type_id=0, *, timeout=0)\n--\n\n"
 	 "Reserve a slot of `size` bytes and return a TxGuard to write into (with-statement):\n"
 	 "commit + publish on a clean exit, rollback on an exception."},
+	{"send_array", FN(Bus_send_array), FKW,
+	 "send_array($self, /, obj, type_id=0, *, timeout=0)\n--\n\n"
+	 "Send an array (numpy, torch CPU tensor, array.array, memoryview with a format) as a\n"
+	 "tensor frame: its dtype and shape travel with it; non-contiguous input is copied in C\n"
+	 "order. type_id is the frame's 16-bit message type (the route is 0xFFFF)."},
 	{"acquire_tx", FN(Bus_acquire_tx), FKW,
 	 "acquire_tx($self, /, size, type_id=0, *, timeout=0)\n--\n\nSame as send_zero_copy (0.5.1 name)."},
 	{"flush", (PyCFunction)Bus_flush, METH_NOARGS,

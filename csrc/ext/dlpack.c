@@ -1,6 +1,10 @@
 /*
  * DLPack export of a received slot (RxGuard and RxMsgView).
  *
+ * A tensor frame (route 0xFFFF, ABI.md "Tensor frames") exports the
+ * array its header describes, once the header passed every check; any
+ * other message exports its payload as 1-D uint8.
+ *
  * Each export owns a context allocated with the raw allocator: the managed
  * tensor, its shape and strides, a strong reference to the bus and the slot's
  * sequence number. The slot stays pinned until the deleter runs. The deleter
@@ -15,6 +19,7 @@
 #include "args.h"
 #include "dlpack_abi.h"
 #include "errors.h"
+#include "frames.h"
 #include "slots.h"
 
 static const char CAP_LEGACY[] = "dltensor";
@@ -25,8 +30,8 @@ typedef struct {
 		tdl_managed legacy;
 		tdl_managed_versioned versioned;
 	} mt;                     /* first: the capsule points here */
-	int64_t shape[1];
-	int64_t strides[1];
+	int64_t shape[TACHYON_FRAME_MAX_NDIM];
+	int64_t strides[TACHYON_FRAME_MAX_NDIM];
 	BusObject *bus;           /* strong */
 	uint64_t seq;
 } tx_dlctx;
@@ -154,7 +159,9 @@ PyObject *tx_dlpack_export(BusObject *bus, const tx_rxmsg *m, PyObject *const *a
 	PyObject *a[4], *cap;
 	tx_dlctx *ctx;
 	tdl_tensor *t;
-	int versioned;
+	tachyon_tensor_frame f;
+	int versioned, is_frame;
+	uint32_t i;
 
 	if (tx_parse_args("__dlpack__", args, nargs, kwnames, names, 4, 1, 0, a) < 0)
 		return NULL;
@@ -178,12 +185,24 @@ PyObject *tx_dlpack_export(BusObject *bus, const tx_rxmsg *m, PyObject *const *a
 	}
 	if (tachyon_bus_forked(bus->bus))
 		return tx_raise_forked(bus->st);
+	/* a tensor frame exports its own dtype, shape and strides; its header
+	 * is checked first and a bad one exports nothing */
+	is_frame = TACHYON_FRAME_IS_TYPE_ID(m->type_id);
+	if (is_frame && tx_frame_of(m->data, m->size, m->type_id, &f, PyExc_BufferError) < 0)
+		return NULL;
 
 	ctx = PyMem_RawCalloc(1, sizeof *ctx);
 	if (!ctx)
 		return PyErr_NoMemory();
-	ctx->shape[0] = (int64_t)m->size;
-	ctx->strides[0] = 1;
+	if (is_frame) {
+		for (i = 0; i < f.ndim; i++) {
+			ctx->shape[i] = f.shape[i];
+			ctx->strides[i] = f.strides[i];
+		}
+	} else {
+		ctx->shape[0] = (int64_t)m->size;
+		ctx->strides[0] = 1;
+	}
 	ctx->bus = (BusObject *)Py_NewRef(bus);
 	ctx->seq = m->seq;
 	if (versioned) {
@@ -200,12 +219,12 @@ PyObject *tx_dlpack_export(BusObject *bus, const tx_rxmsg *m, PyObject *const *a
 		ml->deleter = deleter_legacy;
 		t = &ml->dl_tensor;
 	}
-	t->data = (void *)m->data;
+	t->data = (void *)(is_frame ? m->data + f.data_offset : m->data);
 	t->device.device_type = TDL_CPU;
 	t->device.device_id = 0;
-	t->ndim = 1;
-	t->dtype.code = TDL_UINT;
-	t->dtype.bits = 8;
+	t->ndim = is_frame ? (int32_t)f.ndim : 1;
+	t->dtype.code = is_frame ? f.code : TDL_UINT;
+	t->dtype.bits = is_frame ? f.bits : 8;
 	t->dtype.lanes = 1;
 	t->shape = ctx->shape;
 	t->strides = ctx->strides;

@@ -22,6 +22,7 @@
 #include "dlpack.h"
 #include "errors.h"
 #include "family.h"
+#include "frames.h"
 #include "slots.h"
 
 static const char SPENT_RX[] =
@@ -448,6 +449,25 @@ static PyObject *RxGuard_dlpack(RxGuardObject *g, PyObject *const *args, Py_ssiz
 
 static PyObject *rx_dlpack_device(PyObject *self, PyObject *unused) { return tx_dlpack_device(); }
 
+/* .array() of RxGuard and RxMsgView: the frame checked, then a numpy array
+ * over a buffer export of owner (the export pins the slot). */
+static PyObject *rx_array(PyObject *owner, const tx_rxmsg *m)
+{
+	tachyon_tensor_frame f;
+	if (tx_frame_of(m->data, m->size, m->type_id, &f, PyExc_ValueError) < 0)
+		return NULL;
+	return tx_frame_array(owner, &f);
+}
+
+static PyObject *RxGuard_array(RxGuardObject *g, PyObject *unused)
+{
+	if (g->spent) {
+		PyErr_SetString(PyExc_BufferError, SPENT_RX);
+		return NULL;
+	}
+	return rx_array((PyObject *)g, &g->msg);
+}
+
 static int RxGuard_traverse(RxGuardObject *g, visitproc visit, void *arg)
 {
 	Py_VISIT(Py_TYPE(g));
@@ -475,7 +495,15 @@ static void RxGuard_dealloc(RxGuardObject *g)
 	"this process's view of the slot, never the protocol. The peer can still write the slot:\n"  \
 	"with an untrusted peer, copy."
 
+#define ARRAY_DOC                                                                                 \
+	"array($self, /)\n--\n\n"                                                                   \
+	"The tensor frame in this slot as a read-only numpy array of its dtype and shape, in place;\n" \
+	"it pins the slot until it is gone. TypeError for a message that is not a frame (route\n"     \
+	"0xFFFF) or a bfloat16 frame (use torch.from_dlpack); ValueError for a frame whose header\n"   \
+	"fails a check (nothing is exposed)."
+
 static PyMethodDef RxGuard_methods[] = {
+	{"array", (PyCFunction)RxGuard_array, METH_NOARGS, ARRAY_DOC},
 	{"__enter__", (PyCFunction)RxGuard_enter, METH_NOARGS, "__enter__($self, /)\n--\n\n"},
 	{"__exit__", (PyCFunction)(void (*)(void))RxGuard_exit, METH_FASTCALL,
 	 "__exit__($self, exc_type, exc, tb, /)\n--\n\nHand the slot back once no export is alive."},
@@ -721,6 +749,12 @@ static PyObject *RxView_dlpack(RxViewObject *v, PyObject *const *args, Py_ssize_
 	return tx_dlpack_export(v->batch->bus, m, args, nargs, kwnames);
 }
 
+static PyObject *RxView_array(RxViewObject *v, PyObject *unused)
+{
+	const tx_rxmsg *m = view_msg(v);
+	return m ? rx_array((PyObject *)v, m) : NULL;
+}
+
 static int RxView_traverse(RxViewObject *v, visitproc visit, void *arg)
 {
 	Py_VISIT(Py_TYPE(v));
@@ -738,6 +772,7 @@ static void RxView_dealloc(RxViewObject *v)
 }
 
 static PyMethodDef RxView_methods[] = {
+	{"array", (PyCFunction)RxView_array, METH_NOARGS, ARRAY_DOC},
 	{"__dlpack__", (PyCFunction)(void (*)(void))RxView_dlpack, METH_FASTCALL | METH_KEYWORDS,
 	 DLPACK_DOC},
 	{"__dlpack_device__", rx_dlpack_device, METH_NOARGS,

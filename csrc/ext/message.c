@@ -5,6 +5,7 @@
 #include "message.h"
 
 #include "args.h"
+#include "frames.h"
 
 /* ------------------------------------------------------------------------ */
 /* Message                                                                   */
@@ -149,7 +150,21 @@ static PyObject *Message_reduce(MessageObject *self, PyObject *unused)
 	                     self->data);
 }
 
+static PyObject *Message_array(MessageObject *self, PyObject *unused)
+{
+	tachyon_tensor_frame f;
+	if (tx_frame_of((const uint8_t *)PyBytes_AS_STRING(self->data),
+	                (size_t)PyBytes_GET_SIZE(self->data), self->type_id, &f, PyExc_ValueError) < 0)
+		return NULL;
+	return tx_frame_array(self->data, &f);
+}
+
 static PyMethodDef Message_methods[] = {
+	{"array", (PyCFunction)Message_array, METH_NOARGS,
+	 "array($self, /)\n--\n\n"
+	 "The tensor frame this message holds, as a read-only numpy array over the copy in `data`.\n"
+	 "TypeError when the message is not a frame (route 0xFFFF) or its dtype has no numpy\n"
+	 "form (bfloat16); ValueError when its header fails a check."},
 	{"__reduce__", (PyCFunction)Message_reduce, METH_NOARGS, "__reduce__($self, /)\n--\n\n"},
 	{NULL, NULL, 0, NULL},
 };

@@ -7,6 +7,7 @@
 #include "args.h"
 #include "bus.h"
 #include "dlpack.h"
+#include "frames.h"
 #include "guards.h"
 #include "message.h"
 
@@ -69,6 +70,12 @@ static PyObject *mod_dlpack_counters(PyObject *m, PyObject *unused)
 	return tx_dlpack_counters();
 }
 
+static PyObject *mod_frame_zero_copy(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
+{
+	tx_state *st = PyModule_GetState(m);
+	return tx_frame_zero_copy(args, nargs, st->txguard_type);
+}
+
 static PyMethodDef module_methods[] = {
 	{"make_type_id", (PyCFunction)(void (*)(void))mod_make_type_id, METH_FASTCALL | METH_KEYWORDS,
 	 "make_type_id(route, msg_type)\n--\n\n"
@@ -80,6 +87,10 @@ static PyMethodDef module_methods[] = {
 	{"_dlpack_counters", mod_dlpack_counters, METH_NOARGS,
 	 "_dlpack_counters()\n--\n\n"
 	 "(created, deleted) DLPack export contexts since import (tests: every deleter runs once)."},
+	{"_frame_zero_copy", (PyCFunction)(void (*)(void))mod_frame_zero_copy, METH_FASTCALL,
+	 "_frame_zero_copy(guard, shape, code, bits, typestr, /)\n--\n\n"
+	 "Write a C-contiguous tensor frame header into an open TxGuard, set its actual_size, and\n"
+	 "return an __array_interface__ dict over the frame's data (Bus.send_array_zero_copy)."},
 	{NULL, NULL, 0, NULL},
 };
 

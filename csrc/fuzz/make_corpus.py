@@ -134,9 +134,37 @@ def handshake_seeds():
     }
 
 
+FRAME_MAGIC = 0x4D524654
+
+
+def frame(code, bits, shape, strides=None, offset=192, data_size=None, pad=0):
+    """A tensor frame payload: the 192-byte header, zeros up to offset, the data."""
+    n = 1
+    for d in shape:
+        n *= d
+    size = n * bits // 8 if data_size is None else data_size
+    dims = list(shape) + [0] * (8 - len(shape))
+    st = (list(strides) if strides else []) + [0] * (8 - len(strides or []))
+    hdr = struct.pack('<IHHBBHIQQ8q8q32x', FRAME_MAGIC, 1, 1 if strides else 0, code, bits, 1,
+                      len(shape), offset, size, *dims, *st)
+    return hdr + bytes(offset - 192) + bytes(range(256)) * (size // 256) + bytes(size % 256 + pad)
+
+
+def frame_seeds():
+    return {
+        'u8_image': frame(1, 8, [4, 6, 3]),
+        'f32_0d': frame(2, 32, []),
+        'c128_6d': frame(5, 128, [1, 2, 1, 2, 1, 1]),
+        'strided_rows': frame(1, 8, [3, 5], strides=[8, 1], data_size=21),
+        'empty': frame(6, 8, [0, 9]),
+        'offset_256': frame(0, 16, [7], offset=256),
+        'short_data': frame(2, 64, [4])[:-1],
+    }
+
+
 def main():
     for target, seeds in (('consumer', consumer_seeds()), ('producer', producer_seeds()),
-                          ('handshake', handshake_seeds())):
+                          ('handshake', handshake_seeds()), ('frame', frame_seeds())):
         d = os.path.join(HERE, 'corpus', target)
         os.makedirs(d, exist_ok=True)
         for name, data in seeds.items():

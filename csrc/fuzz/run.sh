@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# The libFuzzer targets of docs/RELIABILITY.md R1 (consumer), R3 (producer) and
-# the handshake decoder. Needs clang with libFuzzer (see csrc/fuzz/README.md).
+# The libFuzzer targets of docs/RELIABILITY.md R1 (consumer), R3 (producer),
+# the handshake decoder and the tensor frame decoder. Needs clang with libFuzzer (see csrc/fuzz/README.md).
 #
 #   run.sh replay        run every committed seed once (seconds)
 #   run.sh short [SECS]  fuzz each target SECS seconds (default 30; CI)
 #   run.sh long  [RUNS]  fuzz each target RUNS executions (default 10 million;
 #                        before a release)
-#   run.sh ... TARGET..  only those targets (consumer producer handshake)
+#   run.sh ... TARGET..  only those targets (consumer producer handshake frame)
 #
 # Fuzzing works on a scratch copy of the corpus under build/, so the
 # committed seeds change only by hand (make_corpus.py). A crash leaves its
@@ -21,13 +21,15 @@ mode=${1:-replay}; shift || true
 arg=
 if [[ ${1:-} =~ ^[0-9]+$ ]]; then arg=$1; shift; fi
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(consumer producer handshake)
+[ ${#targets[@]} -gt 0 ] || targets=(consumer producer handshake frame)
 
-make -s -C "$csrc" fuzz >&2
+# the targets are named here too, so a run builds exactly what it runs
+make -s -C "$csrc" fuzz FUZZ_TARGETS="${targets[*]}" >&2
 out=$(cd "$out" && pwd)
 
-# A ring input holds a header, up to 8192 ring bytes and a program.
-max_len() { [ "$1" = handshake ] && echo 64 || echo 16384; }
+# A ring input holds a header, up to 8192 ring bytes and a program; a frame
+# input is one payload (header, then data).
+max_len() { case $1 in handshake) echo 64 ;; frame) echo 4096 ;; *) echo 16384 ;; esac; }
 
 status=0
 for t in "${targets[@]}"; do

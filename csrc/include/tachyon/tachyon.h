@@ -29,6 +29,7 @@
 #include <sys/types.h>
 
 #include "tachyon/wire.h"
+#include "tachyon/frame.h"
 
 #ifdef __cplusplus
 extern "C" {
