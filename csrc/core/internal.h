@@ -143,6 +143,13 @@ static inline __attribute__((always_inline)) void tachyon_futex_claim_wake(uint3
 		tachyon_futex_wake(word, INT32_MAX);
 }
 
+/* ---- ring.c ------------------------------------------------------------ */
+
+/* The producer's fatal reason when the shared head is not the value it
+ * published. The bus layer recognises it by address to reword it against a
+ * peer that claims no role (tachyon_bus_fatal_reason). */
+extern const char tachyon_reason_foreign_head[] TACHYON_HIDDEN;
+
 /* ---- copy.c ------------------------------------------------------------ */
 
 /* From this payload size up, the copy method is measured and chosen. */
@@ -229,12 +236,14 @@ void tachyon_sockpath_unlink_if(const char *path, const tachyon_file_id *bound);
 /* ---- handshake.c ------------------------------------------------------- */
 
 /* What a finished handshake hands to the bus layer: the mapped region, our
- * socket end (may be -1; kept, never read) and the peer's liveness handle. */
+ * socket end (may be -1; kept, never read), the peer's liveness handle and
+ * the role a listener already claimed. */
 typedef struct tachyon_link {
 	tachyon_region region;
 	int sockfd;
 	tachyon_peer peer;
 	int is_listener;
+	int role;           /* enum tachyon_role the listener claimed in the region, or none */
 } tachyon_link;
 
 /* The handshake halves of tachyon_listener_accept and tachyon_bus_connect:
