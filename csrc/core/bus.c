@@ -181,17 +181,9 @@ int tachyon_bus_is_closed(const tachyon_bus *b)
 /* ------------------------------------------------------------------------ */
 /* roles                                                                     */
 
-/*
- * Claim a role in the region's owner word (ABI.md, "Roles"): 0 when the
- * word is now ours (or already was: the listener's claim made before the
- * peer could see the region), -TACHYON_EROLE when it holds anything else,
- * the other end's value or a peer's junk. Writes nothing on failure.
- */
-static int claim_role(tachyon_bus *b, uint32_t role)
+int tachyon_role_claim(struct tachyon_region_header *hdr, uint32_t role, uint32_t mine)
 {
-	uint32_t *word = role == TACHYON_ROLE_PRODUCER ? &b->hdr->producer_owner
-	                                               : &b->hdr->consumer_owner;
-	uint32_t mine = b->is_listener ? TACHYON_OWNER_LISTENER : TACHYON_OWNER_CONNECTOR;
+	uint32_t *word = role == TACHYON_ROLE_PRODUCER ? &hdr->producer_owner : &hdr->consumer_owner;
 	/* seq_cst CAS 0 -> mine: of two ends claiming the same role at once,
 	 * exactly one succeeds; the other end's CAS on the same word is the
 	 * only access that decides anything here. Nothing is published through
@@ -202,6 +194,12 @@ static int claim_role(tachyon_bus *b, uint32_t role)
 	/* Relaxed: the word is not 0; only whether it is our own value matters
 	 * (a peer changing it now changes nothing we rely on). */
 	return tachyon_atomic_load_relaxed32(word) == mine ? 0 : -TACHYON_EROLE;
+}
+
+static int claim_role(tachyon_bus *b, uint32_t role)
+{
+	return tachyon_role_claim(b->hdr, role,
+	                          b->is_listener ? TACHYON_OWNER_LISTENER : TACHYON_OWNER_CONNECTOR);
 }
 
 /*

@@ -257,4 +257,12 @@ int tachyon_handshake_connect(const char *path, const tachyon_wait *w, tachyon_l
  * and on failure. Returns 0, -EINVAL or -ENOMEM. */
 int tachyon_bus_create(tachyon_link *link, tachyon_bus **out);
 
+/* Claim role (enum tachyon_role) in the region's owner word for the end
+ * whose value is mine (TACHYON_OWNER_LISTENER or _CONNECTOR), ABI.md
+ * "Roles": 0 when the word is now ours (or already was: a listener's claim
+ * made before the peer could see the region), -TACHYON_EROLE when it holds
+ * anything else, the other end's value or a peer's junk. Writes nothing on
+ * failure. What every bus end runs before it attaches a ring end. */
+int tachyon_role_claim(struct tachyon_region_header *hdr, uint32_t role, uint32_t mine);
+
 #endif /* TACHYON_CORE_INTERNAL_H */
