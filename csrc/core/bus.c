@@ -181,6 +181,8 @@ int tachyon_bus_is_closed(const tachyon_bus *b)
 /* ------------------------------------------------------------------------ */
 /* roles                                                                     */
 
+/* The claim itself (internal.h); also run by the fuzz targets on arbitrary
+ * owner words. */
 int tachyon_role_claim(struct tachyon_region_header *hdr, uint32_t role, uint32_t mine)
 {
 	uint32_t *word = role == TACHYON_ROLE_PRODUCER ? &hdr->producer_owner : &hdr->consumer_owner;
@@ -206,9 +208,12 @@ static int claim_role(tachyon_bus *b, uint32_t role)
  * Fix the role and attach its ring end, once: 0, -TACHYON_EROLE (the other
  * role is fixed here, or the other end claimed this one) or the attach
  * error. The claim comes before the attach, so an end refused the role has
- * attached and written nothing and stays free to take the other role. Serialized by role_lock, not by the gate, so
- * that set_role (from any thread, at any time) and a first data call never
- * attach twice, whichever gate form is in use: the membarrier gate does not
+ * attached and written nothing and stays free to take the other role. (A
+ * claim whose attach then fails stays ours: the region's indices are
+ * impossible and the ring is fatal for both ends anyway.)
+ *
+ * Serialized by role_lock, not by the gate, so that set_role (from any
+ * thread, at any time) and a first data call never attach twice, whichever gate form is in use: the membarrier gate does not
  * exclude a set_role racing with a data call. The ring end is used only
  * after the role is published (release store), so attaching needs nothing
  * more. Held for an attach only (a few loads and stores, no syscall).
@@ -243,8 +248,6 @@ static TACHYON_COLD int fix_role(tachyon_bus *b, uint32_t role)
 	tachyon_atomic_store_release32(&b->role_lock, 0);
 	return r;
 }
-
-
 
 int tachyon_bus_set_role(tachyon_bus *b, int role)
 {
