@@ -39,6 +39,7 @@ from ._core import (
     PeerClosedError,
     PeerDeadError,
     RingCorruptError,
+    RoleError,
     RxBatchGuard,
     RxGuard,
     RxMsgView,
@@ -67,6 +68,7 @@ __all__ = [
     "PeerClosedError",
     "PeerDeadError",
     "RingCorruptError",
+    "RoleError",
     "RxBatchGuard",
     "RxGuard",
     "RxMsgView",
@@ -88,7 +90,8 @@ class Bus(TachyonBus):
     for one peer) or ``Bus.connect(path)``. The first data call fixes the
     end's role: ``send*`` make it the producer; ``recv``, ``try_recv``,
     iteration, ``recv_zero_copy`` and ``drain_batch`` the consumer. Two-way
-    traffic uses two buses.
+    traffic uses two buses: a second end claiming a role the other end holds
+    raises ``RoleError`` and stays usable in the other role.
     """
 
     __slots__ = ()

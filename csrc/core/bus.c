@@ -7,8 +7,11 @@
  *
  * Roles. An end starts with no role; set_role or its first data call fixes
  * it (reserve/commit/rollback/flush/send: producer; recv/recv_batch/
- * release_to: consumer) and attaches the matching ring end. A call of the
- * other family is -EPERM from then on.
+ * release_to: consumer): it claims the role in the region's owner word
+ * (ABI.md, "Roles"), then attaches the matching ring end. A claim the other
+ * end already holds is -TACHYON_EROLE and leaves this end without a role;
+ * a call of the other family is -TACHYON_EROLE once the role is fixed.
+ * Claiming happens once per end, never per message.
  *
  * Opening. The handshake (handshake.c) yields a link; the listen, accept
  * and connect calls here wrap that link into a bus.
@@ -68,6 +71,8 @@ int tachyon_bus_create(tachyon_link *link, tachyon_bus **out)
 	return 0;
 }
 
+static TACHYON_COLD int fix_role(tachyon_bus *b, uint32_t role);
+
 int tachyon_listener_accept(tachyon_listener *l, const tachyon_wait *w, tachyon_bus **out)
 {
 	if (!l || !out)
@@ -75,7 +80,21 @@ int tachyon_listener_accept(tachyon_listener *l, const tachyon_wait *w, tachyon_
 	*out = NULL;
 	tachyon_link link;
 	int rc = tachyon_handshake_accept(l, w, &link);
-	return rc < 0 ? rc : tachyon_bus_create(&link, out);
+	if (rc < 0)
+		return rc;
+	int role = link.role;
+	rc = tachyon_bus_create(&link, out);
+	if (rc < 0 || role == TACHYON_ROLE_NONE)
+		return rc;
+	/* The listener claimed the role in the region before it sent the fd,
+	 * so fix_role finds the owner word already ours and only attaches. It
+	 * can still fail: the peer may have written impossible indices since. */
+	rc = fix_role(*out, (uint32_t)role);
+	if (rc < 0) {
+		tachyon_bus_unref(*out);
+		*out = NULL;
+	}
+	return rc;
 }
 
 int tachyon_bus_listen(const char *path, uint64_t capacity, const tachyon_listen_opts *opts,
@@ -162,11 +181,39 @@ int tachyon_bus_is_closed(const tachyon_bus *b)
 /* ------------------------------------------------------------------------ */
 /* roles                                                                     */
 
+/* The claim itself (internal.h); also run by the fuzz targets on arbitrary
+ * owner words. */
+int tachyon_role_claim(struct tachyon_region_header *hdr, uint32_t role, uint32_t mine)
+{
+	uint32_t *word = role == TACHYON_ROLE_PRODUCER ? &hdr->producer_owner : &hdr->consumer_owner;
+	/* seq_cst CAS 0 -> mine: of two ends claiming the same role at once,
+	 * exactly one succeeds; the other end's CAS on the same word is the
+	 * only access that decides anything here. Nothing is published through
+	 * the word: the ring end is attached after it, from the ring's own
+	 * head and tail. */
+	if (tachyon_atomic_cas32(word, TACHYON_OWNER_NONE, mine))
+		return 0;
+	/* Relaxed: the word is not 0; only whether it is our own value matters
+	 * (a peer changing it now changes nothing we rely on). */
+	return tachyon_atomic_load_relaxed32(word) == mine ? 0 : -TACHYON_EROLE;
+}
+
+static int claim_role(tachyon_bus *b, uint32_t role)
+{
+	return tachyon_role_claim(b->hdr, role,
+	                          b->is_listener ? TACHYON_OWNER_LISTENER : TACHYON_OWNER_CONNECTOR);
+}
+
 /*
- * Fix the role and attach its ring end, once: 0, -EPERM (the other role is
- * fixed) or the attach error. Serialized by role_lock, not by the gate, so
- * that set_role (from any thread, at any time) and a first data call never
- * attach twice, whichever gate form is in use: the membarrier gate does not
+ * Fix the role and attach its ring end, once: 0, -TACHYON_EROLE (the other
+ * role is fixed here, or the other end claimed this one) or the attach
+ * error. The claim comes before the attach, so an end refused the role has
+ * attached and written nothing and stays free to take the other role. (A
+ * claim whose attach then fails stays ours: the region's indices are
+ * impossible and the ring is fatal for both ends anyway.)
+ *
+ * Serialized by role_lock, not by the gate, so that set_role (from any
+ * thread, at any time) and a first data call never attach twice, whichever gate form is in use: the membarrier gate does not
  * exclude a set_role racing with a data call. The ring end is used only
  * after the role is published (release store), so attaching needs nothing
  * more. Held for an attach only (a few loads and stores, no syscall).
@@ -185,22 +232,22 @@ static TACHYON_COLD int fix_role(tachyon_bus *b, uint32_t role)
 	uint32_t cur = tachyon_atomic_load_acquire32(&b->role);
 	int r = 0;
 	if (cur == TACHYON_ROLE_NONE) {
-		r = role == TACHYON_ROLE_PRODUCER
-		            ? tachyon_producer_attach(&b->end.prod, b->region.base, b->region.size)
-		            : tachyon_consumer_attach(&b->end.cons, b->region.base, b->region.size);
+		r = claim_role(b, role);
+		if (r == 0)
+			r = role == TACHYON_ROLE_PRODUCER
+			            ? tachyon_producer_attach(&b->end.prod, b->region.base, b->region.size)
+			            : tachyon_consumer_attach(&b->end.cons, b->region.base, b->region.size);
 		/* Release: whoever loads the role with acquire (enter, finalize,
 		 * stats) sees the attached ring end. */
 		if (r == 0)
 			tachyon_atomic_store_release32(&b->role, role);
 	} else if (cur != role) {
-		r = -EPERM;
+		r = -TACHYON_EROLE;
 	}
 	/* Release: unlock; the next fixer's CAS acquires what we did. */
 	tachyon_atomic_store_release32(&b->role_lock, 0);
 	return r;
 }
-
-
 
 int tachyon_bus_set_role(tachyon_bus *b, int role)
 {
@@ -215,7 +262,7 @@ int tachyon_bus_set_role(tachyon_bus *b, int role)
 	if (cur == (uint32_t)role)
 		return 0;
 	if (cur != TACHYON_ROLE_NONE)
-		return -EPERM;
+		return -TACHYON_EROLE;
 	if (bus_is_closing(b))
 		return -TACHYON_ECLOSED;
 	/* No gate: fixing the role uses no ring end (fix_role has its own
@@ -243,7 +290,7 @@ static inline int enter(tachyon_bus *b, uint32_t role)
 	/* Acquire: a role fixed by another thread comes with its attached end. */
 	uint32_t cur = tachyon_atomic_load_acquire32(&b->role);
 	if (__builtin_expect(cur != role, 0) && cur != TACHYON_ROLE_NONE)
-		return -EPERM;
+		return -TACHYON_EROLE;
 	int r = bus_gate_enter(b);
 	if (__builtin_expect(r < 0, 0))
 		return r;

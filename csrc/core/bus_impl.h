@@ -85,6 +85,17 @@ _Static_assert(offsetof(struct tachyon_bus, end) == 128 && sizeof(((struct tachy
 _Static_assert(offsetof(struct tachyon_bus, refs) % 64 == 0 && offsetof(struct tachyon_bus, refs) >= 256,
                "the reference count has a line of its own, away from the hot ones");
 
+/* Does the other end carry our marker (it is tachyon-ipc, not 0.5.1)? The
+ * connector's marker (offset 24) when we listen, the listener's (20)
+ * otherwise. Cold callers only: it chooses a way of waiting or a wording. */
+static inline int bus_peer_is_ours(const tachyon_bus *b)
+{
+	const uint32_t *m = b->is_listener ? &b->hdr->connector_marker : &b->hdr->listener_marker;
+	/* Relaxed: written once at attach, before any message flowed; a wrong
+	 * answer (a peer faking it) only picks the other choice. */
+	return tachyon_atomic_load_relaxed32(m) == TACHYON_PEER_MARKER;
+}
+
 /* ---- fork.c ------------------------------------------------------------ */
 
 /* Bumped in every fork() child (pthread_atfork). Hidden: read per message,

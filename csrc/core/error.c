@@ -36,6 +36,9 @@ const char *tachyon_strerror(int err)
 		       "32 messages, so it will never free room; use capacity >= 64 x the largest slot";
 	case TACHYON_EBUSYPATH:
 		return "a live listener already holds this socket path";
+	case TACHYON_EROLE:
+		return "the role is taken: the other end of the bus holds it, or this end has the other "
+		       "role; a bus carries one direction";
 	case EAGAIN:
 		return "no room or no message right now";
 	case ETIMEDOUT:

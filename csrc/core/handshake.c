@@ -40,6 +40,7 @@ struct tachyon_listener {
 	tachyon_region region;      /* fd -1 once handed to a link */
 	uid_t *allow_uids;
 	size_t n_allow_uids;
+	int role;                   /* enum tachyon_role claimed in the region, or none */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -172,6 +173,9 @@ int tachyon_listener_open(const char *path, uint64_t capacity, const tachyon_lis
 		return -EINVAL;
 	if (opts && opts->n_allow_uids && !opts->allow_uids)
 		return -EINVAL;
+	int role = opts ? opts->role : TACHYON_ROLE_NONE;
+	if (role != TACHYON_ROLE_NONE && role != TACHYON_ROLE_PRODUCER && role != TACHYON_ROLE_CONSUMER)
+		return -EINVAL;
 
 	tachyon_listener *l = calloc(1, sizeof *l);
 	if (!l)
@@ -225,6 +229,18 @@ int tachyon_listener_open(const char *path, uint64_t capacity, const tachyon_lis
 	rc = tachyon_region_create(path, capacity, &l->region);
 	if (rc < 0)
 		goto fail;
+	if (role != TACHYON_ROLE_NONE) {
+		/* The listener's claim (ABI.md, "Roles"). The region says ready
+		 * already, but nobody else can see it before accept sends the fd,
+		 * so claiming now is claiming before the ring is ready for anyone:
+		 * no peer's claim can race with it. Relaxed: sendmsg and the
+		 * peer's mmap order it before anything the peer loads. */
+		struct tachyon_region_header *hdr = l->region.base;
+		uint32_t *word = role == TACHYON_ROLE_PRODUCER ? &hdr->producer_owner
+		                                               : &hdr->consumer_owner;
+		tachyon_atomic_store_relaxed32(word, TACHYON_OWNER_LISTENER);
+	}
+	l->role = role;
 	*out = l;
 	return 0;
 
@@ -363,6 +379,7 @@ int tachyon_handshake_accept(tachyon_listener *l, const tachyon_wait *w, tachyon
 		out->sockfd = afd;
 		out->peer = peer;
 		out->is_listener = 1;
+		out->role = l->role;
 		return 0;
 	}
 }
@@ -649,6 +666,7 @@ int tachyon_handshake_connect(const char *path, const tachyon_wait *w, tachyon_l
 	out->sockfd = sockfd;
 	out->peer = peer;
 	out->is_listener = 0;
+	out->role = TACHYON_ROLE_NONE;
 	return 0;
 
 fail:

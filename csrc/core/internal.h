@@ -143,6 +143,13 @@ static inline __attribute__((always_inline)) void tachyon_futex_claim_wake(uint3
 		tachyon_futex_wake(word, INT32_MAX);
 }
 
+/* ---- ring.c ------------------------------------------------------------ */
+
+/* The producer's fatal reason when the shared head is not the value it
+ * published. The bus layer recognises it by address to reword it against a
+ * peer that claims no role (tachyon_bus_fatal_reason). */
+extern const char tachyon_reason_foreign_head[] TACHYON_HIDDEN;
+
 /* ---- copy.c ------------------------------------------------------------ */
 
 /* From this payload size up, the copy method is measured and chosen. */
@@ -229,12 +236,14 @@ void tachyon_sockpath_unlink_if(const char *path, const tachyon_file_id *bound);
 /* ---- handshake.c ------------------------------------------------------- */
 
 /* What a finished handshake hands to the bus layer: the mapped region, our
- * socket end (may be -1; kept, never read) and the peer's liveness handle. */
+ * socket end (may be -1; kept, never read), the peer's liveness handle and
+ * the role a listener already claimed. */
 typedef struct tachyon_link {
 	tachyon_region region;
 	int sockfd;
 	tachyon_peer peer;
 	int is_listener;
+	int role;           /* enum tachyon_role the listener claimed in the region, or none */
 } tachyon_link;
 
 /* The handshake halves of tachyon_listener_accept and tachyon_bus_connect:
@@ -247,5 +256,13 @@ int tachyon_handshake_connect(const char *path, const tachyon_wait *w, tachyon_l
 /* Build a bus from a link. Takes ownership of everything in it, on success
  * and on failure. Returns 0, -EINVAL or -ENOMEM. */
 int tachyon_bus_create(tachyon_link *link, tachyon_bus **out);
+
+/* Claim role (enum tachyon_role) in the region's owner word for the end
+ * whose value is mine (TACHYON_OWNER_LISTENER or _CONNECTOR), ABI.md
+ * "Roles": 0 when the word is now ours (or already was: a listener's claim
+ * made before the peer could see the region), -TACHYON_EROLE when it holds
+ * anything else, the other end's value or a peer's junk. Writes nothing on
+ * failure. What every bus end runs before it attaches a ring end. */
+int tachyon_role_claim(struct tachyon_region_header *hdr, uint32_t role, uint32_t mine);
 
 #endif /* TACHYON_CORE_INTERNAL_H */

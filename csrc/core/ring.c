@@ -173,6 +173,9 @@ static SLOW_PATH int producer_fail(tachyon_producer *p, const char *why)
 	return mark_fatal(p->hdr);
 }
 
+const char tachyon_reason_foreign_head[] =
+	"a foreign process wrote head (the shared head is not the value this producer published)";
+
 /* Store our private head into the shared head (if it moved). */
 static inline int producer_publish(tachyon_producer *p)
 {
@@ -180,8 +183,7 @@ static inline int producer_publish(tachyon_producer *p)
 	 * last means a foreign writer, whatever the ordering of its store. */
 	uint64_t shared = tachyon_atomic_load_relaxed64(&p->hdr->head);
 	if (UNLIKELY(shared != p->published_head))
-		return producer_fail(p, "a foreign process wrote head (the shared head is not the "
-		                        "value this producer published)");
+		return producer_fail(p, tachyon_reason_foreign_head);
 	if (p->head != p->published_head) {
 		/* release: publishes the headers and payloads (and SKIP padding) of
 		 * every slot below head; pairs with the consumer's acquire load of

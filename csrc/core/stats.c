@@ -56,7 +56,17 @@ const char *tachyon_bus_fatal_reason(const tachyon_bus *b)
 	 * fatal, before it returned -TACHYON_ECORRUPT to its caller. */
 	switch (tachyon_atomic_load_acquire32(&b->role)) {
 	case TACHYON_ROLE_PRODUCER:
-		return b->end.prod.fatal ? b->end.prod.fatal_reason : NULL;
+		if (!b->end.prod.fatal)
+			return NULL;
+		/* A second writer of head. Our peer cannot be one: its producer
+		 * claim would have been refused (ABI.md, "Roles"). A 0.5.1 peer
+		 * claims nothing, and the likeliest second writer is that peer
+		 * sending too. */
+		if (b->end.prod.fatal_reason == tachyon_reason_foreign_head && !bus_peer_is_ours(b))
+			return "the other end also sends on this bus (a tachyon-ipc 0.5.1 peer, which "
+			       "claims no role); a bus carries one direction: open a second bus for "
+			       "replies";
+		return b->end.prod.fatal_reason;
 	case TACHYON_ROLE_CONSUMER:
 		return b->end.cons.fatal ? b->end.cons.fatal_reason : NULL;
 	default:

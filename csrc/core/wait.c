@@ -286,14 +286,11 @@ static inline int reserve_room(tachyon_bus *b, void *arg)
 	return tachyon_producer_try_reserve(&b->end.prod, a->max_payload, a->payload);
 }
 
-/* Does the consumer end carry our marker? The consumer is the peer: the
- * connector (offset 24) when we listen, the listener (offset 20) otherwise. */
+/* Does the consumer end (the peer) carry our marker? A wrong answer only
+ * picks the other (still bounded) way of waiting. */
 static int consumer_is_ours(const tachyon_bus *b)
 {
-	const uint32_t *m = b->is_listener ? &b->hdr->connector_marker : &b->hdr->listener_marker;
-	/* Relaxed: written once at attach, before any message flowed; a wrong
-	 * answer only picks the other (still bounded) way of waiting. */
-	return tachyon_atomic_load_relaxed32(m) == TACHYON_PEER_MARKER;
+	return bus_peer_is_ours(b);
 }
 
 /* A 0.5.1 consumer asleep while we lack room for more than the watchdog:

@@ -105,6 +105,7 @@ static PyObject *bus_wrap(PyTypeObject *cls, PyTypeObject *defining, tachyon_bus
 			PyErr_NoMemory();
 		return NULL;
 	}
+	/* listen and connect fixed the role in the core already; this caches it. */
 	if (role != TACHYON_ROLE_NONE && tx_bus_want_role(self, role) < 0) {
 		Py_DECREF(self);
 		return NULL;
@@ -181,6 +182,9 @@ static PyObject *Bus_listen(PyObject *cls, PyTypeObject *defining, PyObject *con
 	}
 	opts.allow_uids = uids;
 	opts.n_allow_uids = nuids;
+	/* The listener claims the role in the region before any peer can see
+	 * it, so the accepted bus comes with it fixed and cannot lose it. */
+	opts.role = role;
 
 	r = tachyon_listener_open(PyBytes_AS_STRING(path), cap, &opts, &l);
 	if (r < 0) {
@@ -232,6 +236,24 @@ static PyObject *Bus_connect(PyObject *cls, PyTypeObject *defining, PyObject *co
 		tx_errctx cx = {.in = TX_IN_CONNECT, .path = a[0]};
 		tx_raise(st, r, &cx);
 		goto out;
+	}
+	if (role != TACHYON_ROLE_NONE) {
+		/* Claimed at once, before anything else can use the new bus: if the
+		 * listener holds the role already, connect fails with RoleError and
+		 * the bus goes (it has attached and written nothing). */
+		r = tachyon_bus_set_role(bus, role);
+		if (r < 0) {
+			tx_errctx cx = {.in = TX_IN_ROLE,
+			                .role = role,
+			                .bus = bus,
+			                .call = role == TACHYON_ROLE_PRODUCER
+			                                ? "attaching the producer end of the ring"
+			                                : "attaching the consumer end of the ring"};
+			tx_raise(st, r, &cx);
+			tachyon_bus_close(bus);
+			tachyon_bus_unref(bus);
+			goto out;
+		}
 	}
 	res = bus_wrap((PyTypeObject *)cls, defining, bus, path, role);
 out:

@@ -15,12 +15,15 @@ int tx_bus_fix_role(BusObject *self, int role)
 {
 	int r = tachyon_bus_set_role(self->bus, role);
 	if (r == 0 && self->role != TACHYON_ROLE_NONE && self->role != role)
-		r = -EPERM; /* the cached role is the other one */
+		r = -TACHYON_EROLE; /* the cached role is the other one */
 	if (r < 0) {
-		/* -EPERM: the other role is fixed; else e.g. a region whose
-		 * starting head or tail breaks the wire format */
+		/* -TACHYON_EROLE: this end has the other role, or the other end
+		 * claimed this one (the wording tells them apart by this end's
+		 * role); else e.g. a region whose starting head or tail breaks the
+		 * wire format */
 		tx_errctx cx = {.in = TX_IN_ROLE,
 		                .role = role,
+		                .bus = self->bus,
 		                .call = role == TACHYON_ROLE_PRODUCER
 		                                ? "attaching the producer end of the ring"
 		                                : "attaching the consumer end of the ring"};

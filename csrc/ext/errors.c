@@ -10,7 +10,9 @@
  * sentence for the code (tachyon_strerror), {why} what the peer did wrong
  * (the ring's fatal reason, or on connect the handshake detail), {path} the
  * socket path's repr, {size} {capacity} {max_payload} {need} {limit} {node}
- * numbers, {held} the role this end has, {verb} what the call wanted to do.
+ * numbers, {held} the role this end has, {verb} what the call wanted to do,
+ * {peer_verb} what the other end already does, {other} what a second bus
+ * would carry.
  */
 #include "errors.h"
 
@@ -27,6 +29,7 @@ enum {
 	X_PEER_CLOSED,
 	X_PEER_DEAD,
 	X_CORRUPT,
+	X_ROLE,
 	X_VALUE,
 	X_MEMORY,
 };
@@ -36,6 +39,7 @@ enum {
 	W_ANY = 0,
 	W_WHY = 1,   /* {why} has a sentence */
 	W_HUGE = 2,  /* the payload fits in no ring at all, whatever its capacity */
+	W_OWN = 4,   /* this end already has a role (else the other end holds the one asked for) */
 };
 
 #define ANY_CODE 0
@@ -61,9 +65,12 @@ static const tx_errrow rows[] = {
 	 "this end of the bus is closed; open a new bus to go on"},
 	{TACHYON_ECLOSED, TX_IN_FAMILY, W_ANY, X_CLOSED,
 	 "this end of the bus was closed while the call waited"},
-	{EPERM, TX_IN_ROLE, W_ANY, X_TACHYON,
+	{TACHYON_EROLE, TX_IN_ROLE, W_OWN, X_ROLE,
 	 "this end is the {held} of its bus and cannot {verb}; open a second bus for the other "
 	 "direction"},
+	{TACHYON_EROLE, TX_IN_ROLE, W_ANY, X_ROLE,
+	 "the other end already {peer_verb} on this bus; a bus carries one direction: open a "
+	 "second bus for {other}"},
 
 	/* sending */
 	{EAGAIN, TX_IN_SEND, W_ANY, X_FULL, NO_ROOM},
@@ -127,6 +134,7 @@ static const tx_errrow rows[] = {
 	{TACHYON_ECORRUPT, ANY_PLACE, W_ANY, X_CORRUPT, "{call}: {what}"},
 	{TACHYON_EABI, ANY_PLACE, W_ANY, X_ABI, "{call}: {what}"},
 	{TACHYON_EHANDSHAKE, ANY_PLACE, W_ANY, X_HANDSHAKE, "{call}: {what}"},
+	{TACHYON_EROLE, ANY_PLACE, W_ANY, X_ROLE, "{call}: {what}"},
 	{TACHYON_EFORKED, ANY_PLACE, W_ANY, X_TACHYON,
 	 "bus inherited across fork(); open a new bus in the child"},
 	{EAGAIN, ANY_PLACE, W_ANY, X_FULL,
@@ -151,6 +159,7 @@ static PyObject *exception_of(tx_state *st, int x)
 	case X_PEER_CLOSED: return st->PeerClosedError;
 	case X_PEER_DEAD: return st->PeerDeadError;
 	case X_CORRUPT: return st->RingCorruptError;
+	case X_ROLE: return st->RoleError;
 	case X_VALUE: return PyExc_ValueError;
 	default: return st->TachyonError;
 	}
@@ -243,6 +252,10 @@ static void expand(tx_text *t, const char *tpl, int e, const tx_errctx *cx, cons
 			                                                         : TACHYON_ROLE_PRODUCER));
 		else if (IS("verb"))
 			put_str(t, cx->role == TACHYON_ROLE_PRODUCER ? "send" : "receive");
+		else if (IS("peer_verb"))
+			put_str(t, cx->role == TACHYON_ROLE_PRODUCER ? "sends" : "receives");
+		else if (IS("other"))
+			put_str(t, cx->role == TACHYON_ROLE_PRODUCER ? "replies" : "the other direction");
 #undef IS
 		p = close + 1;
 	}
@@ -270,6 +283,10 @@ PyObject *tx_raise(tx_state *st, int err, const tx_errctx *cx)
 		when |= W_WHY;
 	if (e == TACHYON_ENEVERFITS && capacity_for(cx->size) > TACHYON_MAX_CAPACITY)
 		when |= W_HUGE;
+	/* A refused role: this end's own role stands in the way, or (no role
+	 * here) the other end's claim does. */
+	if (e == TACHYON_EROLE && cx->bus && tachyon_bus_role(cx->bus) != TACHYON_ROLE_NONE)
+		when |= W_OWN;
 
 	for (row = rows;; row++) {
 		if ((row->err == e || row->err == ANY_CODE) && (row->in == cx->in || row->in == ANY_PLACE) &&

@@ -36,7 +36,8 @@ typedef enum {
 typedef struct {
 	tx_where in;
 	const char *call;         /* the call's name, e.g. "send" */
-	tachyon_bus *bus;         /* data calls: a corrupt ring's reason, capacity, max_payload */
+	tachyon_bus *bus;         /* data calls: a corrupt ring's reason, capacity, max_payload;
+	                           * a refused role: whether this end has one */
 	PyObject *path;           /* listen/connect: the socket_path argument (repr) */
 	unsigned long long capacity; /* listen: the capacity asked for */
 	size_t size;              /* send: the payload size */

@@ -124,6 +124,7 @@ typedef struct {
 	PyObject *PeerClosedError;
 	PyObject *PeerDeadError;
 	PyObject *RingCorruptError;
+	PyObject *RoleError;
 
 	PyObject *stats_type; /* tachyon.BusStats, the named tuple Bus.stats returns */
 	PyObject *str_sent;

@@ -233,6 +233,12 @@ static int module_exec(PyObject *m)
 	                                      "The ring is fatal (state 4): nothing more is delivered.",
 	                                      st->PeerDeadError, NULL, NULL)))
 		return -1;
+	if (!(st->RoleError = new_exc(m, "RoleError",
+	                               "A bus carries one direction: the other end already holds "
+	                               "this role, or this end has the other one. The end stays "
+	                               "usable in its own (or the other) role.",
+	                               st->TachyonError, NULL, NULL)))
+		return -1;
 
 	if (add_stats_type(m, st) < 0)
 		return -1;
@@ -275,6 +281,7 @@ static int module_traverse(PyObject *m, visitproc visit, void *arg)
 	Py_VISIT(st->PeerClosedError);
 	Py_VISIT(st->PeerDeadError);
 	Py_VISIT(st->RingCorruptError);
+	Py_VISIT(st->RoleError);
 	Py_VISIT(st->stats_type);
 	return 0;
 }
@@ -301,6 +308,7 @@ static int module_clear(PyObject *m)
 	Py_CLEAR(st->PeerClosedError);
 	Py_CLEAR(st->PeerDeadError);
 	Py_CLEAR(st->RingCorruptError);
+	Py_CLEAR(st->RoleError);
 	Py_CLEAR(st->stats_type);
 	Py_CLEAR(st->str_sent);
 	Py_CLEAR(st->str_add_note);

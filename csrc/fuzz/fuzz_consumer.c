@@ -263,12 +263,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static run r; /* large (scratch, model): static, reset below */
 	memset(&r, 0, offsetof(run, sizes));
 	size_t region_size;
-	r.region = fin_region(&in, &r.cap, &region_size);
+	uint32_t mine;
+	r.region = fin_region(&in, &r.cap, &region_size, &mine);
 	r.hdr = (struct tachyon_region_header *)(void *)r.region;
 	r.ring = r.region + TACHYON_REGION_HEADER_SIZE;
 	uint64_t head = r.hdr->head, tail = r.hdr->tail;
 	fin_bytes(&in, r.ring, r.cap);
 
+	/* The bus claims its role before it attaches; refused, it attaches
+	 * nothing. The other role's owner word is never ours to write. */
+	uint32_t other_owner = r.hdr->producer_owner;
+	if (!fuzz_claim(r.region, region_size, TACHYON_ROLE_CONSUMER, mine)) {
+		free(r.region);
+		return 0;
+	}
 	int rc = tachyon_consumer_attach(&r.c, r.region, region_size);
 	if (rc != 0) {
 		FUZZ_ASSERT(rc == -TACHYON_EHANDSHAKE || rc == -TACHYON_ECORRUPT);
@@ -339,6 +347,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_rc(&r, rc);
 		FUZZ_ASSERT(r.seq_expect == r.seq_next);
 	}
+	/* Our end wrote only inside its role: its own owner word still says
+	 * ours, the other one is as the peer left it. */
+	FUZZ_ASSERT(r.hdr->consumer_owner == mine);
+	FUZZ_ASSERT(r.hdr->producer_owner == other_owner);
 	free(r.region);
 	return 0;
 }

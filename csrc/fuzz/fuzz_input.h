@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "tachyon/tachyon.h"
+#include "../core/internal.h"
 
 typedef struct fuzz_in {
 	const uint8_t *p;
@@ -90,8 +91,10 @@ static inline void fin_indices(fuzz_in *in, uint64_t cap, uint64_t *head, uint64
 	*head = *tail + (d % (cap / 64 + 1)) * 64;
 }
 
-/* The 768-byte header of a ring region, possibly broken as the input says. */
-static inline void fin_region_header(fuzz_in *in, struct tachyon_region_header *h, uint64_t cap)
+/* The 768-byte header of a ring region, possibly broken as the input says.
+ * Returns the owner value of our end (listener or connector), which the
+ * input chooses too. */
+static inline uint32_t fin_region_header(fuzz_in *in, struct tachyon_region_header *h, uint64_t cap)
 {
 	memset(h, 0, sizeof *h);
 	uint8_t breakage = fin_u8(in);
@@ -106,12 +109,20 @@ static inline void fin_region_header(fuzz_in *in, struct tachyon_region_header *
 	h->producer_wait = fin_u8(in) % 4;
 	h->listener_marker = TACHYON_PEER_MARKER;
 	h->connector_marker = TACHYON_PEER_MARKER;
+	/* The owner words (ABI.md, "Roles"): bits 0-1 and 2-3 a small value
+	 * each (none, listener, connector, junk); bits 4 and 5 replace them
+	 * with any u32 from the input (a hostile peer's store); bit 6 makes our
+	 * end the connector. */
+	uint8_t o = fin_u8(in);
+	h->producer_owner = (o & 16) ? fin_u32(in) : (uint32_t)(o & 3);
+	h->consumer_owner = (o & 32) ? fin_u32(in) : (uint32_t)((o >> 2) & 3);
+	return (o & 64) ? TACHYON_OWNER_CONNECTOR : TACHYON_OWNER_LISTENER;
 }
 
 /* A heap region of exactly 768 + capacity bytes whose capacity, header and
  * starting indices come from the input; the data ring is left for the
  * caller to fill. Never NULL (an allocation failure aborts the run). */
-static inline uint8_t *fin_region(fuzz_in *in, uint64_t *cap, size_t *size)
+static inline uint8_t *fin_region(fuzz_in *in, uint64_t *cap, size_t *size, uint32_t *mine)
 {
 	*cap = fin_capacity(in);
 	*size = TACHYON_REGION_HEADER_SIZE + *cap;
@@ -119,7 +130,7 @@ static inline uint8_t *fin_region(fuzz_in *in, uint64_t *cap, size_t *size)
 	if (!region)
 		abort();
 	struct tachyon_region_header *hdr = (struct tachyon_region_header *)(void *)region;
-	fin_region_header(in, hdr, *cap);
+	*mine = fin_region_header(in, hdr, *cap);
 	fin_indices(in, *cap, &hdr->head, &hdr->tail);
 	return region;
 }
@@ -149,4 +160,31 @@ static inline int fuzz_tracing(void)
 		}                                                                         \
 	} while (0)
 
-#endif
+/* What a bus end does before it attaches a ring end: claim role in the
+ * region's owner word as `mine` (tachyon_role_claim). Oracle: a claim
+ * succeeds exactly when the word held 0 or our own value, and then holds
+ * ours; a refused claim changes no byte of the region. Returns 1 when the
+ * role is ours (attach may follow), 0 when refused. */
+static inline int fuzz_claim(uint8_t *region, size_t size, uint32_t role, uint32_t mine)
+{
+	struct tachyon_region_header *hdr = (struct tachyon_region_header *)(void *)region;
+	uint32_t *word = role == TACHYON_ROLE_PRODUCER ? &hdr->producer_owner : &hdr->consumer_owner;
+	uint32_t before = *word;
+	uint8_t *copy = malloc(size);
+	if (!copy)
+		abort();
+	memcpy(copy, region, size);
+	int rc = tachyon_role_claim(hdr, role, mine);
+	TRACE("claim %s as %u over %u -> %d\n", role == TACHYON_ROLE_PRODUCER ? "producer" : "consumer",
+	      mine, before, rc);
+	if (before == TACHYON_OWNER_NONE || before == mine) {
+		FUZZ_ASSERT(rc == 0 && *word == mine);
+	} else {
+		FUZZ_ASSERT(rc == -TACHYON_EROLE);
+		FUZZ_ASSERT(memcmp(copy, region, size) == 0);
+	}
+	free(copy);
+	return rc == 0;
+}
+
+#endif /* TACHYON_FUZZ_INPUT_H */

@@ -17,9 +17,10 @@ def cap_index(cap):
     return (cap // 64).bit_length() - 1
 
 
-def prologue(cap, tail, used_slots, state_byte=0):
-    """capacity, an intact header (ready), honest indices."""
-    out = bytes([cap_index(cap), 0, state_byte, 0, 0])
+def prologue(cap, tail, used_slots, state_byte=0, owners=b'\x00'):
+    """capacity, an intact header (ready; owner words as `owners` encodes
+    them, by default both 0 with our end the listener), honest indices."""
+    out = bytes([cap_index(cap), 0, state_byte, 0, 0]) + owners
     return out + bytes([0]) + struct.pack('<QH', tail, used_slots)
 
 
@@ -111,6 +112,11 @@ def producer_seeds():
     ops += p_reserve(50) + bytes([ROLLBACK]) + p_reserve(448) + bytes([COMMIT, 3, 0])
     ops += bytes([CONSUME, 9])
     seeds['honest_stream'] = prologue(cap, 0, 0) + ops
+    # the owner words: the connector holds the producer role (refused), a
+    # hostile value (refused), our own value as the connector (claimed)
+    seeds['owner_taken'] = prologue(cap, 0, 0, owners=bytes([2])) + ops
+    seeds['owner_hostile'] = prologue(cap, 0, 0, owners=bytes([16]) + struct.pack('<I', 0xDEADBEEF)) + ops
+    seeds['owner_ours'] = prologue(cap, 0, 0, owners=bytes([64 | 2 | (1 << 2)])) + ops
     # counters near 2^64 with wraps
     seeds['near_wrap'] = prologue(cap, 2**64 - 640, 0) + ops
     # a hostile tail: ahead of head, then unaligned

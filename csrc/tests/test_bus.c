@@ -107,27 +107,27 @@ static void test_roles(void)
 	tachyon_wait w = now_wait();
 	CHECK_EQ(tachyon_bus_recv(l, &m, &w), -ETIMEDOUT);
 	CHECK_EQ(tachyon_bus_role(l), TACHYON_ROLE_CONSUMER);
-	CHECK_EQ(send_fill(l, 8, 'x', 0, 0), -EPERM);
+	CHECK_EQ(send_fill(l, 8, 'x', 0, 0), -TACHYON_EROLE);
 	void *pl;
-	CHECK_EQ(tachyon_bus_reserve(l, 8, &pl, &w), -EPERM);
-	CHECK_EQ(tachyon_bus_flush(l), -EPERM);
-	CHECK_EQ(tachyon_bus_commit(l, 0, 0), -EPERM);
-	CHECK_EQ(tachyon_bus_set_role(l, TACHYON_ROLE_PRODUCER), -EPERM);
+	CHECK_EQ(tachyon_bus_reserve(l, 8, &pl, &w), -TACHYON_EROLE);
+	CHECK_EQ(tachyon_bus_flush(l), -TACHYON_EROLE);
+	CHECK_EQ(tachyon_bus_commit(l, 0, 0), -TACHYON_EROLE);
+	CHECK_EQ(tachyon_bus_set_role(l, TACHYON_ROLE_PRODUCER), -TACHYON_EROLE);
 	CHECK_EQ(tachyon_bus_set_role(l, TACHYON_ROLE_CONSUMER), 0);
 
 	CHECK_EQ(tachyon_bus_flush(c), 0);
 	CHECK_EQ(tachyon_bus_role(c), TACHYON_ROLE_PRODUCER);
-	CHECK_EQ(tachyon_bus_recv(c, &m, &w), -EPERM);
-	CHECK_EQ(tachyon_bus_recv_batch(c, &m, 1, &w), -EPERM);
-	CHECK_EQ(tachyon_bus_release_to(c, 0, 0), -EPERM);
-	CHECK_EQ(tachyon_bus_set_role(c, TACHYON_ROLE_CONSUMER), -EPERM);
+	CHECK_EQ(tachyon_bus_recv(c, &m, &w), -TACHYON_EROLE);
+	CHECK_EQ(tachyon_bus_recv_batch(c, &m, 1, &w), -TACHYON_EROLE);
+	CHECK_EQ(tachyon_bus_release_to(c, 0, 0), -TACHYON_EROLE);
+	CHECK_EQ(tachyon_bus_set_role(c, TACHYON_ROLE_CONSUMER), -TACHYON_EROLE);
 
 	/* Up front, by set_role. */
 	tachyon_bus *l2, *c2;
 	make_pair(&l2, &c2);
 	CHECK_EQ(tachyon_bus_set_role(l2, TACHYON_ROLE_PRODUCER), 0);
 	CHECK_EQ(tachyon_bus_set_role(c2, TACHYON_ROLE_CONSUMER), 0);
-	CHECK_EQ(tachyon_bus_recv(l2, &m, &w), -EPERM);
+	CHECK_EQ(tachyon_bus_recv(l2, &m, &w), -TACHYON_EROLE);
 	CHECK_EQ(send_fill(l2, 3, 'r', 42, 0), 0);
 	CHECK_EQ(tachyon_bus_recv(c2, &m, &w), 0);
 	CHECK_EQ(m.size, 3);
@@ -201,7 +201,7 @@ static void test_close_wakes_recv(void)
 	/* While it blocks: asking for the fixed role answers at once; a second
 	 * concurrent call of the family breaks the caller's contract: -EBUSY. */
 	CHECK_EQ(tachyon_bus_set_role(l, TACHYON_ROLE_CONSUMER), 0);
-	CHECK_EQ(tachyon_bus_set_role(l, TACHYON_ROLE_PRODUCER), -EPERM);
+	CHECK_EQ(tachyon_bus_set_role(l, TACHYON_ROLE_PRODUCER), -TACHYON_EROLE);
 	tachyon_msg m2;
 	tachyon_wait w0 = now_wait();
 	CHECK_EQ(tachyon_bus_recv(l, &m2, &w0), -EBUSY);
@@ -551,7 +551,7 @@ static void test_stats(void)
 	CHECK_EQ(tachyon_bus_publish_release(l), 0);
 	CHECK_EQ(tachyon_bus_stats(l, &st), 0);
 	CHECK_EQ(st.bytes_in_use, 0);
-	CHECK_EQ(tachyon_bus_publish_release(c), -EPERM);
+	CHECK_EQ(tachyon_bus_publish_release(c), -TACHYON_EROLE);
 
 	/* NUMA: node 0 always exists; a node that does not is refused. */
 	CHECK_EQ(tachyon_bus_set_numa_node(l, 0), 0);

@@ -29,8 +29,12 @@ static void check_region_header(void)
 	CHECK_EQ(FSIZE(tachyon_region_header, listener_marker), 4);
 	CHECK_EQ(OFF(tachyon_region_header, connector_marker), 24);
 	CHECK_EQ(FSIZE(tachyon_region_header, connector_marker), 4);
-	CHECK_EQ(OFF(tachyon_region_header, zero0), 28);
-	CHECK_EQ(FSIZE(tachyon_region_header, zero0), 100);
+	CHECK_EQ(OFF(tachyon_region_header, producer_owner), 28);
+	CHECK_EQ(FSIZE(tachyon_region_header, producer_owner), 4);
+	CHECK_EQ(OFF(tachyon_region_header, consumer_owner), 32);
+	CHECK_EQ(FSIZE(tachyon_region_header, consumer_owner), 4);
+	CHECK_EQ(OFF(tachyon_region_header, zero0), 36);
+	CHECK_EQ(FSIZE(tachyon_region_header, zero0), 92);
 	CHECK_EQ(OFF(tachyon_region_header, head), 128);
 	CHECK_EQ(FSIZE(tachyon_region_header, head), 8);
 	CHECK_EQ(OFF(tachyon_region_header, zero1), 136);
@@ -56,6 +60,10 @@ static void check_region_header(void)
 	CHECK_EQ(OFF(tachyon_region_header, head) % 8, 0);
 	CHECK_EQ(OFF(tachyon_region_header, tail) % 8, 0);
 	CHECK_EQ(OFF(tachyon_region_header, state) % 4, 0);
+	CHECK_EQ(OFF(tachyon_region_header, producer_owner) % 4, 0);
+	CHECK_EQ(OFF(tachyon_region_header, consumer_owner) % 4, 0);
+	/* the claim words stay clear of head's line and of 0.5.1's counters */
+	CHECK(OFF(tachyon_region_header, consumer_owner) + 4 <= 128);
 }
 
 static void check_slot_header(void)
@@ -113,6 +121,9 @@ static void check_constants(void)
 	CHECK_EQ(TACHYON_STATE_READY, 2);
 	CHECK_EQ(TACHYON_STATE_CLOSED, 3);
 	CHECK_EQ(TACHYON_STATE_FATAL, 4);
+	CHECK_EQ(TACHYON_OWNER_NONE, 0);
+	CHECK_EQ(TACHYON_OWNER_LISTENER, 1);
+	CHECK_EQ(TACHYON_OWNER_CONNECTOR, 2);
 	CHECK_EQ(TACHYON_WAIT_AWAKE, 0);
 	CHECK_EQ(TACHYON_WAIT_SLEEPING, 1);
 	CHECK_EQ(TACHYON_WAIT_PURE_SPIN, 2);

@@ -14,6 +14,14 @@
  * negative errno on failure; the codes with a bus-specific meaning are the
  * TACHYON_E* below. Nothing here prints, aborts or leaves errno as a result.
  *
+ * Roles: a bus carries one direction. Each end of a bus claims its role in
+ * the shared region (ABI.md, "Roles") the first time it is fixed, by
+ * tachyon_bus_set_role or by the first producer or consumer call, and a
+ * second end claiming the same role gets -TACHYON_EROLE. The raw ring ends
+ * (tachyon_producer_*, tachyon_consumer_*) and tachyon_bus_set_polling_mode
+ * claim nothing: a program using ring ends directly keeps to one producer
+ * and one consumer itself.
+ *
  * Threads: a ring end is used by one thread at a time. A bus may be shared:
  * the caller serializes calls of one family (producer or consumer), and
  * tachyon_bus_close() may be called from any thread at any time; it makes
@@ -60,6 +68,7 @@ extern "C" {
 #define TACHYON_ENEVERFITS  EMSGSIZE         /* the slot can never be placed at this offset */
 #define TACHYON_ESTUCK      EDEADLK          /* a 0.5.1 consumer sleeps and will never free room */
 #define TACHYON_EBUSYPATH   EADDRINUSE       /* a live listener holds the socket path */
+#define TACHYON_EROLE       EISCONN          /* the role is taken: by the other end, or this end has the other one */
 
 /* A human-readable sentence for any code above or any errno (negated or not). */
 TACHYON_API const char *tachyon_strerror(int err);
@@ -300,6 +309,10 @@ enum tachyon_liveness {
 typedef struct tachyon_listen_opts {
 	const uid_t *allow_uids;   /* peers of these uids are accepted besides our own */
 	size_t n_allow_uids;
+	/* enum tachyon_role: claimed in the region before any peer can see it,
+	 * so the accepted bus has it fixed; TACHYON_ROLE_NONE leaves the role
+	 * to the first data call. */
+	int role;
 } tachyon_listen_opts;
 
 typedef struct tachyon_stats {
@@ -319,14 +332,15 @@ typedef struct tachyon_stats {
  * non-socket at the path (-EEXIST), and a path held by a live listener
  * (-TACHYON_EBUSYPATH); a stale socket file is replaced. The socket file is
  * 0600. -ENAMETOOLONG for a path over the platform limit, -EINVAL for a bad
- * capacity.
+ * capacity or role. opts may be NULL.
  */
 TACHYON_API int tachyon_listener_open(const char *path, uint64_t capacity,
                           const tachyon_listen_opts *opts, tachyon_listener **out);
 
 /* Accept peers until one passes the credential check, send it the handshake
- * and the fd, unlink the path and return the bus. May be called again after
- * -ETIMEDOUT or -EINTR. */
+ * and the fd, unlink the path and return the bus, with the role of the
+ * listener's opts fixed (attaching it may fail as set_role does). May be
+ * called again after -ETIMEDOUT or -EINTR. */
 TACHYON_API int tachyon_listener_accept(tachyon_listener *l, const tachyon_wait *w, tachyon_bus **out);
 
 /* Close the listening socket and unlink the path if it is still ours. */
@@ -364,7 +378,14 @@ TACHYON_API void tachyon_bus_unref(tachyon_bus *b);
 TACHYON_API void tachyon_bus_close(tachyon_bus *b);
 TACHYON_API int tachyon_bus_is_closed(const tachyon_bus *b);
 
-/* Fix this end's role; -EPERM when the other role is already fixed. */
+/* Fix this end's role, claiming it in the region (see Roles above): 0,
+ * -TACHYON_EROLE when the other end holds it or this end has the other
+ * role (then nothing changed: an end the other end beat stays free to take
+ * the other role), -TACHYON_ECLOSED, -TACHYON_EFORKED, or an attach error
+ * (-TACHYON_ECORRUPT for impossible indices in the region). The producer
+ * calls (reserve, flush, send) and the consumer calls (recv, recv_batch,
+ * release_to, publish_release) fix it the same way when it is unset and
+ * return the same codes. */
 TACHYON_API int tachyon_bus_set_role(tachyon_bus *b, int role);
 TACHYON_API int tachyon_bus_role(const tachyon_bus *b);
 
@@ -394,7 +415,8 @@ TACHYON_API int tachyon_bus_release_to(tachyon_bus *b, uint64_t pos, uint32_t nm
  * which a producer may be waiting for. Returns 0 or a negative errno. */
 TACHYON_API int tachyon_bus_publish_release(tachyon_bus *b);
 
-/* 1: the consumer never sleeps (sticky while our end consumes); 0: hybrid. */
+/* 1: the consumer never sleeps (sticky while our end consumes); 0: hybrid.
+ * Claims no role. */
 TACHYON_API int tachyon_bus_set_polling_mode(tachyon_bus *b, int pure_spin);
 TACHYON_API int tachyon_bus_set_numa_node(tachyon_bus *b, int node);
 

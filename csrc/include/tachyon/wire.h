@@ -13,7 +13,10 @@
  *    not yet published and the consumer owns [tail, head); a release store of
  *    head (tail) hands bytes to the consumer (back to the producer).
  *  - Exactly one producer and one consumer per ring (single-producer
- *    single-consumer); two-way traffic uses two rings.
+ *    single-consumer); two-way traffic uses two rings. Our ends enforce it:
+ *    each claims its role in producer_owner or consumer_owner (0 -> 1 for
+ *    the listener, 0 -> 2 for the connector, by compare-and-swap) before it
+ *    touches the ring, and an end that finds the word taken is refused.
  */
 #ifndef TACHYON_WIRE_H
 #define TACHYON_WIRE_H
@@ -43,6 +46,12 @@
 #define TACHYON_STATE_CLOSED        3u
 #define TACHYON_STATE_FATAL         4u
 
+/* Role claim word values (ours, offsets 28 and 32): who holds the role.
+ * 0.5.1 leaves both words zero and never reads them. */
+#define TACHYON_OWNER_NONE      0u
+#define TACHYON_OWNER_LISTENER  1u
+#define TACHYON_OWNER_CONNECTOR 2u
+
 /* consumer wait word values */
 #define TACHYON_WAIT_AWAKE     0u
 #define TACHYON_WAIT_SLEEPING  1u
@@ -59,7 +68,9 @@ struct tachyon_region_header {
 	uint32_t state;            /*  16 either side, atomic */
 	uint32_t listener_marker;  /*  20 ours: our listener */
 	uint32_t connector_marker; /*  24 ours: our connector */
-	uint8_t  zero0[100];       /*  28 */
+	uint32_t producer_owner;   /*  28 ours: claimed once by compare-and-swap */
+	uint32_t consumer_owner;   /*  32 ours: claimed once by compare-and-swap */
+	uint8_t  zero0[92];        /*  36 */
 	uint64_t head;             /* 128 producer, atomic */
 	uint8_t  zero1[120];       /* 136 */
 	uint64_t tail;             /* 256 consumer, atomic */
@@ -104,6 +115,8 @@ TACHYON_LAYOUT_ASSERT(offsetof(struct tachyon_region_header, msg_alignment) == 1
 TACHYON_LAYOUT_ASSERT(offsetof(struct tachyon_region_header, state) == 16, "state @16");
 TACHYON_LAYOUT_ASSERT(offsetof(struct tachyon_region_header, listener_marker) == 20, "listener marker @20");
 TACHYON_LAYOUT_ASSERT(offsetof(struct tachyon_region_header, connector_marker) == 24, "connector marker @24");
+TACHYON_LAYOUT_ASSERT(offsetof(struct tachyon_region_header, producer_owner) == 28, "producer owner @28");
+TACHYON_LAYOUT_ASSERT(offsetof(struct tachyon_region_header, consumer_owner) == 32, "consumer owner @32");
 TACHYON_LAYOUT_ASSERT(offsetof(struct tachyon_region_header, head) == 128, "head @128");
 TACHYON_LAYOUT_ASSERT(offsetof(struct tachyon_region_header, tail) == 256, "tail @256");
 TACHYON_LAYOUT_ASSERT(offsetof(struct tachyon_region_header, consumer_wait) == 384, "consumer wait @384");
