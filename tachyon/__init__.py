@@ -107,7 +107,9 @@ class Bus(TachyonBus):
         with self.recv_zero_copy(timeout) as rx:
             view = rx.array()
             try:
-                return view.copy()
+                # annotated: NumPy's stub types copy() as Any for Python 3.10
+                copy: "_NDArray[_Any]" = view.copy()
+                return copy
             finally:
                 del view
 

@@ -13,6 +13,7 @@ def test_module_table():
         "RxBatchGuard", "RxMsgView", "BusStats", "__version__",
         "TachyonError", "HandshakeError", "AbiMismatchError", "TachyonTimeoutError", "BusFullError",
         "ConnectTimeoutError", "BusClosedError", "PeerClosedError", "PeerDeadError", "RingCorruptError",
+        "RoleError",
     ]:
         assert hasattr(tachyon, name), name
     assert isinstance(tachyon.__version__, str)  # its value: test_version.py
@@ -37,6 +38,7 @@ def test_exception_tree():
         t.PeerClosedError: (t.TachyonError, EOFError),
         t.PeerDeadError: (t.TachyonError,),
         t.RingCorruptError: (t.PeerDeadError,),
+        t.RoleError: (t.TachyonError,),
     }
     assert t.TachyonError.__bases__ == (Exception,)
     for cls, bases in expected.items():
