@@ -8,14 +8,12 @@ no reshaping: .array() reads it in place in the ring, recv_array() returns
 a copy of its own. send_array_zero_copy() lets the sender fill the array in
 the ring itself.
 """
-import os
-import subprocess
 import sys
-import tempfile
 
 import numpy as np
 
 import tachyon
+from _launch import two_processes
 
 FRAME, MATRIX = 1, 2  # type_ids of the two kinds of array this program sends
 
@@ -40,18 +38,5 @@ def send(path):
             matrix[:] = np.eye(4, dtype=np.float32) * 2.5  # written straight into the ring
 
 
-def main():
-    if len(sys.argv) == 3 and sys.argv[1] == "--receive":
-        receive(sys.argv[2])
-        return 0
-    path = os.path.join(tempfile.gettempdir(), f"tachyon-example-{os.getpid()}.sock")
-    receiver = subprocess.Popen([sys.executable, __file__, "--receive", path])
-    try:
-        send(path)
-    finally:
-        code = receiver.wait(timeout=30)
-    return code
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(two_processes(__file__, receive, send))

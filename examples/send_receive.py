@@ -7,12 +7,10 @@ receiver creates the bus (it listens on a Unix socket path, which is only
 used for the handshake), prints every message it gets, and ends when the
 sender closes its end: iteration stops once everything sent was delivered.
 """
-import os
-import subprocess
 import sys
-import tempfile
 
 import tachyon
+from _launch import two_processes
 
 GREETINGS = [b"hello", b"from", b"the other process"]
 
@@ -32,18 +30,5 @@ def send(path):
     # leaving the block closes our end: the receiver's loop ends
 
 
-def main():
-    if len(sys.argv) == 3 and sys.argv[1] == "--receive":
-        receive(sys.argv[2])
-        return 0
-    path = os.path.join(tempfile.gettempdir(), f"tachyon-example-{os.getpid()}.sock")
-    receiver = subprocess.Popen([sys.executable, __file__, "--receive", path])
-    try:
-        send(path)
-    finally:
-        code = receiver.wait(timeout=30)
-    return code
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(two_processes(__file__, receive, send))

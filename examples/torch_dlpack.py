@@ -7,14 +7,12 @@ A received view exports its payload as a one-dimensional uint8 DLPack
 tensor; .view() reinterprets it as the element type that was sent. The
 tensor pins its slot: the sender cannot overwrite it while the tensor lives.
 """
-import os
-import subprocess
 import sys
-import tempfile
 
 import numpy as np
 
 import tachyon
+from _launch import two_processes
 
 
 def receive(path):
@@ -33,18 +31,5 @@ def send(path):
         bus.send(values, type_id=1)  # any C-contiguous buffer: one copy into the ring
 
 
-def main():
-    if len(sys.argv) == 3 and sys.argv[1] == "--receive":
-        receive(sys.argv[2])
-        return 0
-    path = os.path.join(tempfile.gettempdir(), f"tachyon-example-{os.getpid()}.sock")
-    receiver = subprocess.Popen([sys.executable, __file__, "--receive", path])
-    try:
-        send(path)
-    finally:
-        code = receiver.wait(timeout=30)
-    return code
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(two_processes(__file__, receive, send))

@@ -8,12 +8,10 @@ message is published when the block ends (and dropped if it raises).
 recv_zero_copy() yields a read-only buffer over the received slot; the slot
 goes back to the sender once the block is left and no view of it is alive.
 """
-import os
-import subprocess
 import sys
-import tempfile
 
 import tachyon
+from _launch import two_processes
 
 PAYLOAD = b"written straight into shared memory"
 
@@ -35,18 +33,5 @@ def send(path):
             tx.actual_size = len(PAYLOAD)
 
 
-def main():
-    if len(sys.argv) == 3 and sys.argv[1] == "--receive":
-        receive(sys.argv[2])
-        return 0
-    path = os.path.join(tempfile.gettempdir(), f"tachyon-example-{os.getpid()}.sock")
-    receiver = subprocess.Popen([sys.executable, __file__, "--receive", path])
-    try:
-        send(path)
-    finally:
-        code = receiver.wait(timeout=30)
-    return code
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(two_processes(__file__, receive, send))
