@@ -17,8 +17,11 @@ array itself).
 import contextlib as _contextlib
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
+from typing import AsyncIterator as _AsyncIterator
 from typing import Dict as _Dict
+from typing import Iterable as _Iterable
 from typing import Iterator as _Iterator
+from typing import List as _List
 from typing import Optional as _Optional
 from typing import Sequence as _Sequence
 from typing import Union as _Union
@@ -48,6 +51,7 @@ from ._core import (
     TachyonTimeoutError,
     TxGuard,
     _frame_zero_copy,
+    _wait_any,
     make_type_id,
     msg_type,
     route_id,
@@ -80,6 +84,7 @@ __all__ = [
     "make_type_id",
     "msg_type",
     "route_id",
+    "wait",
 ]
 
 
@@ -95,6 +100,33 @@ class Bus(TachyonBus):
     """
 
     __slots__ = ()
+
+    async def recv_async(self, timeout: _Optional[float] = None) -> Message:
+        """Receive one Message without blocking the event loop (tachyon.aio).
+
+        TachyonTimeoutError after ``timeout`` seconds (None: no limit).
+        Cancelling it loses nothing: the message stays for the next receive.
+        """
+        from . import aio
+
+        return await aio.recv_async(self, timeout)
+
+    async def send_async(self, data: _Any, type_id: int = 0,
+                         timeout: _Optional[float] = None) -> None:
+        """Send one message, awaiting room while the ring is full (tachyon.aio).
+
+        BusFullError after ``timeout`` seconds without room (None: no limit).
+        """
+        from . import aio
+
+        await aio.send_async(self, data, type_id, timeout)
+
+    def __aiter__(self) -> "_AsyncIterator[Message]":
+        """``async for msg in bus``: messages until the peer closed and
+        everything was delivered."""
+        from . import aio
+
+        return aio.iterate(self)
 
     def recv_array(self, timeout: _Optional[float] = None) -> "_NDArray[_Any]":
         """Receive one tensor frame as a writable numpy array of its own memory.
@@ -155,6 +187,22 @@ class Bus(TachyonBus):
                 yield arr
             finally:
                 arr.flags.writeable = False
+
+
+def wait(buses: "_Iterable[TachyonBus]", timeout: _Optional[float] = None) -> "_List[TachyonBus]":
+    """The buses among ``buses`` that have a message now: those whose receive
+    would return (or raise: closed, peer closed or dead) at once.
+
+    Waits up to ``timeout`` seconds (None: no limit) for at least one and
+    returns [] when the time passed. Takes no message, so any thread may
+    receive on the buses meanwhile. Each bus is a consumer end (an end with
+    no role becomes one). Spins briefly, then sleeps on every ring at once;
+    a close of any of the buses from another thread ends the wait with that
+    bus in the list, Ctrl-C raises KeyboardInterrupt within the watchdog
+    period.
+    """
+    items = list(buses)
+    return [items[i] for i in _wait_any(items, timeout)]
 
 
 _DLPACK_CODES = {"b": 6, "i": 0, "u": 1, "f": 2, "c": 5}

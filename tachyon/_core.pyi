@@ -6,6 +6,7 @@ from typing import (
     Dict,
     Iterable,
     Iterator,
+    List,
     Literal,
     NamedTuple,
     Optional,
@@ -42,6 +43,7 @@ def _frame_zero_copy(
 def route_id(type_id: int, /) -> int: ...
 def msg_type(type_id: int, /) -> int: ...
 def _dlpack_counters() -> Tuple[int, int]: ...
+def _wait_any(buses: Iterable[TachyonBus], timeout: Optional[float] = None) -> List[int]: ...
 
 class BusStats(NamedTuple):
     ring_capacity: int

@@ -237,6 +237,9 @@ static TACHYON_COLD int fix_role(tachyon_bus *b, uint32_t role)
 			r = role == TACHYON_ROLE_PRODUCER
 			            ? tachyon_producer_attach(&b->end.prod, b->region.base, b->region.size)
 			            : tachyon_consumer_attach(&b->end.cons, b->region.base, b->region.size);
+		/* A waiter outside the gate compares head with this. */
+		if (r == 0 && role == TACHYON_ROLE_CONSUMER)
+			bus_publish_read_pos(b);
 		/* Release: whoever loads the role with acquire (enter, finalize,
 		 * stats) sees the attached ring end. */
 		if (r == 0)
@@ -310,6 +313,7 @@ static inline void consumer_exit(tachyon_bus *b)
 	const tachyon_consumer *c = &b->end.cons;
 	/* Release: only a number for stats; no data rides on it. */
 	tachyon_atomic_store_release64(&b->pinned, c->read - c->release);
+	bus_publish_read_pos(b);
 	bus_gate_exit(b);
 }
 

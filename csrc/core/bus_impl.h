@@ -55,6 +55,7 @@ struct tachyon_bus {
 	uint32_t pure_spin;         /* atomic: set_polling_mode's last mode (sticky) */
 	uint32_t peer_dead;         /* atomic: the pidfd reported death once */
 	uint64_t pinned;            /* atomic: consumer read - release, for stats */
+	uint64_t read_pos;          /* atomic: the consumer's read cursor as a call left it (waitany.c) */
 
 	/* Used only inside the gate. */
 	int64_t last_peer_check_ns;
@@ -211,6 +212,19 @@ static inline int bus_check_peer(tachyon_bus *b, int64_t now, int woke)
 	}
 	/* Relaxed: the sticky flag carries no data. */
 	return tachyon_atomic_load_relaxed32(&b->peer_dead) ? -TACHYON_EPEERDEAD : 0;
+}
+
+/* ---- waitany.c --------------------------------------------------------- */
+
+/* Publish the consumer's read cursor for waiters that do not enter the
+ * gate (tachyon_bus_wait_any). Inside the gate, by the consumer call. */
+static inline void bus_publish_read_pos(tachyon_bus *b)
+{
+	/* Relaxed: a waiter only compares it with head to decide whether to
+	 * look again; an old value makes it report "ready" once too often,
+	 * never miss a message (the cursor only grows). Nothing is read
+	 * through it. */
+	tachyon_atomic_store_relaxed64(&b->read_pos, b->end.cons.read);
 }
 
 /* Inside the gate, after a try found the ring empty: wait for at least one

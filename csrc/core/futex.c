@@ -14,6 +14,7 @@
  */
 #include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <time.h>
 
 #include "atomics.h"
@@ -114,6 +115,76 @@ int tachyon_futex_wait(uint32_t *word, uint32_t expected, int64_t timeout_ns)
 void tachyon_futex_wake(uint32_t *word, int n)
 {
 	futex_wake_op(word, FUTEX_WAKE, n);
+}
+
+/* Sleeping on several shared words at once: futex_waitv(2), Linux 5.16+.
+ * Without it (an older kernel, a seccomp filter that refuses it, another
+ * system, or TACHYON_NO_FUTEX_WAITV set in the environment) the caller
+ * gets -ENOSYS and falls back to one word at a time. */
+#if defined(__linux__) && defined(SYS_futex_waitv) && defined(FUTEX_32)
+#define HAVE_FUTEX_WAITV 1
+#endif
+
+/* 0 unknown, 1 usable, 2 not: cached after the first answer. */
+static uint32_t waitv_state;
+
+int tachyon_futex_waitv_usable(void)
+{
+#ifdef HAVE_FUTEX_WAITV
+	/* Relaxed: a cache of an answer every thread computes alike. */
+	uint32_t s = tachyon_atomic_load_relaxed32(&waitv_state);
+	if (s == 0) {
+		const char *off = getenv("TACHYON_NO_FUTEX_WAITV");
+		s = off && *off && *off != '0' ? 2 : 1;
+		tachyon_atomic_store_relaxed32(&waitv_state, s);
+	}
+	return s == 1;
+#else
+	return 0;
+#endif
+}
+
+int tachyon_futex_wait_any(uint32_t *const *words, const uint32_t *expected, size_t n,
+                           int64_t timeout_ns)
+{
+#ifdef HAVE_FUTEX_WAITV
+	if (n == 0 || n > TACHYON_FUTEX_WAIT_ANY_MAX || !tachyon_futex_waitv_usable())
+		return -ENOSYS;
+	struct futex_waitv v[TACHYON_FUTEX_WAIT_ANY_MAX];
+	for (size_t i = 0; i < n; i++) {
+		/* FUTEX_32 without FUTEX_PRIVATE_FLAG: the shared kind, as above. */
+		v[i] = (struct futex_waitv){.val = expected[i],
+		                            .uaddr = (uint64_t)(uintptr_t)words[i],
+		                            .flags = FUTEX_32};
+	}
+	/* futex_waitv takes an absolute timeout on the clock it is given. */
+	struct timespec ts = tachyon_timespec(tachyon_now_ns() + (timeout_ns > 0 ? timeout_ns : 0));
+	int saved = errno;
+	long rc = syscall(SYS_futex_waitv, v, (unsigned)n, 0, &ts, CLOCK_MONOTONIC);
+	int err = rc >= 0 ? 0 : errno;
+	errno = saved;
+	switch (err) {
+	case 0:      /* woken on one of the words */
+	case EAGAIN: /* a word already differed */
+		return 0;
+	case ETIMEDOUT:
+		return -ETIMEDOUT;
+	case EINTR:
+		return -EINTR;
+	default:
+		/* ENOSYS (kernel < 5.16) or EPERM (seccomp): never again. EFAULT
+		 * or EINVAL: the caller's single-word fallback copes as well. */
+		/* Relaxed: as in tachyon_futex_waitv_usable. */
+		tachyon_atomic_store_relaxed32(&waitv_state, 2);
+		return -ENOSYS;
+	}
+#else
+	(void)words;
+	(void)expected;
+	(void)n;
+	(void)timeout_ns;
+	return -ENOSYS;
+#endif
 }
 
 /* The process-private words of tachyon.h. The _PRIVATE futex ops key on the

@@ -10,6 +10,8 @@
  *   tuning.c     polling mode and NUMA placement of a bus
  *   stats.c      stats and the read-only questions about a bus
  *   wait.c       the one blocking loop of a bus (recv's wait and reserve's)
+ *   waitany.c    waiting for a message on any of several buses, outside
+ *                their gates
  *   gate.c       the in-flight gate's slow side, close, finalisation
  *   fork.c       fork detection (the atfork generation)
  *      (bus_impl.h: the bus struct and the hot inline checks these share)
@@ -24,8 +26,8 @@
  *   clock.c      the clock, deadlines, naps, interrupt and EINTR rules
  *   error.c      tachyon_strerror, the per-thread handshake detail
  *
- * Layers: ring < region < handshake < bus (gate, wait, fork, tuning,
- * stats are parts of the bus layer).
+ * Layers: ring < region < handshake < bus (gate, wait, waitany, fork,
+ * tuning, stats are parts of the bus layer).
  */
 #ifndef TACHYON_CORE_INTERNAL_H
 #define TACHYON_CORE_INTERNAL_H
@@ -122,6 +124,19 @@ int tachyon_futex_wait(uint32_t *word, uint32_t expected, int64_t timeout_ns);
 
 /* Wake up to n sleepers on word (INT32_MAX for all). */
 void tachyon_futex_wake(uint32_t *word, int n);
+
+/* The kernel's limit on the words of one futex_waitv. */
+#define TACHYON_FUTEX_WAIT_ANY_MAX 128
+
+/* Sleep while every *words[i] == expected[i] (shared futexes), for at most
+ * timeout_ns: 0 when woken or a word differed, -ETIMEDOUT, -EINTR, or
+ * -ENOSYS when this cannot be done here (no futex_waitv, n out of
+ * [1, TACHYON_FUTEX_WAIT_ANY_MAX]); the caller then sleeps on one word. */
+int tachyon_futex_wait_any(uint32_t *const *words, const uint32_t *expected, size_t n,
+                           int64_t timeout_ns);
+
+/* Can tachyon_futex_wait_any be used (as far as is known yet)? */
+int tachyon_futex_waitv_usable(void);
 
 /* The wake-up claim of a shared wait word: if a sleeper announced itself
  * (the word is 1), change it 1 -> 0 and wake every sleeper; only the winner

@@ -97,6 +97,10 @@ int tx_blocking(tx_call *c)
 		case OP_CONNECT:
 			r = tachyon_bus_connect(c->path, &w, c->out);
 			break;
+		case OP_WAIT_ANY:
+			/* holds no family: it enters no gate and takes nothing */
+			r = tachyon_bus_wait_any(c->buses, c->max, c->ready, &w);
+			break;
 		}
 		PyEval_RestoreThread(wt.ts);
 

@@ -44,7 +44,7 @@ static inline int64_t tx_deadline(int64_t tns)
 }
 
 /* A blocking core call and its arguments. */
-typedef enum { OP_SEND, OP_RESERVE, OP_RECV, OP_RECV_BATCH, OP_ACCEPT, OP_CONNECT } tx_op;
+typedef enum { OP_SEND, OP_RESERVE, OP_RECV, OP_RECV_BATCH, OP_ACCEPT, OP_CONNECT, OP_WAIT_ANY } tx_op;
 typedef struct {
 	tx_op op;
 	BusObject *self;            /* NULL for accept/connect */
@@ -56,7 +56,9 @@ typedef struct {
 	uint32_t type_id;
 	void **payload;
 	tachyon_msg *msgs;
-	size_t max;
+	size_t max;                 /* recv_batch: messages; wait_any: buses */
+	tachyon_bus *const *buses;  /* wait_any */
+	uint8_t *ready;             /* wait_any */
 	tachyon_listener *listener;
 	const char *path;
 	tachyon_bus **out;

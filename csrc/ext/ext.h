@@ -11,6 +11,7 @@
  *
  *   7  module.c   module definition, state, exceptions, BusStats, functions
  *   6  bus.c      TachyonBus (methods and tables) and its iterator
+ *      waitany.c  _wait_any: a message on any of several buses
  *   5  guards.c   TxGuard, RxGuard, RxBatchGuard, RxMsgView (zero copy)
  *   4  dlpack.c   __dlpack__ export of a received slot and its deleters
  *                 (dlpack_abi.h: the DLPack structs)

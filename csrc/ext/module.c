@@ -10,6 +10,7 @@
 #include "frames.h"
 #include "guards.h"
 #include "message.h"
+#include "waitany.h"
 
 /* ------------------------------------------------------------------------ */
 /* module functions                                                          */
@@ -91,6 +92,10 @@ static PyMethodDef module_methods[] = {
 	 "_frame_zero_copy(guard, shape, code, bits, typestr, /)\n--\n\n"
 	 "Write a C-contiguous tensor frame header into an open TxGuard, set its actual_size, and\n"
 	 "return an __array_interface__ dict over the frame's data (Bus.send_array_zero_copy)."},
+	{"_wait_any", (PyCFunction)(void (*)(void))tx_wait_any, METH_FASTCALL | METH_KEYWORDS,
+	 "_wait_any(buses, timeout=None)\n--\n\n"
+	 "The indices of the buses among `buses` whose receive would return (or raise) at once;\n"
+	 "[] when timeout passed first. Takes no message (tachyon.wait)."},
 	{NULL, NULL, 0, NULL},
 };
 

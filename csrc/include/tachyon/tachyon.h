@@ -415,6 +415,25 @@ TACHYON_API int tachyon_bus_release_to(tachyon_bus *b, uint64_t pos, uint32_t nm
  * which a producer may be waiting for. Returns 0 or a negative errno. */
 TACHYON_API int tachyon_bus_publish_release(tachyon_bus *b);
 
+/*
+ * Wait until a receive on at least one of the n buses would return at once:
+ * a message is there, or something to report (this end closed, the peer
+ * closed or died, a broken ring). Sets ready[i] to 1 for those buses and 0
+ * for the others. The buses are consumer ends; an end with no role yet
+ * becomes one. Takes no message and enters no bus's gate: other threads may
+ * receive on these buses meanwhile (then a message seen here may be gone by
+ * the time the caller looks). Spins for w->spin pauses, then sleeps on
+ * every bus's consumer wait word at once (futex_waitv on Linux 5.16+; else
+ * one word at a time in slices of at most 1 ms); polls each peer at least
+ * every watchdog period; a close of any of the buses from another thread
+ * ends the wait with that bus ready. Returns the number of ready buses
+ * (>= 1), -ETIMEDOUT, -EINTR, -EINVAL (no buses, a NULL), -TACHYON_EROLE (a
+ * producer end, or the other end holds the consumer role) or
+ * -TACHYON_EFORKED.
+ */
+TACHYON_API int tachyon_bus_wait_any(tachyon_bus *const *buses, size_t n, uint8_t *ready,
+                                     const tachyon_wait *w);
+
 /* 1: the consumer never sleeps (sticky while our end consumes); 0: hybrid.
  * Claims no role. */
 TACHYON_API int tachyon_bus_set_polling_mode(tachyon_bus *b, int pure_spin);

@@ -1,0 +1,87 @@
+/*
+ * Waiting for a message on several buses (waitany.h). The wait holds no
+ * family of any bus: the core looks at the rings without entering their
+ * gates, so another thread may receive on them meanwhile (the asyncio
+ * layer's event loop does, while its waiter thread sits here).
+ */
+#include "waitany.h"
+
+#include "args.h"
+#include "calls.h"
+#include "errors.h"
+
+/* Check one entry and make it a consumer end: 0, or -1 with an exception. */
+static int take_bus(tx_state *st, PyObject *o, Py_ssize_t i, tachyon_bus **out)
+{
+	if (!PyObject_TypeCheck(o, st->bus_type)) {
+		PyErr_Format(PyExc_TypeError, "wait: buses[%zd] is a %.100s, not a Bus", i,
+		             Py_TYPE(o)->tp_name);
+		return -1;
+	}
+	BusObject *b = (BusObject *)o;
+	if (tachyon_bus_forked(b->bus))
+		return tx_bus_unusable(b);
+	/* A closed bus is ready (its receive raises at once); it takes no role. */
+	if (!b->closed && tx_bus_want_role(b, TACHYON_ROLE_CONSUMER) < 0)
+		return -1;
+	*out = b->bus;
+	return 0;
+}
+
+PyObject *tx_wait_any(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+	static const char *const names[] = {"buses", "timeout"};
+	tx_state *st = PyModule_GetState(module);
+	PyObject *a[2] = {NULL, NULL}, *items, *res = NULL;
+	tachyon_bus **buses = NULL;
+	uint8_t *ready = NULL;
+	int64_t tns = TACHYON_FOREVER;
+	Py_ssize_t n, i;
+
+	if (tx_parse_args("_wait_any", args, nargs, kwnames, names, 2, 2, 1, a) < 0 ||
+	    (a[1] && tx_parse_timeout(a[1], &tns) < 0))
+		return NULL;
+	/* A tuple of our own: it keeps every bus alive while the GIL is
+	 * released, whatever the caller does to its list meanwhile. */
+	items = PySequence_Tuple(a[0]);
+	if (!items)
+		return NULL;
+	n = PyTuple_GET_SIZE(items);
+	if (n == 0) {
+		PyErr_SetString(PyExc_ValueError, "wait: no buses to wait on");
+		goto done;
+	}
+	buses = PyMem_Calloc((size_t)n, sizeof *buses);
+	ready = PyMem_Calloc((size_t)n, 1);
+	if (!buses || !ready) {
+		PyErr_NoMemory();
+		goto done;
+	}
+	for (i = 0; i < n; i++)
+		if (take_bus(st, PyTuple_GET_ITEM(items, i), i, &buses[i]) < 0)
+			goto done;
+
+	tx_call c = {.op = OP_WAIT_ANY, .deadline = tx_deadline(tns), .buses = buses,
+	             .ready = ready, .max = (size_t)n};
+	int r = tx_blocking(&c);
+	if (r == -EINTR)
+		goto done; /* an exception from a signal handler is set */
+	if (r < 0 && r != -ETIMEDOUT) {
+		res = tx_raise_call(st, NULL, r, "wait");
+		goto done;
+	}
+	res = PyList_New(0);
+	for (i = 0; res && r > 0 && i < n; i++) {
+		if (!ready[i])
+			continue;
+		PyObject *idx = PyLong_FromSsize_t(i);
+		if (!idx || PyList_Append(res, idx) < 0)
+			Py_CLEAR(res);
+		Py_XDECREF(idx);
+	}
+done:
+	PyMem_Free(buses);
+	PyMem_Free(ready);
+	Py_DECREF(items);
+	return res;
+}

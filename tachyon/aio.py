@@ -1,0 +1,220 @@
+"""asyncio for tachyon buses: ``await bus.recv_async()``, ``async for msg in bus``,
+``await bus.send_async(data)``.
+
+How a receive waits, in this order:
+
+1. ``try_recv`` once, then again in a short spin inside the event loop (at most
+   ``SPIN_NS``, 30 us by default): a peer that answers at once (request/reply)
+   is met here, without a thread hop. The loop is held for no longer than that.
+2. Otherwise the bus's waiter thread (one per bus, started on first use,
+   ending after ``LINGER_S`` without work) sits in ``_wait_any``, the core's
+   readiness wait, with the GIL released, and wakes the loop with
+   ``call_soon_threadsafe`` once a receive would return at once.
+3. The coroutine then takes the message itself with ``try_recv``, in the loop.
+
+The waiter never takes a message, so a cancelled ``recv_async`` loses
+nothing: either it had returned the message, or the message is still in the
+ring for the next receive.
+
+``send_async`` tries a non-blocking send; when the ring is full it waits in
+the event loop (a short spin, then ``asyncio.sleep`` steps from 0.1 ms up to
+``ROOM_MAX_SLEEP_S``) and tries again. A cancelled ``send_async`` has either
+sent its message whole or not at all.
+"""
+import asyncio
+import threading
+import time
+from typing import TYPE_CHECKING, Any, AsyncIterator, Dict, List, Optional, Tuple
+
+from ._core import BusFullError, Message, PeerClosedError, TachyonTimeoutError, _wait_any
+
+if TYPE_CHECKING:
+    from . import Bus
+
+__all__ = ["recv_async", "send_async", "iterate", "SPIN_NS", "LINGER_S", "ROOM_MAX_SLEEP_S"]
+
+#: How long a receive keeps trying inside the event loop before it hands the
+#: wait to the bus's waiter thread.
+SPIN_NS = 30_000
+#: How long an idle waiter thread stays before it ends.
+LINGER_S = 2.0
+#: The longest step of a send waiting for room.
+ROOM_MAX_SLEEP_S = 0.002
+#: A waiter thread looks at its requests at least this often (cancelled
+#: ones are dropped, deadlines checked).
+_SLICE_S = 0.2
+
+_Request = Tuple[asyncio.AbstractEventLoop, "asyncio.Future[None]", Optional[float]]
+
+
+def _resolve(fut: "asyncio.Future[None]", err: Optional[BaseException]) -> None:
+    if fut.done():
+        return
+    if err is None:
+        fut.set_result(None)
+    else:
+        fut.set_exception(err)
+
+
+class _Waiter:
+    """The thread that waits for a bus's readiness on behalf of its awaiters."""
+
+    def __init__(self, key: int) -> None:
+        self._key = key
+        self._cond = threading.Condition(threading.Lock())
+        self._pending: List[_Request] = []
+        self._bus: "Optional[Bus]" = None
+        self._alive = True
+        threading.Thread(target=self._run, name="tachyon-aio-waiter", daemon=True).start()
+
+    def submit(self, bus: "Bus", req: _Request) -> bool:
+        """Queue req; False when this waiter has ended (use a new one)."""
+        with self._cond:
+            if not self._alive:
+                return False
+            self._bus = bus
+            self._pending.append(req)
+            self._cond.notify()
+            return True
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending:
+                    # holds no bus while idle: the bus may be collected
+                    self._bus = None
+                    if not self._cond.wait(LINGER_S) and not self._pending:
+                        self._alive = False
+                        with _registry_lock:
+                            if _registry.get(self._key) is self:
+                                del _registry[self._key]
+                        return
+                bus = self._bus
+                now = time.monotonic()
+                slice_s = _SLICE_S
+                for _, _, deadline in self._pending:
+                    if deadline is not None:
+                        slice_s = min(slice_s, max(deadline - now, 0.0))
+            err: Optional[BaseException] = None
+            ready = False
+            try:
+                ready = bool(_wait_any([bus], slice_s))
+            except BaseException as e:  # handed to the awaiter, which raises it
+                err = e
+            del bus
+            now = time.monotonic()
+            with self._cond:
+                wake, keep = [], []
+                for req in self._pending:
+                    loop, fut, deadline = req
+                    if fut.done():
+                        continue  # cancelled: nothing was taken for it
+                    if ready or err is not None or (deadline is not None and now >= deadline):
+                        wake.append(req)
+                    else:
+                        keep.append(req)
+                self._pending = keep
+            for loop, fut, _ in wake:
+                try:
+                    loop.call_soon_threadsafe(_resolve, fut, err)
+                except RuntimeError:
+                    pass  # the loop was closed meanwhile
+
+
+_registry: Dict[int, _Waiter] = {}
+_registry_lock = threading.Lock()
+
+
+def _submit(bus: "Bus", req: _Request) -> None:
+    # Keyed by id: a key reused by a later bus only reuses the thread, since
+    # every request carries its own bus and a waiter with requests pending
+    # holds their bus.
+    key = id(bus)
+    while True:
+        with _registry_lock:
+            w = _registry.get(key)
+            if w is None:
+                w = _registry[key] = _Waiter(key)
+        if w.submit(bus, req):
+            return
+
+
+async def _readable(bus: "Bus", deadline: Optional[float]) -> None:
+    loop = asyncio.get_running_loop()
+    fut: "asyncio.Future[None]" = loop.create_future()
+    _submit(bus, (loop, fut, deadline))
+    await fut
+
+
+def _spin_try(bus: "Bus") -> Optional[Message]:
+    end = time.perf_counter_ns() + SPIN_NS
+    while True:
+        m = bus.try_recv()
+        if m is not None or time.perf_counter_ns() >= end:
+            return m
+
+
+async def recv_async(bus: "Bus", timeout: Optional[float] = None) -> Message:
+    """Receive one Message without blocking the event loop.
+
+    TachyonTimeoutError after ``timeout`` seconds (None: no limit); the
+    errors of ``recv`` otherwise. Cancelling it never loses a message.
+    """
+    m = bus.try_recv()
+    if m is not None:
+        return m
+    if timeout is not None and timeout < 0:
+        raise ValueError("recv_async: timeout must be >= 0 or None")
+    deadline = None if timeout is None else time.monotonic() + timeout
+    if timeout != 0:
+        m = _spin_try(bus)
+        if m is not None:
+            return m
+    while True:
+        if deadline is not None and time.monotonic() >= deadline:
+            raise TachyonTimeoutError(f"recv_async: no message within {timeout} s")
+        await _readable(bus, deadline)
+        m = bus.try_recv()
+        if m is not None:
+            return m
+
+
+async def iterate(bus: "Bus") -> AsyncIterator[Message]:
+    """Messages until the peer closed and everything was delivered."""
+    while True:
+        try:
+            m = await recv_async(bus)
+        except PeerClosedError:
+            return
+        yield m
+
+
+async def send_async(bus: "Bus", data: Any, type_id: int = 0,
+                     timeout: Optional[float] = None) -> None:
+    """Send one message, waiting in the event loop while the ring is full.
+
+    BusFullError after ``timeout`` seconds without room (None: no limit); the
+    errors of ``send`` otherwise.
+    """
+    try:
+        bus.send(data, type_id, timeout=0)
+        return
+    except BusFullError:
+        if timeout == 0:
+            raise
+    if timeout is not None and timeout < 0:
+        raise ValueError("send_async: timeout must be >= 0 or None")
+    deadline = None if timeout is None else time.monotonic() + timeout
+    end = time.perf_counter_ns() + SPIN_NS
+    step = 0.0001
+    while True:
+        try:
+            bus.send(data, type_id, timeout=0)
+            return
+        except BusFullError:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise
+        if time.perf_counter_ns() < end:
+            continue
+        await asyncio.sleep(step)
+        step = min(step * 2, ROOM_MAX_SLEEP_S)
