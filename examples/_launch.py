@@ -1,21 +1,23 @@
-"""The two-process frame the examples share: a script runs its receiving
-half in a child process (the same script, started again with --receive)
-and its sending half in this one, over a fresh socket path."""
+"""The two-process frame the examples share: a script runs one half in a
+child process (the same script, started again with --child and the socket
+paths) and the other half in this one, over fresh socket paths."""
 import os
 import subprocess
 import sys
 import tempfile
 
 
-def two_processes(script, receive, send):
-    """Run receive(path) in a child and send(path) here; the child's exit code."""
-    if len(sys.argv) == 3 and sys.argv[1] == "--receive":
-        receive(sys.argv[2])
+def two_processes(script, child, parent, buses=1):
+    """Run child(*paths) in a second process and parent(*paths) here, with
+    one socket path per bus; returns the child's exit code."""
+    if len(sys.argv) == 2 + buses and sys.argv[1] == "--child":
+        child(*sys.argv[2:])
         return 0
-    path = os.path.join(tempfile.gettempdir(), f"tachyon-example-{os.getpid()}.sock")
-    receiver = subprocess.Popen([sys.executable, script, "--receive", path])
+    base = os.path.join(tempfile.gettempdir(), f"tachyon-example-{os.getpid()}")
+    paths = [f"{base}-{i}.sock" for i in range(buses)]
+    proc = subprocess.Popen([sys.executable, script, "--child", *paths])
     try:
-        send(path)
+        parent(*paths)
     finally:
-        code = receiver.wait(timeout=30)
+        code = proc.wait(timeout=30)
     return code

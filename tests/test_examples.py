@@ -19,6 +19,8 @@ EXPECTED = {
     ),
     "zero_copy.py": "type_id=42 size=35 starts=b'written'\nintact=True\n",
     "torch_dlpack.py": "tensor([1., 2., 3., 4.]) sum=10.0\n",
+    "wait_many.py": "commands: stop\nlogs: started\nsensors: 21.5 C\nsensors: 21.7 C\n",
+    "asyncio_echo.py": "1 -> 2\n21 -> 42\n1000 -> 2000\n7 -> 14 (around a cancelled receive)\n",
     "arrays.py": (
         "frame: type_id=1 shape=(1080, 1920, 3) dtype=uint8 mean=85.0\n"
         "matrix: shape=(4, 4) dtype=float32 trace=10.0\n"
