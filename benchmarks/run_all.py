@@ -118,6 +118,9 @@ def make_steps(a, bench=None):
         Step("py_dlpack", "DLPack hand-over, 64 MiB against 64 B",
              py + [PY / "dlpack.py", "--cpus", cpus, "--rounds", rounds(12, 5), "--per-round", "12" if not q else "6",
                    "--json", pyjson("py_dlpack")]),
+        Step("py_arrays", "arrays as messages: send_array against shared_memory + Queue and mp.Pipe",
+             py + [PY / "arrays.py", "--cpus", cpus, "--rounds", rounds(7, 3), "--window", "0.5" if not q else "0.3",
+                   "--json", pyjson("py_arrays")]),
         Step("syscalls", "system calls per message, both sides awake (strace -c)",
              py + [PY / "syscalls.py", "--cpus", cpus, "--json", pyjson("syscalls")] + (["--quick"] if q else [])),
         Step("percall", "per-call cost of the Python API (one process)",
@@ -614,6 +617,28 @@ def build_rows(steps, a):
         R.append(row(S3, "DLPack hand-over, 64 MiB / 64 B with no copy before the 64 B one (cache state differs)",
                      ours=f"p50 {ns(d['big_summary']['p50'])}", ref=f"p50 {ns(d['small_clean_summary']['p50'])}",
                      ratio=f"{v['ratio_median']:.2f}"))
+    m = missing(steps, "py_arrays")
+    for case, label in (("frame_1080p_uint8", "1920x1080x3 uint8 frame"),
+                        ("tensor_4096_float32", "4096x4096 float32 tensor")):
+        for ref, rlabel, t in (("shm_queue", "shared_memory pool + Queues of indices", 1), ("pipe", "mp.Pipe", 5)):
+            meas = f"arrays, {label}: send_array / recv_zero_copy + .array() + reduction, against {rlabel}"
+            if m:
+                R.append(row(S3, meas, ours=m, target=f">= {t}"))
+                continue
+            ar = res["py_arrays"]
+            d = ar["cases"].get(case)
+            if not d:
+                R.append(row(S3, meas, ours="no data", target=f">= {t}"))
+                continue
+            o, f, q = d["methods"]["tachyon"], d["methods"][ref], d[f"tachyon_over_{ref}"]
+            lines = ar["program_lines"]
+            R.append(row(S3, meas + f" ({ar['rounds']} rounds, .{ar['reduction']}(), {d['slots']} frames in flight)",
+                         ours=f"{o['frames_per_s']:.0f} frames/s, {o['gb_per_s']:.2f} GB/s",
+                         ref=f"{f['frames_per_s']:.0f} frames/s, {f['gb_per_s']:.2f} GB/s",
+                         ratio=f"{q['median']:.2f} (rounds {q['min']:.2f}..{q['max']:.2f})", target=f">= {t}",
+                         met=q["median"] >= t,
+                         note="program lines, producer + consumer: " + ", ".join(
+                             f"{k} {v['producer']} + {v['consumer']}" for k, v in lines.items())))
     m = missing(steps, "syscalls")
     for sc, label in (("rtt", "ping-pong (send + next(iter(bus)))"), ("stream", "streaming (send_many / drain_batch)")):
         meas = f"hot-path system calls per message, both sides awake, {label} (strace -c -f)"

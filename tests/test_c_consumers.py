@@ -3,18 +3,22 @@
 tachyon.pc under a prefix; the C++ example builds out of tree against that
 prefix (find_package, and pkg-config against the shared library) and against
 the source tree (add_subdirectory), and each build talks to a Python
-consumer across two processes."""
+consumer across two processes. The C example's tensor frames reach a Python
+consumer as the arrays the C program wrote."""
+import zlib
 import errno
 import os
 import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from conftest import REPO, isolated_env
 
 EXAMPLE = REPO / "examples" / "cpp"
+C_EXAMPLE = REPO / "examples" / "c"
 COUNT = 5
 EXPECTED = "".join(f"type_id={i} data=reading {i * i}\n" for i in range(COUNT))
 
@@ -135,3 +139,42 @@ def test_lto_archive_links_cleanly(tmp_path):
     assert proc.stderr == "", proc.stderr
     out = run([str(tmp_path / "app")]).stdout
     assert out.startswith(f"-{errno.ETIMEDOUT} nothing appeared at"), out
+
+
+def frame_line(type_id, a):
+    return (f"type_id={type_id} dtype={a.dtype} shape={a.shape} "
+            f"sum={a.sum(dtype='float64'):.1f} crc32={zlib.crc32(a):08x}\n")
+
+
+def expected_frames():
+    """What receive_frames.py prints, computed from the arrays that
+    frame_producer.c's comments promise: three float32 matrices
+    (k + 1) * (i * 4 + j) * 0.5 and a 480x640x3 test pattern."""
+    lines = []
+    for k in range(3):
+        m = np.float32(k + 1) * np.arange(12, dtype=np.float32).reshape(3, 4) * np.float32(0.5)
+        lines.append(frame_line(1, m))
+    image = np.empty((480, 640, 3), dtype=np.uint8)
+    image[..., 0] = (np.arange(640) % 256)[None, :]
+    image[..., 1] = (np.arange(480) % 256)[:, None]
+    image[..., 2] = 200
+    lines.append(frame_line(2, image))
+    return "".join(lines)
+
+
+def test_c_frame_producer(prefix, tmp_path):
+    """examples/c: a C program builds tensor frames in place in the ring
+    with the tachyon_tensor_frame_* helpers; the Python consumer reads each
+    with .array() and gets the dtype, shape and bytes the C program wrote.
+    Built warning-free with find_package against the installed library."""
+    build = tmp_path / "build"
+    run([cmake(), "-S", str(C_EXAMPLE), "-B", str(build), f"-DCMAKE_PREFIX_PATH={prefix}",
+         "-DCMAKE_C_FLAGS=-Wall -Wextra -Wpedantic -Werror"])
+    run([cmake(), "--build", str(build)])
+    proc = subprocess.run(
+        [sys.executable, str(C_EXAMPLE / "receive_frames.py"), str(build / "frame_producer")],
+        capture_output=True, text=True, timeout=60, env=isolated_env(),
+    )
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    assert proc.stdout == expected_frames()
+    assert proc.stderr == ""
