@@ -90,6 +90,7 @@ class _Waiter:
                                 del _registry[self._key]
                         return
                 bus = self._bus
+                assert bus is not None  # submit() sets it with every request
                 now = time.monotonic()
                 slice_s = _SLICE_S
                 for _, _, deadline in self._pending:
