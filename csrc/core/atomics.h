@@ -31,6 +31,11 @@ static inline void tachyon_atomic_store_release64(uint64_t *p, uint64_t v)
 	atomic_store_explicit(TACHYON_AS_ATOMIC64(p), v, memory_order_release);
 }
 
+static inline void tachyon_atomic_store_relaxed64(uint64_t *p, uint64_t v)
+{
+	atomic_store_explicit(TACHYON_AS_ATOMIC64(p), v, memory_order_relaxed);
+}
+
 static inline uint32_t tachyon_atomic_load_acquire32(const uint32_t *p)
 {
 	return atomic_load_explicit(TACHYON_AS_ATOMIC32(p), memory_order_acquire);
