@@ -9,12 +9,20 @@ MODE: listen-consumer   listen at PATH, read every message; after the peer
                         make no call on the bus until killed
       connect-idle      connect, send exactly COUNT messages, print "idle", then
                         make no call until killed
-Prints "ready" once the bus is up.
+Prints "ready" once the bus is up. With TACHYON_TEST_UID set (as root) it
+first becomes that uid, after the interpreter has started (its files may
+not be readable by that uid).
 """
+import os
 import sys
 import time
 
 import tachyon
+
+if os.environ.get("TACHYON_TEST_UID"):
+    uid = int(os.environ["TACHYON_TEST_UID"])
+    os.setgid(uid)
+    os.setuid(uid)
 
 mode, path = sys.argv[1], sys.argv[2]
 count = int(sys.argv[3]) if len(sys.argv) > 3 else 0
