@@ -34,6 +34,7 @@ import os
 import platform
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import threading
@@ -123,6 +124,9 @@ def make_steps(a, bench=None):
                    "--json", pyjson("py_arrays")]),
         Step("syscalls", "system calls per message, both sides awake (strace -c)",
              py + [PY / "syscalls.py", "--cpus", cpus, "--json", pyjson("syscalls")] + (["--quick"] if q else [])),
+        Step("py_observer", "ping-pong p50 with and without `python -m tachyon top` watching",
+             py + [PY / "observer.py", "--cpus", cpus, "--rounds", rounds(8, 4),
+                   "--json", pyjson("py_observer")] + (["--quick"] if q else [])),
         Step("percall", "per-call cost of the Python API (one process)",
              py + [PY / "percall.py", "--cpu", cpus.split(",")[0], "--json", pyjson("percall")]),
         Step("profile", "instructions per call (valgrind callgrind)",
@@ -639,6 +643,17 @@ def build_rows(steps, a):
                          met=q["median"] >= t,
                          note="program lines, producer + consumer: " + ", ".join(
                              f"{k} {v['producer']} + {v['consumer']}" for k, v in lines.items())))
+    m = missing(steps, "py_observer")
+    meas = "ping-pong p50 while `python -m tachyon top` watches / alone (32 B, hybrid waits)"
+    if m:
+        R.append(row(S3, meas, ours=m, target="< 1.05"))
+    else:
+        d = res["py_observer"]
+        R.append(row(S3, f"{meas}, top as {d['view']}, {d['rounds']} paired rounds",
+                     ours=f"p50 {statistics.median(d['p50_watched_us']):.2f} us",
+                     ref=f"p50 {statistics.median(d['p50_alone_us']):.2f} us",
+                     ratio=f"{d['ratio']:.3f} (rounds {min(d['ratios']):.2f}..{max(d['ratios']):.2f})",
+                     target="< 1.05", met=d["ratio"] < 1.05))
     m = missing(steps, "syscalls")
     for sc, label in (("rtt", "ping-pong (send + next(iter(bus)))"), ("stream", "streaming (send_many / drain_batch)")):
         meas = f"hot-path system calls per message, both sides awake, {label} (strace -c -f)"

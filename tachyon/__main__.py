@@ -1,18 +1,37 @@
-"""python -m tachyon COMMAND: bench (round-trip latency between two processes)."""
+"""python -m tachyon COMMAND [--help]
+
+Commands:
+  list      the live buses on this machine, one line each (--json for a document)
+  top       a terminal view of the live buses, refreshed every 0.5 s (--json for samples)
+  metrics   serve the live buses' counters in Prometheus text format on 127.0.0.1
+  bench     round-trip latency between two processes
+
+list, top and metrics find buses through /proc and map them read-only: they
+never write to a bus and need no cooperation from the processes using it.
+"""
 import sys
 
-from . import bench
+COMMANDS = ("list", "top", "metrics", "bench")
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: python -m tachyon bench [--size 32] [--count N] [--cpus A,B] [--capacity BYTES]")
-        print("       python -m tachyon bench --help")
+        print(__doc__.strip())
         return 0 if argv else 2
-    if argv[0] == "bench":
-        return bench.main(argv[1:])
-    print(f"unknown command {argv[0]!r}; try: python -m tachyon bench", file=sys.stderr)
+    cmd, rest = argv[0], argv[1:]
+    if cmd == "bench":
+        from . import bench
+        return bench.main(rest)
+    if cmd in ("list", "top", "metrics"):
+        from . import monitor
+        try:
+            return getattr(monitor, f"main_{cmd}")(rest)
+        except BrokenPipeError:  # `list | head`: the reader is done
+            sys.stderr.close()
+            return 0
+    print(f"unknown command {cmd!r}; commands: {', '.join(COMMANDS)} (python -m tachyon --help)",
+          file=sys.stderr)
     return 2
 
 

@@ -1,4 +1,5 @@
 """Type stub of the tachyon._core extension module (kept exact by tests/test_typing.py)."""
+from enum import IntEnum
 from os import PathLike
 from types import TracebackType
 from typing import (
@@ -19,6 +20,7 @@ from typing import (
 )
 
 from numpy.typing import NDArray
+from typing_extensions import disjoint_base
 from typing_extensions import Buffer, Self, disjoint_base
 
 class _ArrayInterface(Protocol):
@@ -45,6 +47,20 @@ def msg_type(type_id: int, /) -> int: ...
 def _dlpack_counters() -> Tuple[int, int]: ...
 def _wait_any(buses: Iterable[TachyonBus], timeout: Optional[float] = None) -> List[int]: ...
 
+class BusState(IntEnum):
+    UNINITIALIZED = 0
+    INITIALIZING = 1
+    READY = 2
+    CLOSED = 3
+    FATAL = 4
+
+class ConsumerState(IntEnum):
+    AWAKE = 0
+    SLEEPING = 1
+    PURE_SPIN = 2
+
+# A disjoint base at run time: the class adds a __dict__ (for the counters) to a tuple.
+@disjoint_base
 class BusStats(NamedTuple):
     ring_capacity: int
     ring_occupancy: int
@@ -53,6 +69,15 @@ class BusStats(NamedTuple):
     pinned_bytes: int
     lost_wakeups: int
     peer_pid: Optional[int]
+    # outside the tuple: set on each instance by Bus.stats
+    @property
+    def sent_messages(self) -> int: ...
+    @property
+    def sent_bytes(self) -> int: ...
+    @property
+    def received_messages(self) -> int: ...
+    @property
+    def received_bytes(self) -> int: ...
 
 class TachyonError(Exception): ...
 class HandshakeError(TachyonError, ConnectionError): ...

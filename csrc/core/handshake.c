@@ -654,6 +654,9 @@ int tachyon_handshake_connect(const char *path, const tachyon_wait *w, tachyon_l
 		goto fail;
 
 	struct tachyon_region_header *hdr = region.base;
+	/* Relaxed: for an observer only (ABI.md, "Observing a bus"); the marker
+	 * store below publishes it with the attach. */
+	tachyon_atomic_store_relaxed32(&hdr->connector_pid, (uint32_t)getpid());
 	/* Release: a listener end that loads our marker (to tell our consumer
 	 * from a 0.5.1 one) sees a fully attached peer, not an announcement. */
 	tachyon_atomic_store_release32(&hdr->connector_marker, TACHYON_PEER_MARKER);

@@ -95,6 +95,8 @@ int tachyon_region_create(const char *name, uint64_t capacity, tachyon_region *o
 	/* Relaxed is enough: the release store of the state right after it
 	 * publishes the marker together with the header. */
 	tachyon_atomic_store_relaxed32(&hdr->listener_marker, TACHYON_PEER_MARKER);
+	/* Relaxed, published the same way: for an observer only (ABI.md). */
+	tachyon_atomic_store_relaxed32(&hdr->listener_pid, (uint32_t)getpid());
 	/* Release: a peer that loads READY (acquire, in tachyon_region_attach or
 	 * a ring end's attach) also sees magic, version, capacity, alignment and
 	 * our marker as written above. */

@@ -185,6 +185,11 @@ static inline int producer_publish(tachyon_producer *p)
 	if (UNLIKELY(shared != p->published_head))
 		return producer_fail(p, tachyon_reason_foreign_head);
 	if (p->head != p->published_head) {
+		/* relaxed: display counters for an outside observer (ABI.md,
+		 * "Traffic counters"); the head store below orders them, so a
+		 * reader that loads head with acquire sees at least these. */
+		tachyon_atomic_store_relaxed64(&p->hdr->sent_messages, p->sent_messages);
+		tachyon_atomic_store_relaxed64(&p->hdr->sent_bytes, p->sent_bytes);
 		/* release: publishes the headers and payloads (and SKIP padding) of
 		 * every slot below head; pairs with the consumer's acquire load of
 		 * head, after which it reads them. */
@@ -342,6 +347,8 @@ static inline int producer_commit(tachyon_producer *p, size_t actual_size, uint3
 	h->size = (uint32_t)actual_size;
 	h->type_id = type_id;
 	h->reserved_size = p->resv_slot_size;
+	p->sent_messages++;
+	p->sent_bytes += actual_size;
 	p->head = p->resv_slot + p->resv_slot_size;
 	p->reserved = 0;
 	/* ABI.md ("Publication and waking") asks for a publication at least every BATCH commits. Ours
@@ -445,6 +452,11 @@ static SLOW_PATH int consumer_fail(tachyon_consumer *c, const char *why)
  * room on the producer wait word (ours, offset 448). */
 static SLOW_PATH void consumer_publish_tail(tachyon_consumer *c)
 {
+	/* relaxed: display counters for an outside observer (ABI.md, "Traffic
+	 * counters"), published at the moments tail is; ordered before the
+	 * tail store below like the counters of the producer before head. */
+	tachyon_atomic_store_relaxed64(&c->hdr->received_messages, c->received_messages);
+	tachyon_atomic_store_relaxed64(&c->hdr->received_bytes, c->received_bytes);
 	if (c->release != c->published_tail) {
 		/* release: hands [published tail, release) back to the producer; our
 		 * reads of those slots (and the caller's, done before release_to)
@@ -607,6 +619,8 @@ int tachyon_consumer_try_peek(tachyon_consumer *c, tachyon_msg *msg)
 		msg->pos = read;
 		msg->end = read + rs;
 		c->read = read + rs;
+		c->received_messages++;
+		c->received_bytes += size;
 		return 0;
 	}
 }

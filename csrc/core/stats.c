@@ -30,6 +30,12 @@ int tachyon_bus_stats(tachyon_bus *b, tachyon_stats *out)
 	out->consumer_wait = tachyon_atomic_load_relaxed32(&hdr->consumer_wait);
 	out->state = tachyon_atomic_load_relaxed32(&hdr->state);
 	out->lost_wakeups = tachyon_atomic_load_relaxed64(&b->lost_wakeups);
+	/* Relaxed: display counters (ABI.md, "Traffic counters"); nothing is
+	 * read through them, and a peer may write anything there. */
+	out->sent_messages = tachyon_atomic_load_relaxed64(&hdr->sent_messages);
+	out->sent_bytes = tachyon_atomic_load_relaxed64(&hdr->sent_bytes);
+	out->received_messages = tachyon_atomic_load_relaxed64(&hdr->received_messages);
+	out->received_bytes = tachyon_atomic_load_relaxed64(&hdr->received_bytes);
 	out->peer_pid = (int32_t)b->peer.pid;
 	out->peer_liveness = tachyon_bus_peer_liveness(b);
 	return 0;

@@ -1054,6 +1054,24 @@ static PyObject *Bus_set_numa_node(BusObject *self, PyObject *arg)
 	Py_RETURN_NONE;
 }
 
+const char *const tx_stats_extra[TX_STATS_EXTRA] = {
+	"sent_messages", "sent_bytes", "received_messages", "received_bytes",
+};
+
+/* value as a member of the IntEnum cls, or a plain int when it names none:
+ * a peer may write any value into the shared words. */
+static PyObject *enum_member(PyObject *cls, unsigned long value)
+{
+	PyObject *v = PyLong_FromUnsignedLong(value);
+	PyObject *m = v ? PyObject_CallOneArg(cls, v) : NULL;
+	if (!m && v && PyErr_ExceptionMatches(PyExc_ValueError)) {
+		PyErr_Clear();
+		return v;
+	}
+	Py_XDECREF(v);
+	return m;
+}
+
 static PyObject *Bus_get_stats(BusObject *self, void *closure)
 {
 	tachyon_stats s;
@@ -1065,15 +1083,30 @@ static PyObject *Bus_get_stats(BusObject *self, void *closure)
 	if (r < 0)
 		return tx_raise_call(self->st, NULL, r, "stats");
 	/* the field order of BusStats */
-	t = Py_BuildValue("(KKkkKKN)", (unsigned long long)s.capacity,
-	                  (unsigned long long)s.bytes_in_use, (unsigned long)s.consumer_wait,
-	                  (unsigned long)s.state, (unsigned long long)s.bytes_pinned,
-	                  (unsigned long long)s.lost_wakeups,
+	t = Py_BuildValue("(KKNNKKN)", (unsigned long long)s.capacity,
+	                  (unsigned long long)s.bytes_in_use,
+	                  enum_member(self->st->consumer_state_enum, s.consumer_wait),
+	                  enum_member(self->st->bus_state_enum, s.state),
+	                  (unsigned long long)s.bytes_pinned, (unsigned long long)s.lost_wakeups,
 	                  s.peer_pid > 0 ? PyLong_FromLong(s.peer_pid) : Py_NewRef(Py_None));
 	if (!t)
 		return NULL;
 	res = PyObject_Call(self->st->stats_type, t, NULL);
 	Py_DECREF(t);
+	const uint64_t extra[TX_STATS_EXTRA] = {s.sent_messages, s.sent_bytes, s.received_messages,
+	                                        s.received_bytes};
+	/* Into the instance's __dict__, where the class's read-only properties
+	 * find them (module.c). */
+	PyObject *d = res ? PyObject_GenericGetDict(res, NULL) : NULL;
+	for (int i = 0; i < TX_STATS_EXTRA && d; i++) {
+		PyObject *v = PyLong_FromUnsignedLongLong(extra[i]);
+		if (!v || PyDict_SetItemString(d, tx_stats_extra[i], v) < 0)
+			Py_CLEAR(d);
+		Py_XDECREF(v);
+	}
+	if (!d)
+		Py_CLEAR(res);
+	Py_XDECREF(d);
 	return res;
 }
 

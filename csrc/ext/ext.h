@@ -128,6 +128,8 @@ typedef struct {
 	PyObject *RoleError;
 
 	PyObject *stats_type; /* tachyon.BusStats, the named tuple Bus.stats returns */
+	PyObject *bus_state_enum;      /* tachyon.BusState (IntEnum of the state word) */
+	PyObject *consumer_state_enum; /* tachyon.ConsumerState (of the consumer wait word) */
 	PyObject *str_sent;
 	PyObject *str_add_note;
 } tx_state;

@@ -136,21 +136,90 @@ static int add_type(PyObject *module, PyType_Spec *spec, PyObject *base, const c
 }
 
 /* BusStats, what Bus.stats returns: a named tuple made here, so that the
- * extension owns the type it fills (field order: Bus_get_stats). */
+ * extension owns the type it fills (field order: Bus_get_stats). The tuple
+ * keeps its seven fields (code that unpacks it keeps working); the traffic
+ * counters are attributes outside the tuple, the way os.stat_result keeps
+ * st_atime_ns out of its tuple. */
 static const char STATS_DOC[] =
 	"A snapshot of one bus end (Bus.stats).\n\n"
 	"ring_capacity   data ring size in bytes\n"
 	"ring_occupancy  bytes published and not yet released (shared head - shared tail)\n"
-	"consumer_state  the consumer wait word: 0 awake, 1 sleeping, 2 pure spin\n"
-	"state           the ring state word: 2 ready, 3 closed, 4 fatal\n"
+	"consumer_state  the consumer wait word, a ConsumerState: 0 awake, 1 sleeping, 2 pure spin\n"
+	"state           the ring state word, a BusState: 2 ready, 3 closed, 4 fatal\n"
 	"pinned_bytes    consumer end: bytes read but held back by live zero-copy exports\n"
 	"lost_wakeups    consumer end: futex waits that timed out although data had arrived\n"
-	"peer_pid        the peer's pid, None when unknown";
+	"peer_pid        the peer's pid, None when unknown\n\n"
+	"Attributes outside the tuple (the ring's traffic counters, as each side last\n"
+	"published them; 0 for a side held by a tachyon-ipc 0.5.1 peer):\n"
+	"sent_messages, sent_bytes          the producer's, payload bytes\n"
+	"received_messages, received_bytes  the consumer's, payload bytes";
+
+/* BusStats.__repr__: the named tuple's, with the counters after the fields. */
+static PyObject *stats_repr(PyObject *unused, PyObject *self)
+{
+	PyObject *base = PyObject_GetAttrString((PyObject *)Py_TYPE(self)->tp_base, "__repr__");
+	PyObject *r = base ? PyObject_CallOneArg(base, self) : NULL;
+	Py_XDECREF(base);
+	if (!r)
+		return NULL;
+	Py_ssize_t n = PyUnicode_GetLength(r);
+	PyObject *head = n > 0 ? PyUnicode_Substring(r, 0, n - 1) : NULL; /* drop ")" */
+	Py_DECREF(r);
+	if (!head)
+		return NULL;
+	for (int i = 0; i < TX_STATS_EXTRA && head; i++) {
+		PyObject *v = PyObject_GetAttrString(self, tx_stats_extra[i]);
+		PyObject *next = v ? PyUnicode_FromFormat("%U, %s=%R", head, tx_stats_extra[i], v) : NULL;
+		Py_XDECREF(v);
+		Py_SETREF(head, next);
+	}
+	if (!head)
+		return NULL;
+	PyObject *out = PyUnicode_FromFormat("%U)", head);
+	Py_DECREF(head);
+	return out;
+}
+
+static PyMethodDef stats_repr_def = {"__repr__", stats_repr, METH_O, NULL};
+
+/* A counter's getter: the function's self is the counter's name, and the
+ * value sits under that name in the instance's __dict__ (Bus_get_stats). A
+ * read-only property per counter, so that the class itself declares them. */
+static PyObject *stats_counter(PyObject *name, PyObject *self)
+{
+	PyObject *d = PyObject_GenericGetDict(self, NULL);
+	PyObject *v = d ? PyDict_GetItemWithError(d, name) : NULL;
+	Py_XDECREF(d);
+	if (!v) {
+		if (!PyErr_Occurred())
+			PyErr_Format(PyExc_AttributeError, "this BusStats has no %R", name);
+		return NULL;
+	}
+	return Py_NewRef(v);
+}
+
+static PyMethodDef stats_counter_def = {"counter", stats_counter, METH_O, NULL};
+
+static int add_counter_properties(PyObject *ns)
+{
+	for (int i = 0; i < TX_STATS_EXTRA; i++) {
+		PyObject *name = PyUnicode_FromString(tx_stats_extra[i]);
+		PyObject *get = name ? PyCFunction_New(&stats_counter_def, name) : NULL;
+		PyObject *prop = get ? PyObject_CallOneArg((PyObject *)&PyProperty_Type, get) : NULL;
+		int r = prop ? PyDict_SetItem(ns, name, prop) : -1;
+		Py_XDECREF(prop);
+		Py_XDECREF(get);
+		Py_XDECREF(name);
+		if (r < 0)
+			return -1;
+	}
+	return 0;
+}
 
 static int add_stats_type(PyObject *m, tx_state *st)
 {
-	PyObject *collections, *namedtuple = NULL, *args = NULL, *kwargs = NULL, *cls = NULL;
-	PyObject *doc = NULL;
+	PyObject *collections, *namedtuple = NULL, *args = NULL, *kwargs = NULL, *base = NULL;
+	PyObject *fn = NULL, *meth = NULL, *ns = NULL, *cls = NULL;
 	int r = -1;
 	collections = PyImport_ImportModule("collections");
 	if (collections)
@@ -159,21 +228,84 @@ static int add_stats_type(PyObject *m, tx_state *st)
 	                     "consumer_state", "state", "pinned_bytes", "lost_wakeups", "peer_pid");
 	/* module: pickle finds the class as tachyon.BusStats */
 	kwargs = Py_BuildValue("{s:s}", "module", "tachyon");
-	doc = PyUnicode_FromString(STATS_DOC);
-	if (namedtuple && args && kwargs && doc)
-		cls = PyObject_Call(namedtuple, args, kwargs);
-	if (cls && PyObject_SetAttrString(cls, "__doc__", doc) == 0 &&
-	    PyModule_AddObjectRef(m, "BusStats", cls) == 0) {
+	if (namedtuple && args && kwargs)
+		base = PyObject_Call(namedtuple, args, kwargs);
+	fn = PyCFunction_New(&stats_repr_def, NULL);
+	if (fn)
+		meth = PyInstanceMethod_New(fn); /* binds like a function: self comes first */
+	/* No __slots__: the counters live in each instance's __dict__, behind
+	 * read-only properties. */
+	if (base && meth)
+		ns = Py_BuildValue("{s:s,s:s,s:O}", "__doc__", STATS_DOC, "__module__", "tachyon",
+		                   "__repr__", meth);
+	if (ns && add_counter_properties(ns) < 0)
+		Py_CLEAR(ns);
+	if (ns)
+		cls = PyObject_CallFunction((PyObject *)&PyType_Type, "s(O)O", "BusStats", base, ns);
+	if (cls && PyModule_AddObjectRef(m, "BusStats", cls) == 0) {
 		st->stats_type = Py_NewRef(cls);
 		r = 0;
 	}
-	Py_XDECREF(doc);
 	Py_XDECREF(cls);
+	Py_XDECREF(ns);
+	Py_XDECREF(meth);
+	Py_XDECREF(fn);
+	Py_XDECREF(base);
 	Py_XDECREF(kwargs);
 	Py_XDECREF(args);
 	Py_XDECREF(namedtuple);
 	Py_XDECREF(collections);
 	return r;
+}
+
+/* BusState and ConsumerState, the IntEnums of the two words stats shows. */
+static PyObject *new_int_enum(PyObject *m, PyObject *intenum, const char *name, const char *doc,
+                              PyObject *members)
+{
+	PyObject *kw = Py_BuildValue("{s:s}", "module", "tachyon");
+	PyObject *a = members ? Py_BuildValue("(sO)", name, members) : NULL;
+	PyObject *cls = kw && a ? PyObject_Call(intenum, a, kw) : NULL;
+	Py_XDECREF(a);
+	Py_XDECREF(kw);
+	if (!cls)
+		return NULL;
+	PyObject *d = PyUnicode_FromString(doc);
+	if (!d || PyObject_SetAttrString(cls, "__doc__", d) < 0 ||
+	    PyModule_AddObjectRef(m, name, cls) < 0) {
+		Py_XDECREF(d);
+		Py_DECREF(cls);
+		return NULL;
+	}
+	Py_DECREF(d);
+	return cls;
+}
+
+static int add_state_enums(PyObject *m, tx_state *st)
+{
+	PyObject *mod = PyImport_ImportModule("enum");
+	PyObject *intenum = mod ? PyObject_GetAttrString(mod, "IntEnum") : NULL;
+	Py_XDECREF(mod);
+	if (!intenum)
+		return -1;
+	PyObject *bus_members = Py_BuildValue(
+	        "[(sI)(sI)(sI)(sI)(sI)]", "UNINITIALIZED", TACHYON_STATE_UNINITIALIZED,
+	        "INITIALIZING", TACHYON_STATE_INITIALIZING, "READY", TACHYON_STATE_READY, "CLOSED",
+	        TACHYON_STATE_CLOSED, "FATAL", TACHYON_STATE_FATAL);
+	PyObject *wait_members = Py_BuildValue("[(sI)(sI)(sI)]", "AWAKE", TACHYON_WAIT_AWAKE,
+	                                       "SLEEPING", TACHYON_WAIT_SLEEPING, "PURE_SPIN",
+	                                       TACHYON_WAIT_PURE_SPIN);
+	st->bus_state_enum = new_int_enum(m, intenum, "BusState",
+	                                  "The ring's state word (ABI.md): READY, CLOSED by an end, or "
+	                                  "FATAL after a broken rule.",
+	                                  bus_members);
+	st->consumer_state_enum = new_int_enum(m, intenum, "ConsumerState",
+	                                       "The consumer wait word (ABI.md): AWAKE, SLEEPING in a "
+	                                       "futex wait, or PURE_SPIN (never sleeps).",
+	                                       wait_members);
+	Py_XDECREF(bus_members);
+	Py_XDECREF(wait_members);
+	Py_DECREF(intenum);
+	return st->bus_state_enum && st->consumer_state_enum ? 0 : -1;
 }
 
 static int module_exec(PyObject *m)
@@ -245,7 +377,7 @@ static int module_exec(PyObject *m)
 	                               st->TachyonError, NULL, NULL)))
 		return -1;
 
-	if (add_stats_type(m, st) < 0)
+	if (add_stats_type(m, st) < 0 || add_state_enums(m, st) < 0)
 		return -1;
 
 	if (add_type(m, &tx_bus_spec, NULL, "TachyonBus", &st->bus_type) < 0 ||
@@ -288,6 +420,8 @@ static int module_traverse(PyObject *m, visitproc visit, void *arg)
 	Py_VISIT(st->RingCorruptError);
 	Py_VISIT(st->RoleError);
 	Py_VISIT(st->stats_type);
+	Py_VISIT(st->bus_state_enum);
+	Py_VISIT(st->consumer_state_enum);
 	return 0;
 }
 
@@ -315,6 +449,8 @@ static int module_clear(PyObject *m)
 	Py_CLEAR(st->RingCorruptError);
 	Py_CLEAR(st->RoleError);
 	Py_CLEAR(st->stats_type);
+	Py_CLEAR(st->bus_state_enum);
+	Py_CLEAR(st->consumer_state_enum);
 	Py_CLEAR(st->str_sent);
 	Py_CLEAR(st->str_add_note);
 	return 0;

@@ -33,8 +33,12 @@ static void check_region_header(void)
 	CHECK_EQ(FSIZE(tachyon_region_header, producer_owner), 4);
 	CHECK_EQ(OFF(tachyon_region_header, consumer_owner), 32);
 	CHECK_EQ(FSIZE(tachyon_region_header, consumer_owner), 4);
-	CHECK_EQ(OFF(tachyon_region_header, zero0), 36);
-	CHECK_EQ(FSIZE(tachyon_region_header, zero0), 92);
+	CHECK_EQ(OFF(tachyon_region_header, listener_pid), 36);
+	CHECK_EQ(FSIZE(tachyon_region_header, listener_pid), 4);
+	CHECK_EQ(OFF(tachyon_region_header, connector_pid), 40);
+	CHECK_EQ(FSIZE(tachyon_region_header, connector_pid), 4);
+	CHECK_EQ(OFF(tachyon_region_header, zero0), 44);
+	CHECK_EQ(FSIZE(tachyon_region_header, zero0), 84);
 	CHECK_EQ(OFF(tachyon_region_header, head), 128);
 	CHECK_EQ(FSIZE(tachyon_region_header, head), 8);
 	CHECK_EQ(OFF(tachyon_region_header, zero1), 136);
@@ -50,7 +54,19 @@ static void check_region_header(void)
 	CHECK_EQ(OFF(tachyon_region_header, producer_wait), 448);
 	CHECK_EQ(FSIZE(tachyon_region_header, producer_wait), 4);
 	CHECK_EQ(OFF(tachyon_region_header, zero4), 452);
-	CHECK_EQ(FSIZE(tachyon_region_header, zero4), 316);
+	CHECK_EQ(FSIZE(tachyon_region_header, zero4), 124);
+	CHECK_EQ(OFF(tachyon_region_header, sent_messages), 576);
+	CHECK_EQ(FSIZE(tachyon_region_header, sent_messages), 8);
+	CHECK_EQ(OFF(tachyon_region_header, sent_bytes), 584);
+	CHECK_EQ(FSIZE(tachyon_region_header, sent_bytes), 8);
+	CHECK_EQ(OFF(tachyon_region_header, zero5), 592);
+	CHECK_EQ(FSIZE(tachyon_region_header, zero5), 112);
+	CHECK_EQ(OFF(tachyon_region_header, received_messages), 704);
+	CHECK_EQ(FSIZE(tachyon_region_header, received_messages), 8);
+	CHECK_EQ(OFF(tachyon_region_header, received_bytes), 712);
+	CHECK_EQ(FSIZE(tachyon_region_header, received_bytes), 8);
+	CHECK_EQ(OFF(tachyon_region_header, zero6), 720);
+	CHECK_EQ(FSIZE(tachyon_region_header, zero6), 48);
 	/* head, tail and the consumer wait word each alone on their 64-byte
 	 * cache lines (false sharing between the two sides costs throughput). */
 	CHECK_EQ(OFF(tachyon_region_header, head) / 64, 2);
@@ -64,6 +80,17 @@ static void check_region_header(void)
 	CHECK_EQ(OFF(tachyon_region_header, consumer_owner) % 4, 0);
 	/* the claim words stay clear of head's line and of 0.5.1's counters */
 	CHECK(OFF(tachyon_region_header, consumer_owner) + 4 <= 128);
+	CHECK(OFF(tachyon_region_header, connector_pid) + 4 <= 128);
+	/* The traffic counters: each side's pair on a 64-byte line of its own,
+	 * in a different 128-byte pair from the other side's, and never on
+	 * 0.5.1's unused counter lines (512, 640) or a wait word's line. */
+	CHECK_EQ(OFF(tachyon_region_header, sent_messages) / 64, 9);
+	CHECK_EQ(OFF(tachyon_region_header, sent_bytes) / 64, 9);
+	CHECK_EQ(OFF(tachyon_region_header, received_messages) / 64, 11);
+	CHECK_EQ(OFF(tachyon_region_header, received_bytes) / 64, 11);
+	CHECK(OFF(tachyon_region_header, sent_messages) / 128 != OFF(tachyon_region_header, received_messages) / 128);
+	CHECK_EQ(OFF(tachyon_region_header, sent_messages) % 8, 0);
+	CHECK_EQ(OFF(tachyon_region_header, received_messages) % 8, 0);
 }
 
 static void check_slot_header(void)

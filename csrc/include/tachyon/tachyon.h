@@ -167,6 +167,10 @@ typedef struct tachyon_producer {
 	uint32_t resv_slot_size;
 	uint32_t resv_max_payload;
 	tachyon_copy_state copy;
+	/* Committed so far; copied to the region's counters (ABI.md) whenever
+	 * head is published, so a per-message commit only adds locally. */
+	uint64_t sent_messages;
+	uint64_t sent_bytes;        /* payload bytes */
 } tachyon_producer;
 
 /* Private state of a consumer end; fields are not part of the API. */
@@ -182,6 +186,10 @@ typedef struct tachyon_consumer {
 	int fatal;
 	const char *fatal_reason;   /* static text: what the peer did wrong, or NULL */
 	int closed_seen;            /* state 3 was loaded: drain, then report */
+	/* Peeked so far; copied to the region's counters (ABI.md) whenever
+	 * tail is published. */
+	uint64_t received_messages;
+	uint64_t received_bytes;    /* payload bytes */
 } tachyon_consumer;
 
 TACHYON_LAYOUT_ASSERT(TACHYON_ALIGNOF(tachyon_producer) == 128, "a producer end is 128-byte aligned");
@@ -325,6 +333,12 @@ typedef struct tachyon_stats {
 	int32_t peer_pid;           /* 0 when unknown */
 	int peer_liveness;          /* enum tachyon_liveness */
 	int role;                   /* enum tachyon_role */
+	/* The traffic counters in the region (ABI.md, "Traffic counters"), as
+	 * each side last published them; 0 for a side a 0.5.1 peer holds. */
+	uint64_t sent_messages;
+	uint64_t sent_bytes;
+	uint64_t received_messages;
+	uint64_t received_bytes;
 } tachyon_stats;
 
 /*

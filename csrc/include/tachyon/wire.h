@@ -70,7 +70,9 @@ struct tachyon_region_header {
 	uint32_t connector_marker; /*  24 ours: our connector */
 	uint32_t producer_owner;   /*  28 ours: claimed once by compare-and-swap */
 	uint32_t consumer_owner;   /*  32 ours: claimed once by compare-and-swap */
-	uint8_t  zero0[92];        /*  36 */
+	uint32_t listener_pid;     /*  36 ours: our listener, once, before the fd is sent */
+	uint32_t connector_pid;    /*  40 ours: our connector, once, with its marker */
+	uint8_t  zero0[84];        /*  44 */
 	uint64_t head;             /* 128 producer, atomic */
 	uint8_t  zero1[120];       /* 136 */
 	uint64_t tail;             /* 256 consumer, atomic */
@@ -78,7 +80,13 @@ struct tachyon_region_header {
 	uint32_t consumer_wait;    /* 384 both, atomic futex word */
 	uint8_t  zero3[60];        /* 388 */
 	uint32_t producer_wait;    /* 448 ours: producer's futex word */
-	uint8_t  zero4[316];       /* 452; 0.5.1's unused counters at 512 and 640 */
+	uint8_t  zero4[124];       /* 452; 0.5.1's unused counter at 512 */
+	uint64_t sent_messages;    /* 576 ours: producer, stored when it publishes head */
+	uint64_t sent_bytes;       /* 584 ours: producer, payload bytes, likewise */
+	uint8_t  zero5[112];       /* 592; 0.5.1's unused counter at 640 */
+	uint64_t received_messages; /* 704 ours: consumer, stored when it publishes tail */
+	uint64_t received_bytes;   /* 712 ours: consumer, payload bytes, likewise */
+	uint8_t  zero6[48];        /* 720 */
 };
 
 struct tachyon_slot_header {
@@ -117,10 +125,16 @@ TACHYON_LAYOUT_ASSERT(offsetof(struct tachyon_region_header, listener_marker) ==
 TACHYON_LAYOUT_ASSERT(offsetof(struct tachyon_region_header, connector_marker) == 24, "connector marker @24");
 TACHYON_LAYOUT_ASSERT(offsetof(struct tachyon_region_header, producer_owner) == 28, "producer owner @28");
 TACHYON_LAYOUT_ASSERT(offsetof(struct tachyon_region_header, consumer_owner) == 32, "consumer owner @32");
+TACHYON_LAYOUT_ASSERT(offsetof(struct tachyon_region_header, listener_pid) == 36, "listener pid @36");
+TACHYON_LAYOUT_ASSERT(offsetof(struct tachyon_region_header, connector_pid) == 40, "connector pid @40");
 TACHYON_LAYOUT_ASSERT(offsetof(struct tachyon_region_header, head) == 128, "head @128");
 TACHYON_LAYOUT_ASSERT(offsetof(struct tachyon_region_header, tail) == 256, "tail @256");
 TACHYON_LAYOUT_ASSERT(offsetof(struct tachyon_region_header, consumer_wait) == 384, "consumer wait @384");
 TACHYON_LAYOUT_ASSERT(offsetof(struct tachyon_region_header, producer_wait) == 448, "producer wait @448");
+TACHYON_LAYOUT_ASSERT(offsetof(struct tachyon_region_header, sent_messages) == 576, "sent messages @576");
+TACHYON_LAYOUT_ASSERT(offsetof(struct tachyon_region_header, sent_bytes) == 584, "sent bytes @584");
+TACHYON_LAYOUT_ASSERT(offsetof(struct tachyon_region_header, received_messages) == 704, "received messages @704");
+TACHYON_LAYOUT_ASSERT(offsetof(struct tachyon_region_header, received_bytes) == 712, "received bytes @712");
 TACHYON_LAYOUT_ASSERT(sizeof(struct tachyon_region_header) == TACHYON_REGION_HEADER_SIZE, "header is 768 bytes");
 TACHYON_LAYOUT_ASSERT(offsetof(struct tachyon_slot_header, size) == 0, "size @0");
 TACHYON_LAYOUT_ASSERT(offsetof(struct tachyon_slot_header, type_id) == 4, "type_id @4");
