@@ -21,6 +21,10 @@ EXPECTED = {
     "torch_dlpack.py": "tensor([1., 2., 3., 4.]) sum=10.0\n",
     "wait_many.py": "commands: stop\nlogs: started\nsensors: 21.5 C\nsensors: 21.7 C\n",
     "asyncio_echo.py": "1 -> 2\n21 -> 42\n1000 -> 2000\n7 -> 14 (around a cancelled receive)\n",
+    "observe.py": (
+        "found the bus: sent 1000 messages (32000 bytes), received 1000\n"
+        "listener: consumer, ours, alive\nconnector: producer, ours, alive\n"
+    ),
     "arrays.py": (
         "frame: type_id=1 shape=(1080, 1920, 3) dtype=uint8 mean=85.0\n"
         "matrix: shape=(4, 4) dtype=float32 trace=10.0\n"
