@@ -46,6 +46,10 @@
  * such a SKIP instead of passing it, so that releasing that slot makes the
  * padding free too; otherwise the padding would stay counted as used until
  * the next message and could starve a producer that needs a large slot.
+ * The consumer publishes tail every TACHYON_BATCH releases, once half the
+ * ring is released, whenever it finds the ring empty, and whenever a
+ * release catches up with the newest head it has seen, so that a consumer
+ * that goes idle after a burst holds no freed room.
  */
 #include <limits.h>
 #include <stdint.h>
@@ -630,6 +634,24 @@ int tachyon_consumer_try_peek_batch(tachyon_consumer *c, tachyon_msg *msgs, size
 	return (int)n;
 }
 
+/* release_to's slow side: one of its publication triggers fired (n is the
+ * count of released messages not yet published, unsaturated). */
+static SLOW_PATH void consumer_released(tachyon_consumer *c, uint64_t pos, uint64_t n)
+{
+	if (c->fatal) {
+		/* a fatal ring is dead: no more shared writes */
+		c->unpublished = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+		return;
+	}
+	/* The caught-up trigger with nothing new to say (pos is the tail
+	 * already published) needs no store, fence or wake. */
+	if (n < TACHYON_BATCH && pos == c->published_tail) {
+		c->unpublished = (uint32_t)n;
+		return;
+	}
+	consumer_publish_tail(c);
+}
+
 int tachyon_consumer_release_to(tachyon_consumer *c, uint64_t pos, uint32_t nmsgs)
 {
 	uint64_t release = c->release;
@@ -637,16 +659,25 @@ int tachyon_consumer_release_to(tachyon_consumer *c, uint64_t pos, uint32_t nmsg
 	if ((pos & ALIGN_MSK) != 0 || pos - release > c->read - release)
 		return -EINVAL;
 	c->release = pos;
-	/* Saturate: the count only decides when to publish. */
-	c->unpublished = nmsgs > UINT32_MAX - c->unpublished ? UINT32_MAX : c->unpublished + nmsgs;
-	/* At least every BATCH messages (ABI.md, "Publication and
-	 * waking"), and also once half the ring
-	 * is released: a producer of large messages waiting for room would
-	 * otherwise wait until we find the ring empty, and the two sides would
-	 * take turns instead of copying at the same time. */
-	if (UNLIKELY(c->unpublished >= TACHYON_BATCH || pos - c->published_tail >= c->capacity / 2) &&
-	    !c->fatal)
-		consumer_publish_tail(c);
+	/* The count only decides when to publish; in 64 bits it cannot wrap. */
+	uint64_t n = (uint64_t)c->unpublished + nmsgs;
+	/* Publish tail at least every BATCH messages (ABI.md, "Publication and
+	 * waking"); once half the ring is released, since a producer of large
+	 * messages waiting for room would otherwise wait until we find the
+	 * ring empty, and the two sides would take turns instead of copying at
+	 * the same time; and when this release caught up with the newest head
+	 * we have seen (pos == cached_head implies pos == read, as release <=
+	 * read <= cached_head): the caller may now go idle for good, and until
+	 * its next receive finds the ring empty the freed bytes would stay
+	 * counted as used, starving a producer that needs room for a large
+	 * slot on a ring that is in fact empty. Slots still pinned (live
+	 * zero-copy exports) are below read and not released: tail never
+	 * passes them. */
+	if (UNLIKELY(n >= TACHYON_BATCH || pos - c->published_tail >= c->capacity / 2 ||
+	             pos == c->cached_head))
+		consumer_released(c, pos, n);
+	else
+		c->unpublished = (uint32_t)n;
 	return 0;
 }
 

@@ -233,8 +233,10 @@ TACHYON_API int tachyon_consumer_try_peek_batch(tachyon_consumer *c, tachyon_msg
 
 /* Move the release cursor to pos (a slot boundary between the release and
  * the read cursor), counting nmsgs released messages; publishes tail every
- * TACHYON_BATCH messages, and once half the capacity is released. Returns 0
- * or -EINVAL. */
+ * TACHYON_BATCH messages, once half the capacity is released, and whenever
+ * the release catches up with the newest head this end has seen (so an end
+ * that goes idle after its last message holds no freed room). Returns 0 or
+ * -EINVAL. */
 TACHYON_API int tachyon_consumer_release_to(tachyon_consumer *c, uint64_t pos, uint32_t nmsgs);
 
 /* Publish the release point now (and wake a producer waiting for room). */
