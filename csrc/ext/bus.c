@@ -252,8 +252,15 @@ static PyObject *Bus_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 
 static PyObject *Bus_close(BusObject *self, PyObject *unused)
 {
-	if (tachyon_bus_forked(self->bus))
-		return tx_raise_forked(self->st);
+	if (tachyon_bus_forked(self->bus)) {
+		/* A child that inherited the bus: the ring belongs to the parent,
+		 * so close only marks this handle closed (no shared write, no
+		 * wake; the parent's end goes on). Cleanup code that closes what
+		 * it holds (a with block, a finally) works in the child too. The
+		 * forking thread is the only one here: no caller waits on a family. */
+		self->closed = 1;
+		Py_RETURN_NONE;
+	}
 	if (!self->closed) {
 		self->closed = 1;
 		tachyon_bus_close(self->bus);
