@@ -419,6 +419,17 @@ int tachyon_producer_fits(const tachyon_producer *p, size_t max_payload)
 /* ------------------------------------------------------------------------ */
 /* Consumer                                                                  */
 
+/* How far past the published tail a release must reach to be published at
+ * once (release_to): half the ring, or the newest head seen when that is
+ * nearer. Kept up to date wherever either end of it moves, so that the
+ * per-message release makes one comparison for both rules. */
+static inline void consumer_set_span(tachyon_consumer *c)
+{
+	uint64_t ahead = c->cached_head - c->published_tail;
+	uint64_t half = c->capacity / 2;
+	c->publish_span = ahead < half ? ahead : half;
+}
+
 int tachyon_consumer_attach(tachyon_consumer *c, void *region, size_t region_size)
 {
 	uint64_t cap, h, t;
@@ -433,6 +444,7 @@ int tachyon_consumer_attach(tachyon_consumer *c, void *region, size_t region_siz
 	c->release = t;
 	c->published_tail = t;
 	c->cached_head = h;
+	consumer_set_span(c);
 	return 0;
 }
 
@@ -453,6 +465,7 @@ static SLOW_PATH void consumer_publish_tail(tachyon_consumer *c)
 		 * happen before its acquire load of tail and its next writes. */
 		tachyon_atomic_store_release64(&c->hdr->tail, c->release);
 		c->published_tail = c->release;
+		consumer_set_span(c);
 	}
 	c->unpublished = 0;
 	uint32_t *word = &c->hdr->producer_wait;
@@ -483,6 +496,7 @@ static inline int consumer_load_head(tachyon_consumer *c)
 		                                ? "the producer moved head backwards"
 		                                : "the producer's head claims more than the capacity in use");
 	c->cached_head = h;
+	consumer_set_span(c);
 	return 0;
 }
 
@@ -634,13 +648,14 @@ int tachyon_consumer_try_peek_batch(tachyon_consumer *c, tachyon_msg *msgs, size
 	return (int)n;
 }
 
-/* release_to's slow side: one of its publication triggers fired (n is the
- * count of released messages not yet published, unsaturated). */
-static SLOW_PATH void consumer_released(tachyon_consumer *c, uint64_t pos, uint64_t n)
+/* release_to's slow side: one of its publication triggers fired. */
+static SLOW_PATH void consumer_released(tachyon_consumer *c, uint64_t pos, uint32_t nmsgs)
 {
+	uint64_t n = (uint64_t)c->unpublished + nmsgs; /* cannot wrap in 64 bits */
 	if (c->fatal) {
-		/* a fatal ring is dead: no more shared writes */
-		c->unpublished = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+		/* A fatal ring is dead: no more shared writes. The count stays
+		 * at most BATCH, as release_to's subtraction needs. */
+		c->unpublished = n < TACHYON_BATCH ? (uint32_t)n : TACHYON_BATCH;
 		return;
 	}
 	/* The caught-up trigger with nothing new to say (pos is the tail
@@ -659,9 +674,11 @@ int tachyon_consumer_release_to(tachyon_consumer *c, uint64_t pos, uint32_t nmsg
 	if ((pos & ALIGN_MSK) != 0 || pos - release > c->read - release)
 		return -EINVAL;
 	c->release = pos;
-	/* The count only decides when to publish; in 64 bits it cannot wrap. */
-	uint64_t n = (uint64_t)c->unpublished + nmsgs;
-	/* Publish tail at least every BATCH messages (ABI.md, "Publication and
+	/* unpublished is below BATCH here (a publication resets it, and the
+	 * slow side keeps it at most BATCH on a fatal ring), so the subtraction
+	 * cannot wrap and the sum below stays under BATCH.
+	 *
+	 * Publish tail at least every BATCH messages (ABI.md, "Publication and
 	 * waking"); once half the ring is released, since a producer of large
 	 * messages waiting for room would otherwise wait until we find the
 	 * ring empty, and the two sides would take turns instead of copying at
@@ -672,12 +689,13 @@ int tachyon_consumer_release_to(tachyon_consumer *c, uint64_t pos, uint32_t nmsg
 	 * counted as used, starving a producer that needs room for a large
 	 * slot on a ring that is in fact empty. Slots still pinned (live
 	 * zero-copy exports) are below read and not released: tail never
-	 * passes them. */
-	if (UNLIKELY(n >= TACHYON_BATCH || pos - c->published_tail >= c->capacity / 2 ||
-	             pos == c->cached_head))
-		consumer_released(c, pos, n);
+	 * passes them. publish_span folds the last two rules into one
+	 * comparison. */
+	uint32_t u = c->unpublished;
+	if (UNLIKELY(nmsgs >= TACHYON_BATCH - u || pos - c->published_tail >= c->publish_span))
+		consumer_released(c, pos, nmsgs);
 	else
-		c->unpublished = (uint32_t)n;
+		c->unpublished = u + nmsgs;
 	return 0;
 }
 

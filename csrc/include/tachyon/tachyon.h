@@ -168,6 +168,7 @@ typedef struct tachyon_consumer {
 	uint64_t release;           /* release cursor: what tail will say */
 	uint64_t published_tail;    /* last value stored to the shared tail */
 	uint64_t cached_head;       /* last validated head */
+	uint64_t publish_span;      /* min(capacity / 2, cached_head - published_tail) */
 	uint32_t unpublished;       /* released messages since the last publication */
 	int fatal;
 	const char *fatal_reason;   /* static text: what the peer did wrong, or NULL */
