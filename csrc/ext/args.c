@@ -4,7 +4,6 @@
  */
 #include "args.h"
 
-#include <limits.h>
 #include <math.h>
 #include <string.h>
 
@@ -101,37 +100,42 @@ int tx_parse_type_id(PyObject *o, uint32_t *out)
 	return 0;
 }
 
-int tx_parse_index(PyObject *o, const char *what, Py_ssize_t *out)
+int tx_parse_index_slow(PyObject *o, const char *what, Py_ssize_t *out)
 {
 	PyObject *i;
-	int overflow = 0;
-	long long v;
-	if (TX_LIKELY(PyLong_CheckExact(o))) {
-		i = Py_NewRef(o);
-	} else {
-		if (refuse_bool(o, what) < 0)
-			return -1;
-		if (!PyIndex_Check(o)) {
-			PyErr_Format(PyExc_TypeError, "%s must be an int, not %.100s", what,
-			             Py_TYPE(o)->tp_name);
-			return -1;
+	Py_ssize_t v;
+	if (PyLong_CheckExact(o)) {
+		/* the fast path's leftovers: a negative value, or one beyond
+		 * Py_ssize_t with the OverflowError still set */
+		if (PyErr_Occurred()) {
+			if (!PyErr_ExceptionMatches(PyExc_OverflowError))
+				return -1;
+			PyErr_Clear();
+			*out = _PyLong_Sign(o) < 0 ? -1 : PY_SSIZE_T_MAX;
+		} else {
+			*out = -1;
 		}
-		i = PyNumber_Index(o);
-		if (!i)
-			return -1;
+		return 0;
 	}
-	v = PyLong_AsLongLongAndOverflow(i, &overflow);
-	if (v == -1 && PyErr_Occurred()) {
-		Py_DECREF(i);
+	if (refuse_bool(o, what) < 0)
+		return -1;
+	if (!PyIndex_Check(o)) {
+		PyErr_Format(PyExc_TypeError, "%s must be an int, not %.100s", what, Py_TYPE(o)->tp_name);
 		return -1;
 	}
-	if (overflow)
-		v = overflow < 0 ? -1 : LLONG_MAX;
-	else if (v < -1)
-		v = -1;
+	i = PyNumber_Index(o);
+	if (!i)
+		return -1;
+	v = PyLong_AsSsize_t(i);
+	if (v >= 0) {
+		Py_DECREF(i);
+		*out = v;
+		return 0;
+	}
+	/* exact now: the branch above finishes it */
+	v = tx_parse_index_slow(i, what, out);
 	Py_DECREF(i);
-	*out = v > PY_SSIZE_T_MAX ? PY_SSIZE_T_MAX : (Py_ssize_t)v;
-	return 0;
+	return (int)v;
 }
 
 int tx_parse_args(const char *fname, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
