@@ -116,7 +116,7 @@ class BusIterator:
 class TxGuard:
     @property
     def size(self) -> int: ...
-    actual_size: int
+    actual_size: int  # bytes committed on a clean exit; starts at size
     type_id: int
     def __enter__(self) -> Self: ...
     def __exit__(

@@ -46,6 +46,10 @@
  * such a SKIP instead of passing it, so that releasing that slot makes the
  * padding free too; otherwise the padding would stay counted as used until
  * the next message and could starve a producer that needs a large slot.
+ * The consumer publishes tail every TACHYON_BATCH releases, once half the
+ * ring is released, whenever it finds the ring empty, and whenever a
+ * release catches up with the newest head it has seen, so that a consumer
+ * that goes idle after a burst holds no freed room.
  */
 #include <limits.h>
 #include <stdint.h>
@@ -424,6 +428,17 @@ int tachyon_producer_fits(const tachyon_producer *p, size_t max_payload)
 /* ------------------------------------------------------------------------ */
 /* Consumer                                                                  */
 
+/* How far past the published tail a release must reach to be published at
+ * once (release_to): half the ring, or the newest head seen when that is
+ * nearer. Kept up to date wherever either end of it moves, so that the
+ * per-message release makes one comparison for both rules. */
+static inline void consumer_set_span(tachyon_consumer *c)
+{
+	uint64_t ahead = c->cached_head - c->published_tail;
+	uint64_t half = c->capacity / 2;
+	c->publish_span = ahead < half ? ahead : half;
+}
+
 int tachyon_consumer_attach(tachyon_consumer *c, void *region, size_t region_size)
 {
 	uint64_t cap, h, t;
@@ -438,6 +453,7 @@ int tachyon_consumer_attach(tachyon_consumer *c, void *region, size_t region_siz
 	c->release = t;
 	c->published_tail = t;
 	c->cached_head = h;
+	consumer_set_span(c);
 	return 0;
 }
 
@@ -463,6 +479,7 @@ static SLOW_PATH void consumer_publish_tail(tachyon_consumer *c)
 		 * happen before its acquire load of tail and its next writes. */
 		tachyon_atomic_store_release64(&c->hdr->tail, c->release);
 		c->published_tail = c->release;
+		consumer_set_span(c);
 	}
 	c->unpublished = 0;
 	uint32_t *word = &c->hdr->producer_wait;
@@ -493,6 +510,7 @@ static inline int consumer_load_head(tachyon_consumer *c)
 		                                ? "the producer moved head backwards"
 		                                : "the producer's head claims more than the capacity in use");
 	c->cached_head = h;
+	consumer_set_span(c);
 	return 0;
 }
 
@@ -646,6 +664,25 @@ int tachyon_consumer_try_peek_batch(tachyon_consumer *c, tachyon_msg *msgs, size
 	return (int)n;
 }
 
+/* release_to's slow side: one of its publication triggers fired. */
+static SLOW_PATH void consumer_released(tachyon_consumer *c, uint64_t pos, uint32_t nmsgs)
+{
+	uint64_t n = (uint64_t)c->unpublished + nmsgs; /* cannot wrap in 64 bits */
+	if (c->fatal) {
+		/* A fatal ring is dead: no more shared writes. The count stays
+		 * at most BATCH, as release_to's subtraction needs. */
+		c->unpublished = n < TACHYON_BATCH ? (uint32_t)n : TACHYON_BATCH;
+		return;
+	}
+	/* The caught-up trigger with nothing new to say (pos is the tail
+	 * already published) needs no store, fence or wake. */
+	if (n < TACHYON_BATCH && pos == c->published_tail) {
+		c->unpublished = (uint32_t)n;
+		return;
+	}
+	consumer_publish_tail(c);
+}
+
 int tachyon_consumer_release_to(tachyon_consumer *c, uint64_t pos, uint32_t nmsgs)
 {
 	uint64_t release = c->release;
@@ -653,16 +690,28 @@ int tachyon_consumer_release_to(tachyon_consumer *c, uint64_t pos, uint32_t nmsg
 	if ((pos & ALIGN_MSK) != 0 || pos - release > c->read - release)
 		return -EINVAL;
 	c->release = pos;
-	/* Saturate: the count only decides when to publish. */
-	c->unpublished = nmsgs > UINT32_MAX - c->unpublished ? UINT32_MAX : c->unpublished + nmsgs;
-	/* At least every BATCH messages (ABI.md, "Publication and
-	 * waking"), and also once half the ring
-	 * is released: a producer of large messages waiting for room would
-	 * otherwise wait until we find the ring empty, and the two sides would
-	 * take turns instead of copying at the same time. */
-	if (UNLIKELY(c->unpublished >= TACHYON_BATCH || pos - c->published_tail >= c->capacity / 2) &&
-	    !c->fatal)
-		consumer_publish_tail(c);
+	/* unpublished is below BATCH here (a publication resets it, and the
+	 * slow side keeps it at most BATCH on a fatal ring), so the subtraction
+	 * cannot wrap and the sum below stays under BATCH.
+	 *
+	 * Publish tail at least every BATCH messages (ABI.md, "Publication and
+	 * waking"); once half the ring is released, since a producer of large
+	 * messages waiting for room would otherwise wait until we find the
+	 * ring empty, and the two sides would take turns instead of copying at
+	 * the same time; and when this release caught up with the newest head
+	 * we have seen (pos == cached_head implies pos == read, as release <=
+	 * read <= cached_head): the caller may now go idle for good, and until
+	 * its next receive finds the ring empty the freed bytes would stay
+	 * counted as used, starving a producer that needs room for a large
+	 * slot on a ring that is in fact empty. Slots still pinned (live
+	 * zero-copy exports) are below read and not released: tail never
+	 * passes them. publish_span folds the last two rules into one
+	 * comparison. */
+	uint32_t u = c->unpublished;
+	if (UNLIKELY(nmsgs >= TACHYON_BATCH - u || pos - c->published_tail >= c->publish_span))
+		consumer_released(c, pos, nmsgs);
+	else
+		c->unpublished = u + nmsgs;
 	return 0;
 }
 

@@ -5,6 +5,49 @@
 #include "args.h"
 
 #include <math.h>
+#include <string.h>
+
+/* Sizes, counts, timeouts and type ids are numbers: a bool passed for one
+ * is a mistake (send(data, True) is not type_id 1, timeout=True is not one
+ * second), so bool is refused everywhere here, while ints (and int
+ * subclasses, and objects with __index__ where a count is taken) are not. */
+static int refuse_bool(PyObject *o, const char *what)
+{
+	if (!PyBool_Check(o))
+		return 0;
+	PyErr_Format(PyExc_TypeError, "%s must be %s, not bool", what,
+	             strcmp(what, "timeout") == 0 ? "a number of seconds or None" : "an int");
+	return -1;
+}
+
+/* Over a century counts as no limit: the deadline (ns, int64) stays far
+ * from overflowing whatever the clock says. */
+#define TIMEOUT_NO_LIMIT_S 4.0e9
+
+static int timeout_value(PyObject *o, double *t)
+{
+	if (PyFloat_Check(o)) {
+		*t = PyFloat_AS_DOUBLE(o);
+		return 0;
+	}
+	if (PyLong_Check(o)) {
+		if (refuse_bool(o, "timeout") < 0)
+			return -1;
+		*t = PyLong_AsDouble(o);
+		if (*t == -1.0 && PyErr_Occurred()) {
+			/* beyond a double's range: a huge wait is no limit, a huge
+			 * negative one is as wrong as -1 */
+			if (!PyErr_ExceptionMatches(PyExc_OverflowError))
+				return -1;
+			PyErr_Clear();
+			*t = _PyLong_Sign(o) < 0 ? -1.0 : HUGE_VAL;
+		}
+		return 0;
+	}
+	PyErr_Format(PyExc_TypeError, "timeout must be a number of seconds or None, not %.100s",
+	             Py_TYPE(o)->tp_name);
+	return -1;
+}
 
 int tx_parse_timeout(PyObject *o, int64_t *ns)
 {
@@ -13,23 +56,16 @@ int tx_parse_timeout(PyObject *o, int64_t *ns)
 		*ns = TACHYON_FOREVER;
 		return 0;
 	}
-	if (PyFloat_Check(o)) {
+	if (TX_LIKELY(PyFloat_CheckExact(o)))
 		t = PyFloat_AS_DOUBLE(o);
-	} else if (PyLong_Check(o)) {
-		t = PyLong_AsDouble(o);
-		if (t == -1.0 && PyErr_Occurred())
-			return -1;
-	} else {
-		PyErr_Format(PyExc_TypeError, "timeout must be a number of seconds or None, not %.100s",
-		             Py_TYPE(o)->tp_name);
+	else if (timeout_value(o, &t) < 0)
 		return -1;
-	}
 	if (isnan(t) || t < 0) {
-		PyErr_SetString(PyExc_ValueError,
-		                "timeout must be >= 0 seconds (0: do not wait) or None (no limit)");
+		PyErr_Format(PyExc_ValueError,
+		             "timeout must be >= 0 seconds (0: do not wait) or None (no limit); got %R", o);
 		return -1;
 	}
-	if (t > 4.0e9) /* over a century: no limit */
+	if (t > TIMEOUT_NO_LIMIT_S) /* inf too */
 		*ns = TACHYON_FOREVER;
 	else
 		*ns = (int64_t)(t * 1e9);
@@ -44,9 +80,14 @@ int tx_parse_type_id(PyObject *o, uint32_t *out)
 		*out = 0;
 		return 0;
 	}
-	if (!PyLong_Check(o)) {
-		PyErr_Format(PyExc_TypeError, "type_id must be an int, not %.100s", Py_TYPE(o)->tp_name);
-		return -1;
+	if (!PyLong_CheckExact(o)) {
+		if (!PyLong_Check(o)) {
+			PyErr_Format(PyExc_TypeError, "type_id must be an int, not %.100s",
+			             Py_TYPE(o)->tp_name);
+			return -1;
+		}
+		if (refuse_bool(o, "type_id") < 0)
+			return -1;
 	}
 	v = PyLong_AsLongLongAndOverflow(o, &overflow);
 	if (v == -1 && PyErr_Occurred())
@@ -57,6 +98,44 @@ int tx_parse_type_id(PyObject *o, uint32_t *out)
 	}
 	*out = (uint32_t)v;
 	return 0;
+}
+
+int tx_parse_index_slow(PyObject *o, const char *what, Py_ssize_t *out)
+{
+	PyObject *i;
+	Py_ssize_t v;
+	if (PyLong_CheckExact(o)) {
+		/* the fast path's leftovers: a negative value, or one beyond
+		 * Py_ssize_t with the OverflowError still set */
+		if (PyErr_Occurred()) {
+			if (!PyErr_ExceptionMatches(PyExc_OverflowError))
+				return -1;
+			PyErr_Clear();
+			*out = _PyLong_Sign(o) < 0 ? -1 : PY_SSIZE_T_MAX;
+		} else {
+			*out = -1;
+		}
+		return 0;
+	}
+	if (refuse_bool(o, what) < 0)
+		return -1;
+	if (!PyIndex_Check(o)) {
+		PyErr_Format(PyExc_TypeError, "%s must be an int, not %.100s", what, Py_TYPE(o)->tp_name);
+		return -1;
+	}
+	i = PyNumber_Index(o);
+	if (!i)
+		return -1;
+	v = PyLong_AsSsize_t(i);
+	if (v >= 0) {
+		Py_DECREF(i);
+		*out = v;
+		return 0;
+	}
+	/* exact now: the branch above finishes it */
+	v = tx_parse_index_slow(i, what, out);
+	Py_DECREF(i);
+	return (int)v;
 }
 
 int tx_parse_args(const char *fname, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,

@@ -131,7 +131,7 @@ static PyObject *Bus_listen(PyObject *cls, PyTypeObject *defining, PyObject *con
 
 	if (tx_parse_args("listen", args, PyVectorcall_NARGS(nargsf), kwnames, names, 5, 2, 2, a) < 0)
 		return NULL;
-	if (!PyLong_Check(a[1])) {
+	if (!PyLong_Check(a[1]) || PyBool_Check(a[1])) {
 		PyErr_Format(PyExc_TypeError, "capacity must be an int, not %.100s",
 		             Py_TYPE(a[1])->tp_name);
 		return NULL;
@@ -275,8 +275,15 @@ static PyObject *Bus_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 
 static PyObject *Bus_close(BusObject *self, PyObject *unused)
 {
-	if (tachyon_bus_forked(self->bus))
-		return tx_raise_forked(self->st);
+	if (tachyon_bus_forked(self->bus)) {
+		/* A child that inherited the bus: the ring belongs to the parent,
+		 * so close only marks this handle closed (no shared write, no
+		 * wake; the parent's end goes on). Cleanup code that closes what
+		 * it holds (a with block, a finally) works in the child too. The
+		 * forking thread is the only one here: no caller waits on a family. */
+		self->closed = 1;
+		Py_RETURN_NONE;
+	}
 	if (!self->closed) {
 		self->closed = 1;
 		tachyon_bus_close(self->bus);
@@ -391,9 +398,10 @@ static inline void release_send_buffer(Py_buffer *view)
 		PyBuffer_Release(view);
 }
 
-static PyObject *send_failed(BusObject *self, int r, size_t size, const char *fname)
+static PyObject *send_failed(BusObject *self, int r, size_t size, int64_t tns, const char *fname)
 {
-	tx_errctx cx = {.in = TX_IN_SEND, .call = fname, .bus = self->bus, .size = size};
+	tx_errctx cx = {.in = TX_IN_SEND, .call = fname, .bus = self->bus, .size = size,
+	                .timeout_ns = tns};
 	/* a reservation is open: say whose, when it is a guard's */
 	if (r == -EBUSY && check_no_tx_guard(self) < 0)
 		return NULL;
@@ -444,7 +452,7 @@ static PyObject *Bus_send(BusObject *self, PyObject *const *args, Py_ssize_t nar
 		tx_family_exit(self, FAM_TX);
 	}
 	if (r < 0) {
-		send_failed(self, r, (size_t)view.len, "send");
+		send_failed(self, r, (size_t)view.len, tns, "send");
 		goto fail;
 	}
 	release_send_buffer(&view);
@@ -525,7 +533,7 @@ static PyObject *Bus_send_many(BusObject *self, PyObject *const *args, Py_ssize_
 	if (r == 0)
 		return PyLong_FromSsize_t(n);
 	if (r != -1)
-		send_failed(self, r, failed_size, "send_many");
+		send_failed(self, r, failed_size, tns, "send_many");
 	if (PyErr_Occurred()) {
 		PyObject *exc = tx_err_fetch();
 		PyObject *sent = PyLong_FromSsize_t(k);
@@ -557,15 +565,21 @@ static PyObject *zero_copy_send(BusObject *self, PyObject *const *args, Py_ssize
 	} else if (tx_parse_args(fname, args, nargs, kwnames, names, 3, 2, 1, a) < 0) {
 		return NULL;
 	}
-	/* An exact int converts directly; anything else goes through __index__. */
-	if (TX_LIKELY(PyLong_CheckExact(a[0])))
-		size = PyLong_AsSsize_t(a[0]);
-	else
-		size = PyNumber_AsSsize_t(a[0], PyExc_OverflowError);
-	if (size == -1 && PyErr_Occurred())
+	if (tx_parse_index(a[0], "size", &size) < 0)
 		return NULL;
 	if (size < 0) {
-		PyErr_SetString(PyExc_ValueError, "size must be >= 0");
+		PyErr_Format(PyExc_ValueError, "%s: size must be >= 0 (got %R)", fname, a[0]);
+		return NULL;
+	}
+	if (TX_UNLIKELY(size == PY_SSIZE_T_MAX)) {
+		/* 2**63-1 or beyond: no ring comes near (the core would say so
+		 * too, but not with this number) */
+		PyErr_Format(PyExc_ValueError,
+		             "%s: a payload of %R bytes can never fit in a tachyon ring (the largest "
+		             "capacity, 2**31, carries at most %llu bytes); split it into smaller "
+		             "messages",
+		             fname, a[0],
+		             (unsigned long long)(TACHYON_MAX_CAPACITY / 2 - TACHYON_MSG_ALIGNMENT));
 		return NULL;
 	}
 	if (a[1] && tx_parse_type_id(a[1], &type_id) < 0)
@@ -600,7 +614,7 @@ static PyObject *zero_copy_send(BusObject *self, PyObject *const *args, Py_ssize
 		}
 		tx_family_exit(self, FAM_TX);
 	}
-	return send_failed(self, r, (size_t)size, fname);
+	return send_failed(self, r, (size_t)size, tns, fname);
 }
 
 static PyObject *Bus_send_zero_copy(BusObject *self, PyObject *const *args, Py_ssize_t nargs,
@@ -856,20 +870,18 @@ static PyObject *Bus_try_recv(BusObject *self, PyObject *unused)
 
 static int parse_spin(PyObject *o, uint32_t *spin)
 {
-	unsigned long v;
+	Py_ssize_t v;
 	if (!o)
 		return 0;
-	if (!PyLong_Check(o)) {
-		PyErr_SetString(PyExc_TypeError, "spin_threshold must be an int");
+	if (tx_parse_index(o, "spin_threshold", &v) < 0)
+		return -1;
+	if (v < 0 || (unsigned long long)v > 0xFFFFFFFFull) {
+		PyErr_Format(PyExc_ValueError, "spin_threshold must be in 0..2**32-1 (got %R)", o);
 		return -1;
 	}
-	v = PyLong_AsUnsignedLong(o);
-	if (v == (unsigned long)-1 && PyErr_Occurred()) {
-		PyErr_Clear();
-		PyErr_SetString(PyExc_ValueError, "spin_threshold must be in 0..2**32-1");
-		return -1;
-	}
-	*spin = v > 0xFFFFFFFFul ? 0xFFFFFFFFu : (uint32_t)v;
+	/* 0 asks for no spin; the core reads a spin of 0 as "its default",
+	 * so the least it can be asked for, one try, stands in for it. */
+	*spin = v == 0 ? 1u : (uint32_t)v;
 	return 0;
 }
 
@@ -964,11 +976,10 @@ static PyObject *Bus_drain_batch(BusObject *self, PyObject *const *args, Py_ssiz
 	if (tx_parse_args("drain_batch", args, nargs, kwnames, names, 3, 3, 0, a) < 0)
 		return NULL;
 	if (a[0]) {
-		max = PyNumber_AsSsize_t(a[0], PyExc_OverflowError);
-		if (max == -1 && PyErr_Occurred())
+		if (tx_parse_index(a[0], "max_msgs", &max) < 0)
 			return NULL;
 		if (max < 1 || max > 1 << 20) {
-			PyErr_SetString(PyExc_ValueError, "max_msgs must be in 1..1048576");
+			PyErr_Format(PyExc_ValueError, "max_msgs must be in 1..1048576 (got %R)", a[0]);
 			return NULL;
 		}
 	}
@@ -1237,7 +1248,8 @@ static PyMethodDef Bus_methods[] = {
 	{"send_zero_copy", FN(Bus_send_zero_copy), FKW,
 	 "send_zero_copy($self, /, size, type_id=0, *, timeout=0)\n--\n\n"
 	 "Reserve a slot of `size` bytes and return a TxGuard to write into (with-statement):\n"
-	 "commit + publish on a clean exit, rollback on an exception."},
+	 "commit + publish on a clean exit, rollback on an exception. The message is\n"
+	 "tx.actual_size bytes long: all `size` bytes unless set smaller."},
 	{"send_array", FN(Bus_send_array), FKW,
 	 "send_array($self, /, obj, type_id=0, *, timeout=0)\n--\n\n"
 	 "Send an array (numpy, torch CPU tensor, array.array, memoryview with a format) as a\n"

@@ -13,6 +13,8 @@
  * numbers, {held} the role this end has, {verb} what the call wanted to do,
  * {peer_verb} what the other end already does, {other} what a second bus
  * would carry.
+ * {timeout} the call's timeout in seconds, {in_use} the bytes of the ring
+ * the consumer has not released (as the producer sees them now).
  */
 #include "errors.h"
 
@@ -40,6 +42,8 @@ enum {
 	W_WHY = 1,   /* {why} has a sentence */
 	W_HUGE = 2,  /* the payload fits in no ring at all, whatever its capacity */
 	W_OWN = 4,   /* this end already has a role (else the other end holds the one asked for) */
+	W_WAITED = 8, /* the call had a timeout and waited it out */
+	W_SOMEWHERE = 16, /* the payload fits this ring, but not at the current offset */
 };
 
 #define ANY_CODE 0
@@ -53,9 +57,19 @@ typedef struct {
 	const char *text;
 } tx_errrow;
 
-static const char NO_ROOM[] =
-	"{call}: no room for a {size}-byte message within the timeout; pass a timeout (or "
-	"timeout=None) to wait for the consumer";
+static const char NO_ROOM_WAITED[] =
+	"{call}: no room for a {size}-byte message within {timeout} s: the consumer has not "
+	"released {in_use} of the ring's {capacity} bytes (it is behind, idle, or holds zero-copy "
+	"messages); a longer timeout (or timeout=None) waits longer, a larger capacity buffers more";
+static const char NO_ROOM_NOW[] =
+	"{call}: no room for a {size}-byte message now: the consumer has not released {in_use} of "
+	"the ring's {capacity} bytes yet; pass a timeout (or timeout=None) to wait for the consumer";
+static const char BUSY_WAITED[] =
+	"{call}: another thread's call on this producer end held it for the whole {timeout} s "
+	"timeout; nothing was sent";
+static const char BUSY_NOW[] =
+	"{call}: another thread's call on this producer end is in progress; nothing was sent; pass "
+	"a timeout (or timeout=None) to wait for it";
 static const char NO_MESSAGE[] = "{call}: no message within the timeout";
 static const char PATH_TOO_LONG[] = "socket path {path} is longer than the platform limit";
 
@@ -73,12 +87,20 @@ static const tx_errrow rows[] = {
 	 "second bus for {other}"},
 
 	/* sending */
-	{EAGAIN, TX_IN_SEND, W_ANY, X_FULL, NO_ROOM},
-	{ETIMEDOUT, TX_IN_SEND, W_ANY, X_FULL, NO_ROOM},
-	{TX_ELATE, TX_IN_SEND, W_ANY, X_FULL, NO_ROOM},
+	{EAGAIN, TX_IN_SEND, W_WAITED, X_FULL, NO_ROOM_WAITED},
+	{EAGAIN, TX_IN_SEND, W_ANY, X_FULL, NO_ROOM_NOW},
+	{ETIMEDOUT, TX_IN_SEND, W_WAITED, X_FULL, NO_ROOM_WAITED},
+	{ETIMEDOUT, TX_IN_SEND, W_ANY, X_FULL, NO_ROOM_NOW},
+	{TX_ELATE, TX_IN_SEND, W_WAITED, X_FULL, BUSY_WAITED},
+	{TX_ELATE, TX_IN_SEND, W_ANY, X_FULL, BUSY_NOW},
 	{TACHYON_ENEVERFITS, TX_IN_SEND, W_HUGE, X_VALUE,
 	 "a payload of {size} bytes can never fit in a tachyon ring (the largest capacity, 2**31, "
 	 "carries at most {limit} bytes); split it into smaller messages"},
+	{TACHYON_ENEVERFITS, TX_IN_SEND, W_SOMEWHERE, X_VALUE,
+	 "a {size}-byte payload fits this {capacity}-byte ring only at some write positions, not "
+	 "at the current one (max_payload {max_payload} is the most that fits at every position); "
+	 "keep payloads within max_payload, or open the bus with capacity >= {need} to send this "
+	 "one at any position"},
 	{TACHYON_ENEVERFITS, TX_IN_SEND, W_ANY, X_VALUE,
 	 "a payload of {size} bytes can never fit in this ring (capacity {capacity}, max_payload "
 	 "{max_payload}); open the bus with capacity >= {need}"},
@@ -170,6 +192,10 @@ static PyObject *exception_of(tx_state *st, int x)
  * the capacity (ABI.md, "Placement"). */
 static uint64_t capacity_for(size_t size)
 {
+	/* Past the largest ring no capacity helps; stopping here also keeps
+	 * the doubling below from wrapping at 2**64 (it would never end). */
+	if ((uint64_t)size > TACHYON_MAX_CAPACITY)
+		return UINT64_MAX;
 	uint64_t slot = ((uint64_t)size + sizeof(struct tachyon_slot_header) + TACHYON_MSG_ALIGNMENT - 1) &
 	                ~(uint64_t)(TACHYON_MSG_ALIGNMENT - 1);
 	uint64_t cap = TACHYON_MIN_CAPACITY;
@@ -244,7 +270,19 @@ static void expand(tx_text *t, const char *tpl, int e, const tx_errctx *cx, cons
 			put_u64(t, capacity_for(cx->size));
 		else if (IS("limit")) /* max_payload of the largest ring, by the rule above */
 			put_u64(t, TACHYON_MAX_CAPACITY / 2 - TACHYON_MSG_ALIGNMENT);
-		else if (IS("node")) {
+		else if (IS("timeout")) {
+			char num[32];
+			if (cx->timeout_ns == TACHYON_FOREVER)
+				put_str(t, "unlimited");
+			else
+				put(t, num, (size_t)snprintf(num, sizeof num, "%.3g", (double)cx->timeout_ns / 1e9));
+		} else if (IS("in_use")) {
+			tachyon_stats s;
+			if (cx->bus && tachyon_bus_stats(cx->bus, &s) == 0)
+				put_u64(t, s.bytes_in_use);
+			else
+				put_str(t, "?");
+		} else if (IS("node")) {
 			char num[24];
 			put(t, num, (size_t)snprintf(num, sizeof num, "%ld", cx->node));
 		} else if (IS("held"))
@@ -287,6 +325,12 @@ PyObject *tx_raise(tx_state *st, int err, const tx_errctx *cx)
 	 * here) the other end's claim does. */
 	if (e == TACHYON_EROLE && cx->bus && tachyon_bus_role(cx->bus) != TACHYON_ROLE_NONE)
 		when |= W_OWN;
+	/* over max_payload yet within the ring: it fits where a lap has room */
+	if (e == TACHYON_ENEVERFITS && cx->bus &&
+	    (uint64_t)cx->size <= tachyon_bus_capacity(cx->bus) - sizeof(struct tachyon_slot_header))
+		when |= W_SOMEWHERE;
+	if (cx->timeout_ns != 0)
+		when |= W_WAITED;
 
 	for (row = rows;; row++) {
 		if ((row->err == e || row->err == ANY_CODE) && (row->in == cx->in || row->in == ANY_PLACE) &&

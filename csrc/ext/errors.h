@@ -41,6 +41,7 @@ typedef struct {
 	PyObject *path;           /* listen/connect: the socket_path argument (repr) */
 	unsigned long long capacity; /* listen: the capacity asked for */
 	size_t size;              /* send: the payload size */
+	int64_t timeout_ns;       /* send: the call's timeout (0: it did not wait) */
 	long node;                /* set_numa_node: the node */
 	int role;                 /* fixing the role: the role asked for */
 } tx_errctx;

@@ -93,7 +93,10 @@ PyObject *tx_txguard_new(BusObject *bus, void *payload, size_t size, uint32_t ty
 	g->bus = (BusObject *)Py_NewRef(bus);
 	g->data = payload;
 	g->size = (Py_ssize_t)size;
-	g->actual_size = 0;
+	/* The whole reservation unless the writer says less: a writer that
+	 * fills the buffer and forgets actual_size must not send an empty
+	 * message. */
+	g->actual_size = (Py_ssize_t)size;
 	g->type_id = type_id;
 	g->state = TXG_OPEN;
 	g->exports = 0;
@@ -247,7 +250,7 @@ static int TxGuard_set_actual_size(TxGuardObject *g, PyObject *v, void *c)
 		PyErr_SetString(PyExc_TypeError, "actual_size cannot be deleted");
 		return -1;
 	}
-	if (!PyLong_Check(v)) {
+	if (!PyLong_Check(v) || PyBool_Check(v)) { /* bool refused, as for every size */
 		PyErr_Format(PyExc_TypeError, "actual_size must be an int, not %.100s",
 		             Py_TYPE(v)->tp_name);
 		return -1;
@@ -322,7 +325,7 @@ static PyGetSetDef TxGuard_getset[] = {
 	{"size", (getter)TxGuard_get_size, NULL, "The reserved payload size (the buffer's length).",
 	 NULL},
 	{"actual_size", (getter)TxGuard_get_actual_size, (setter)TxGuard_set_actual_size,
-	 "Bytes to commit, 0..size (default 0).", NULL},
+	 "Bytes to commit, 0..size (default: size, the whole reservation).", NULL},
 	{"type_id", (getter)TxGuard_get_type_id, (setter)TxGuard_set_type_id,
 	 "The message's type_id.", NULL},
 	{NULL, NULL, NULL, NULL, NULL},

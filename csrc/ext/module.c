@@ -18,7 +18,8 @@
 static int part16(PyObject *o, const char *what, long *out)
 {
 	long v;
-	if (!PyLong_Check(o)) {
+	/* bool refused, as for a whole type_id (args.c) */
+	if (!PyLong_Check(o) || PyBool_Check(o)) {
 		PyErr_Format(PyExc_TypeError, "%s must be an int, not %.100s", what, Py_TYPE(o)->tp_name);
 		return -1;
 	}

@@ -618,9 +618,66 @@ static void test_publication(void)
 	CHECK_EQ(tachyon_consumer_try_peek_batch(&c, ms, 31), 31);
 	CHECK_EQ(tachyon_consumer_release_to(&c, ms[29].end, 30), 0);
 	CHECK_EQ(r.hdr->tail, 32 * 64);
+	/* ... not yet 32, but this release caught up with the head seen */
 	CHECK_EQ(tachyon_consumer_release_to(&c, ms[30].end, 1), 0);
-	CHECK_EQ(tachyon_consumer_try_peek(&c, &m), -EAGAIN); /* ... not yet 32: empty publishes */
 	CHECK_EQ(r.hdr->tail, 63 * 64);
+	CHECK_EQ(tachyon_consumer_try_peek(&c, &m), -EAGAIN);
+	CHECK_EQ(r.hdr->tail, 63 * 64);
+	ring_free(&r);
+}
+
+/* A consumer that releases everything up to the newest head it has seen
+ * publishes tail at once (and wakes a producer waiting for room): it may go
+ * idle right after, and the freed room must not stay counted as used. Not
+ * while a slot before it is still pinned, and not for a release short of
+ * that head (batching stays). */
+static void test_release_caught_up(void)
+{
+	ring r = ring_new(CAP);
+	tachyon_producer p;
+	tachyon_consumer c;
+	attach_both(&r, &p, &c);
+	tachyon_msg m[4];
+	for (uint32_t i = 0; i < 3; i++)
+		CHECK_EQ(send_msg(&p, 100, i, i), 0);
+	CHECK_EQ(tachyon_producer_flush(&p), 0);
+	for (int i = 0; i < 3; i++)
+		CHECK_EQ(tachyon_consumer_try_peek(&c, &m[i]), 0);
+	CHECK_EQ(tachyon_consumer_release_to(&c, m[0].end, 1), 0);
+	CHECK_EQ(tachyon_consumer_release_to(&c, m[1].end, 1), 0);
+	CHECK_EQ(r.hdr->tail, 0); /* short of the head seen: batched */
+	r.hdr->producer_wait = TACHYON_WAIT_SLEEPING;
+	CHECK_EQ(tachyon_consumer_release_to(&c, m[2].end, 1), 0);
+	CHECK_EQ(r.hdr->tail, m[2].end); /* caught up: published ... */
+	CHECK_EQ(r.hdr->producer_wait, TACHYON_WAIT_AWAKE); /* ... and the producer woken */
+
+	/* read caught up, but the first of two slots is pinned: tail stays */
+	for (uint32_t i = 0; i < 2; i++)
+		CHECK_EQ(send_msg(&p, 200, i, i), 0);
+	CHECK_EQ(tachyon_producer_flush(&p), 0);
+	CHECK_EQ(tachyon_consumer_try_peek(&c, &m[0]), 0);
+	CHECK_EQ(tachyon_consumer_try_peek(&c, &m[1]), 0);
+	CHECK_EQ(tachyon_consumer_release_to(&c, m[0].pos, 0), 0);
+	CHECK_EQ(r.hdr->tail, m[0].pos);
+	CHECK_EQ(tachyon_consumer_try_peek(&c, &m[3]), -EAGAIN); /* empty: publishes the release point */
+	CHECK_EQ(r.hdr->tail, m[0].pos);
+	CHECK_EQ(tachyon_consumer_release_to(&c, m[1].end, 2), 0);
+	CHECK_EQ(r.hdr->tail, m[1].end);
+
+	/* head moved past what the consumer saw: catching up with what it saw
+	 * still publishes (its next receive finds the rest) */
+	CHECK_EQ(send_msg(&p, 0, 7, 7), 0);
+	CHECK_EQ(tachyon_producer_flush(&p), 0);
+	CHECK_EQ(tachyon_consumer_try_peek(&c, &m[0]), 0);
+	CHECK_EQ(send_msg(&p, 0, 8, 8), 0);
+	CHECK_EQ(tachyon_producer_flush(&p), 0);
+	CHECK_EQ(tachyon_consumer_release_to(&c, m[0].end, 1), 0);
+	CHECK_EQ(r.hdr->tail, m[0].end);
+	CHECK_EQ(tachyon_consumer_try_peek(&c, &m[1]), 0);
+	CHECK_EQ(m[1].type_id, 8);
+	CHECK_EQ(tachyon_consumer_release_to(&c, m[1].end, 1), 0);
+	CHECK_EQ(r.hdr->tail, m[1].end);
+	CHECK_EQ(r.hdr->head, r.hdr->tail);
 	ring_free(&r);
 }
 
@@ -833,7 +890,8 @@ static void test_consumer_fatal(void)
 		int publish;
 	} heads[] = {
 		{"head not a multiple of 64", 100, "not a multiple of 64", 0},
-		{"head - tail > capacity", CAP + 64, "more than the capacity", 0},
+		/* tail is 256 here: releasing up to the head seen publishes it */
+		{"head - tail > capacity", 256 + CAP + 64, "more than the capacity", 0},
 		{"head far ahead", UINT64_MAX - 63, "more than the capacity", 0},
 		{"head backwards", 128, "backwards", 0},
 		{"head below the published tail", 128, "backwards", 1},
@@ -873,7 +931,10 @@ static void test_consumer_fatal(void)
 		REQUIRE(tachyon_consumer_attach(&c, r.mem, r.size) == 0);
 		tachyon_msg m;
 		CHECK_EQ(tachyon_consumer_try_peek(&c, &m), 0);
-		CHECK_EQ(tachyon_consumer_release_to(&c, 512, 1), 0); /* not published */
+		/* the slot stays pinned (not released), so tail stays 0; a valid
+		 * slot at the read position, so that only the head check refuses */
+		CHECK_EQ(r.hdr->tail, 0);
+		put_header(&r, 512, 0, 0, 64);
 		r.hdr->head = CAP + 64;
 		expect_fatal_consumer(&r, &c, "head - published tail > capacity");
 		ring_free(&r);
@@ -1042,6 +1103,7 @@ int main(void)
 	test_batch_peek();
 	test_release_cursor();
 	test_publication();
+	test_release_caught_up();
 	test_wake_words();
 	test_closed();
 	test_consumer_fatal();

@@ -182,6 +182,7 @@ typedef struct tachyon_consumer {
 	uint64_t release;           /* release cursor: what tail will say */
 	uint64_t published_tail;    /* last value stored to the shared tail */
 	uint64_t cached_head;       /* last validated head */
+	uint64_t publish_span;      /* min(capacity / 2, cached_head - published_tail) */
 	uint32_t unpublished;       /* released messages since the last publication */
 	int fatal;
 	const char *fatal_reason;   /* static text: what the peer did wrong, or NULL */
@@ -251,8 +252,10 @@ TACHYON_API int tachyon_consumer_try_peek_batch(tachyon_consumer *c, tachyon_msg
 
 /* Move the release cursor to pos (a slot boundary between the release and
  * the read cursor), counting nmsgs released messages; publishes tail every
- * TACHYON_BATCH messages, and once half the capacity is released. Returns 0
- * or -EINVAL. */
+ * TACHYON_BATCH messages, once half the capacity is released, and whenever
+ * the release catches up with the newest head this end has seen (so an end
+ * that goes idle after its last message holds no freed room). Returns 0 or
+ * -EINVAL. */
 TACHYON_API int tachyon_consumer_release_to(tachyon_consumer *c, uint64_t pos, uint32_t nmsgs);
 
 /* Publish the release point now (and wake a producer waiting for room). */
