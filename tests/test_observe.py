@@ -91,7 +91,8 @@ def procs():
 
 # The observer as another uid: it becomes that uid once its modules are loaded
 # (the interpreter's own files may not be readable by that uid).
-AS_UID = ("import os, sys, json, argparse, gettext, locale; import tachyon.__main__ as m, tachyon.monitor; "
+AS_UID = ("import os, sys, json, argparse, gettext, locale, re, shutil, textwrap; "
+          "import tachyon.__main__ as m, tachyon.monitor; "
           "os.setgid({0}); os.setuid({0}); sys.exit(m.main(sys.argv[1:]))")
 
 
