@@ -697,7 +697,7 @@ static PyObject *Bus_send_array(BusObject *self, PyObject *const *args, Py_ssize
 		tx_family_exit(self, FAM_TX);
 	}
 	if (r < 0) {
-		send_failed(self, r, size, "send_array");
+		send_failed(self, r, size, tns, "send_array");
 		goto fail;
 	}
 	tx_array_src_release(&src);
