@@ -47,7 +47,7 @@ def test_reused_objects_start_fresh(pair):
         assert (m.type_id, m.size, m.data) == (i, i % 7, bytes([i & 0xFF]) * (i % 7))
         del m
         with prod.send_zero_copy(8, type_id=i) as g:
-            assert (g.size, g.actual_size, g.type_id) == (8, 0, i)
+            assert (g.size, g.actual_size, g.type_id) == (8, 8, i)
             with memoryview(g) as mv:
                 mv[:3] = b"abc"
             g.actual_size = 3

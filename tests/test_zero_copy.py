@@ -22,7 +22,7 @@ def get_writable_buffer(obj):
 def test_tx_guard_buffer_is_exactly_size(pair):
     prod, cons = pair
     with prod.send_zero_copy(size=5, type_id=9) as tx:
-        assert tx.size == 5 and tx.actual_size == 0 and tx.type_id == 9
+        assert tx.size == 5 and tx.actual_size == 5 and tx.type_id == 9
         with memoryview(tx) as mv:
             assert len(mv) == 5 and mv.format == "B" and not mv.readonly
             mv[:] = b"hello"
@@ -34,11 +34,13 @@ def test_tx_guard_buffer_is_exactly_size(pair):
         memoryview(tx)
 
 
-def test_tx_default_actual_size_is_zero(pair):
+def test_tx_default_actual_size_is_the_reserved_size(pair):
+    """Forgetting actual_size sends the whole reservation, never an empty message."""
     prod, cons = pair
-    with prod.send_zero_copy(size=5):
-        pass
-    assert cons.recv(timeout=1).size == 0
+    with prod.send_zero_copy(size=5) as tx:
+        with memoryview(tx) as mv:
+            mv[:] = b"whole"
+    assert cons.recv(timeout=1).data == b"whole"
 
 
 def test_tx_exception_rolls_back(pair):
