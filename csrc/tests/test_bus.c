@@ -33,33 +33,10 @@ static double ms_since(int64_t t0)
 	return (double)(tachyon_now_ns() - t0) / 1e6;
 }
 
-struct listen_arg {
-	char path[108];
-	tachyon_bus *bus;
-	int rc;
-};
-
-static void *listen_main(void *p)
-{
-	struct listen_arg *a = p;
-	tachyon_wait w = test_wait_ms(5000);
-	a->rc = tachyon_bus_listen(a->path, CAP, NULL, &w, &a->bus);
-	return NULL;
-}
-
 /* A connected pair: *l the listener end, *c the connector end. */
 static void make_pair(tachyon_bus **l, tachyon_bus **c)
 {
-	struct listen_arg a = {0};
-	test_socket_path(a.path, sizeof a.path, "bus");
-	pthread_t t;
-	REQUIRE(pthread_create(&t, NULL, listen_main, &a) == 0);
-	tachyon_wait w = test_wait_ms(5000);
-	int rc = tachyon_bus_connect(a.path, &w, c);
-	pthread_join(t, NULL);
-	REQUIRE(rc == 0);
-	REQUIRE(a.rc == 0);
-	*l = a.bus;
+	test_make_pair(CAP, TACHYON_ROLE_NONE, "bus", l, c);
 }
 
 static void free_pair(tachyon_bus *l, tachyon_bus *c)

@@ -24,38 +24,11 @@
 /* ------------------------------------------------------------------------ */
 /* pairs                                                                     */
 
-struct accept_arg {
-	tachyon_listener *l;
-	tachyon_bus *bus;
-	int rc;
-};
-
-static void *accept_main(void *p)
-{
-	struct accept_arg *a = p;
-	tachyon_wait w = test_wait_ms(5000);
-	a->rc = tachyon_listener_accept(a->l, &w, &a->bus);
-	return NULL;
-}
-
 /* A connected pair in this process; the listener claims listen_role up
  * front (TACHYON_ROLE_NONE: no claim). */
 static void make_pair(int listen_role, tachyon_bus **l, tachyon_bus **c)
 {
-	char path[108];
-	test_socket_path(path, sizeof path, "roles");
-	tachyon_listen_opts opts = {.role = listen_role};
-	struct accept_arg a = {0};
-	REQUIRE(tachyon_listener_open(path, CAP, &opts, &a.l) == 0);
-	pthread_t t;
-	REQUIRE(pthread_create(&t, NULL, accept_main, &a) == 0);
-	tachyon_wait w = test_wait_ms(5000);
-	int rc = tachyon_bus_connect(path, &w, c);
-	pthread_join(t, NULL);
-	tachyon_listener_close(a.l);
-	REQUIRE(rc == 0);
-	REQUIRE(a.rc == 0);
-	*l = a.bus;
+	test_make_pair(CAP, listen_role, "roles", l, c);
 }
 
 static void free_pair(tachyon_bus *l, tachyon_bus *c)

@@ -28,32 +28,10 @@ static void sleep_ms(int ms)
 	nanosleep(&ts, NULL);
 }
 
-struct listen_arg {
-	char path[108];
-	tachyon_bus *bus;
-	int rc;
-};
-
-static void *listen_main(void *p)
-{
-	struct listen_arg *a = p;
-	tachyon_wait w = test_wait_ms(5000);
-	a->rc = tachyon_bus_listen(a->path, CAP, NULL, &w, &a->bus);
-	return NULL;
-}
-
 /* A connected pair: *cons the listener end, *prod the connector end. */
 static void make_pair(tachyon_bus **cons, tachyon_bus **prod)
 {
-	struct listen_arg a = {0};
-	test_socket_path(a.path, sizeof a.path, "waitany");
-	pthread_t t;
-	REQUIRE(pthread_create(&t, NULL, listen_main, &a) == 0);
-	tachyon_wait w = test_wait_ms(5000);
-	int rc = tachyon_bus_connect(a.path, &w, prod);
-	pthread_join(t, NULL);
-	REQUIRE(rc == 0 && a.rc == 0);
-	*cons = a.bus;
+	test_make_pair(CAP, TACHYON_ROLE_NONE, "waitany", cons, prod);
 }
 
 static int send_u64(tachyon_bus *b, uint64_t v)

@@ -1,6 +1,7 @@
 #include "testlib.h"
 
 #include <dirent.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -111,4 +112,37 @@ int test_wait_child(pid_t pid)
 	if (WIFSIGNALED(status))
 		return 128 + WTERMSIG(status);
 	return -1;
+}
+
+struct accept_arg {
+	tachyon_listener *l;
+	tachyon_bus *bus;
+	int rc;
+};
+
+static void *accept_main(void *p)
+{
+	struct accept_arg *a = p;
+	tachyon_wait w = test_wait_ms(5000);
+	a->rc = tachyon_listener_accept(a->l, &w, &a->bus);
+	return NULL;
+}
+
+void test_make_pair(uint64_t capacity, int listen_role, const char *tag, tachyon_bus **listener,
+                    tachyon_bus **connector)
+{
+	char path[108];
+	test_socket_path(path, sizeof path, tag);
+	tachyon_listen_opts opts = {.role = listen_role};
+	struct accept_arg a = {0};
+	REQUIRE(tachyon_listener_open(path, capacity, &opts, &a.l) == 0);
+	pthread_t t;
+	REQUIRE(pthread_create(&t, NULL, accept_main, &a) == 0);
+	tachyon_wait w = test_wait_ms(5000);
+	int rc = tachyon_bus_connect(path, &w, connector);
+	pthread_join(t, NULL);
+	tachyon_listener_close(a.l);
+	REQUIRE(rc == 0);
+	REQUIRE(a.rc == 0);
+	*listener = a.bus;
 }

@@ -72,4 +72,11 @@ int test_check_payload(const uint8_t *data, uint32_t size, uint64_t seq);
 /* Wait for a child and return its exit status (or 128 + signal). */
 int test_wait_child(pid_t pid);
 
+/* A connected pair of buses in this process over a fresh socket path named
+ * after tag: the listener accepts in a thread while this thread connects;
+ * the listener claims listen_role up front (TACHYON_ROLE_NONE: no claim).
+ * Stops the test when either side fails. */
+void test_make_pair(uint64_t capacity, int listen_role, const char *tag, tachyon_bus **listener,
+                    tachyon_bus **connector);
+
 #endif
