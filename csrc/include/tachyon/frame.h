@@ -13,7 +13,7 @@
  * checks every field against the payload size before reporting anything.
  * All integers are native-endian, as everywhere on this wire.
  *
- * Included by tachyon/tachyon.h; usable on its own (no other dependency).
+ * Included by tachyon/tachyon.h; usable on its own (it needs only tachyon/api.h).
  */
 #ifndef TACHYON_FRAME_H
 #define TACHYON_FRAME_H
@@ -21,16 +21,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tachyon/api.h"
+
 #ifdef __cplusplus
 extern "C" {
-#endif
-
-#ifndef TACHYON_API
-#if defined(TACHYON_BUILDING_SHARED) && defined(__GNUC__)
-#define TACHYON_API __attribute__((visibility("default")))
-#else
-#define TACHYON_API
-#endif
 #endif
 
 #define TACHYON_FRAME_MAGIC       0x4D524654u /* "TFRM" as a little-endian u32 */

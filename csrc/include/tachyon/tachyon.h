@@ -36,23 +36,12 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "tachyon/wire.h"
+#include "tachyon/api.h"
 #include "tachyon/frame.h"
+#include "tachyon/wire.h"
 
 #ifdef __cplusplus
 extern "C" {
-#endif
-
-/* Marks the functions of this API. The shared library is built with
- * hidden visibility and TACHYON_BUILDING_SHARED, so that exactly these leave
- * it; everywhere else (the static library, the Python extension, a program
- * including this header) the mark is empty. */
-#ifndef TACHYON_API
-#if defined(TACHYON_BUILDING_SHARED) && defined(__GNUC__)
-#define TACHYON_API __attribute__((visibility("default")))
-#else
-#define TACHYON_API
-#endif
 #endif
 
 #define TACHYON_VERSION_STRING "0.1.0"
