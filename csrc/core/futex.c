@@ -49,6 +49,28 @@ static int poll_wait(uint32_t *word, uint32_t expected, int64_t timeout_ns)
 	}
 }
 
+#if defined(__linux__)
+/* What a futex wait's return value and errno mean to our callers: 0 (woken,
+ * or a word already differed: as good as a wake), -ETIMEDOUT, -EINTR, or
+ * WAIT_OTHER for an error the caller handles its own way. */
+#define WAIT_OTHER 1
+static int wait_result(long rc, int err)
+{
+	if (rc >= 0)
+		return 0;
+	switch (err) {
+	case EAGAIN:
+		return 0;
+	case ETIMEDOUT:
+		return -ETIMEDOUT;
+	case EINTR:
+		return -EINTR;
+	default:
+		return WAIT_OTHER;
+	}
+}
+#endif
+
 /* One FUTEX_WAIT of either kind (op: FUTEX_WAIT or FUTEX_WAIT_PRIVATE). */
 static int futex_wait_op(uint32_t *word, int op, uint32_t expected, int64_t timeout_ns)
 {
@@ -64,21 +86,13 @@ static int futex_wait_op(uint32_t *word, int op, uint32_t expected, int64_t time
 	struct timespec ts = tachyon_timespec(timeout_ns);
 	int saved = errno;
 	long rc = syscall(SYS_futex, word, op, expected, &ts, NULL, 0);
-	int err = rc == 0 ? 0 : errno;
+	int r = wait_result(rc, errno);
 	errno = saved; /* the result is the return value, never errno */
-	switch (err) {
-	case 0:
-	case EAGAIN: /* the word already differed: as good as a wake */
-		return 0;
-	case ETIMEDOUT:
-		return -ETIMEDOUT;
-	case EINTR:
-		return -EINTR;
-	default:
-		/* ENOSYS (a seccomp filter), EFAULT, EINVAL: never return an error
-		 * the caller's contract does not know; poll instead. */
-		return poll_wait(word, expected, timeout_ns);
-	}
+	if (r != WAIT_OTHER)
+		return r;
+	/* ENOSYS (a seccomp filter), EFAULT, EINVAL: never return an error the
+	 * caller's contract does not know; poll instead. */
+	return poll_wait(word, expected, timeout_ns);
 #else
 	(void)op;
 	return poll_wait(word, expected, timeout_ns);
@@ -161,23 +175,15 @@ int tachyon_futex_wait_any(uint32_t *const *words, const uint32_t *expected, siz
 	struct timespec ts = tachyon_timespec(tachyon_now_ns() + (timeout_ns > 0 ? timeout_ns : 0));
 	int saved = errno;
 	long rc = syscall(SYS_futex_waitv, v, (unsigned)n, 0, &ts, CLOCK_MONOTONIC);
-	int err = rc >= 0 ? 0 : errno;
+	int r = wait_result(rc, errno);
 	errno = saved;
-	switch (err) {
-	case 0:      /* woken on one of the words */
-	case EAGAIN: /* a word already differed */
-		return 0;
-	case ETIMEDOUT:
-		return -ETIMEDOUT;
-	case EINTR:
-		return -EINTR;
-	default:
-		/* ENOSYS (kernel < 5.16) or EPERM (seccomp): never again. EFAULT
-		 * or EINVAL: the caller's single-word fallback copes as well. */
-		/* Relaxed: as in tachyon_futex_waitv_usable. */
-		tachyon_atomic_store_relaxed32(&waitv_state, 2);
-		return -ENOSYS;
-	}
+	if (r != WAIT_OTHER)
+		return r;
+	/* ENOSYS (kernel < 5.16) or EPERM (seccomp): never again. EFAULT or
+	 * EINVAL: the caller's single-word fallback copes as well. */
+	/* Relaxed: as in tachyon_futex_waitv_usable. */
+	tachyon_atomic_store_relaxed32(&waitv_state, 2);
+	return -ENOSYS;
 #else
 	(void)words;
 	(void)expected;

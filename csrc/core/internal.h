@@ -75,6 +75,21 @@ struct timespec tachyon_timespec(int64_t ns);
 /* Sleep ns relative to CLOCK_MONOTONIC; 0, or -EINTR when a signal cut it. */
 int tachyon_nap(int64_t ns);
 
+/* Default spin of a blocking call whose tachyon_wait says 0: a few thousand
+ * pauses, tens to a couple of hundred microseconds depending on the CPU. */
+#define TACHYON_DEFAULT_SPIN 4096u
+
+/* The caller's wait with its defaults filled in (NULL: wait for ever, no
+ * callback; spin 0: TACHYON_DEFAULT_SPIN), so a loop never looks at NULL. */
+static inline tachyon_wait tachyon_wait_resolved(const tachyon_wait *w)
+{
+	tachyon_wait r = {.deadline_ns = w ? w->deadline_ns : TACHYON_FOREVER,
+	                  .spin = w && w->spin ? w->spin : TACHYON_DEFAULT_SPIN,
+	                  .interrupted = w ? w->interrupted : NULL,
+	                  .arg = w ? w->arg : NULL};
+	return r;
+}
+
 /* Does the caller's callback (if any) ask to stop now? */
 int tachyon_wait_interrupted(const tachyon_wait *w);
 

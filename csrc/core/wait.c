@@ -19,9 +19,6 @@
 
 #include "bus_impl.h"
 
-/* Default spin before sleeping: a few thousand pauses, tens to a couple of
- * hundred microseconds depending on the CPU's pause latency. */
-#define DEFAULT_SPIN 4096u
 /* Pause iterations between two clock reads while spinning. */
 #define SPIN_CHUNK 256u
 /* A producer waiting for room sleeps 50 us first, doubling up to 1 ms
@@ -98,10 +95,7 @@ static inline __attribute__((always_inline)) int wait_loop(tachyon_bus *b, const
 {
 	int64_t now = tachyon_now_ns();
 	waiter wt = {
-		.w = {.deadline_ns = w ? w->deadline_ns : TACHYON_FOREVER,
-		      .spin = w && w->spin ? w->spin : DEFAULT_SPIN,
-		      .interrupted = w ? w->interrupted : NULL,
-		      .arg = w ? w->arg : NULL},
+		.w = tachyon_wait_resolved(w),
 		.start = now,
 		.last_check = now,
 	};

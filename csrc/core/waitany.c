@@ -33,7 +33,6 @@
 #include "bus_impl.h"
 #include "shared.h"
 
-#define DEFAULT_SPIN 4096u
 #define SPIN_CHUNK 256u
 /* The fallback's slices (one word slept on, the others looked at between
  * slices), and the nap when a word holds a value the protocol never
@@ -249,10 +248,7 @@ int tachyon_bus_wait_any(tachyon_bus *const *buses, size_t n, uint8_t *ready, co
 
 	int64_t now = tachyon_now_ns();
 	multi m = {
-		.w = {.deadline_ns = w ? w->deadline_ns : TACHYON_FOREVER,
-		      .spin = w && w->spin ? w->spin : DEFAULT_SPIN,
-		      .interrupted = w ? w->interrupted : NULL,
-		      .arg = w ? w->arg : NULL},
+		.w = tachyon_wait_resolved(w),
 		.rotation = 0,
 		.slice = SLICE_MIN_NS,
 	};
