@@ -29,6 +29,10 @@ def _fmt_end(e: Dict[str, Any]) -> str:
     return f"{e['side']} {e['pid']} ({', '.join(bits)})"
 
 
+def _fmt_pinned(n: Optional[int]) -> str:
+    return "?" if n is None else _fmt_bytes(n)
+
+
 def _unreadable_line(unreadable: List[Dict[str, Any]]) -> Optional[str]:
     if not unreadable:
         return None
@@ -62,7 +66,8 @@ def main_list(argv: Sequence[str]) -> int:
             ends = "  ".join(_fmt_end(e) for e in d["ends"])
             print(f"{d['path']}  capacity {_fmt_bytes(d['capacity'])}  fill {d['fill'] * 100:.1f}%  "
                   f"{d['state']}  consumer {d['consumer_wait']}  sent {d['sent_messages']:,} msgs "
-                  f"{_fmt_bytes(d['sent_bytes'])}  received {d['received_messages']:,} msgs  {ends}")
+                  f"{_fmt_bytes(d['sent_bytes'])}  received {d['received_messages']:,} msgs  "
+                  f"pinned {_fmt_pinned(d['pinned_bytes'])}  {ends}")
         line = _unreadable_line(snap.unreadable)
         if line:
             print(line)
@@ -89,6 +94,9 @@ METRICS = (
      "Messages the consumer read, as last published (0 for a 0.5.1 consumer).", "received_messages"),
     ("tachyon_bus_received_payload_bytes_total", "counter",
      "Payload bytes the consumer read, as last published.", "received_bytes"),
+    ("tachyon_bus_pinned_bytes", "gauge",
+     "Ring bytes our consumer has read and still holds (live exports), as last published; "
+     "absent for a 0.5.1 consumer.", "pinned_bytes"),
 )
 
 
@@ -100,7 +108,8 @@ def render_metrics(snap: "observe.Snapshot") -> str:
     for name, kind, help_, key in METRICS:
         lines += [f"# HELP {name} {help_}", f"# TYPE {name} {kind}"]
         for d in readable:
-            lines.append(f"{name}{{path={_label(d['path'])},inode=\"{d['inode']}\"}} {d[key]}")
+            if d[key] is not None:
+                lines.append(f"{name}{{path={_label(d['path'])},inode=\"{d['inode']}\"}} {d[key]}")
     lines += ["# HELP tachyon_bus_state The ring state word (2 ready, 3 closed, 4 fatal) as a label.",
               "# TYPE tachyon_bus_state gauge"]
     for d in readable:

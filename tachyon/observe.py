@@ -37,14 +37,14 @@ _U32 = {"magic": 0, "version": 1, "capacity": 2, "alignment": 3, "state": 4,
         "listener_marker": 5, "connector_marker": 6, "producer_owner": 7, "consumer_owner": 8,
         "listener_pid": 9, "connector_pid": 10, "consumer_wait": 96, "producer_wait": 112}
 _U64 = {"head": 16, "tail": 32, "sent_messages": 72, "sent_bytes": 73,
-        "received_messages": 88, "received_bytes": 89}
+        "received_messages": 88, "received_bytes": 89, "consumer_read": 90}
 
 
 class Sample:
     """One reading of a ring's header at one moment (monotonic seconds)."""
 
     __slots__ = ("t", "state", "consumer_wait", "head", "tail", "capacity", "sent_messages",
-                 "sent_bytes", "received_messages", "received_bytes")
+                 "sent_bytes", "received_messages", "received_bytes", "consumer_read")
 
     def __init__(self, t: float, words: Dict[str, int], capacity: int) -> None:
         self.t = t
@@ -57,6 +57,7 @@ class Sample:
         self.sent_bytes = words["sent_bytes"]
         self.received_messages = words["received_messages"]
         self.received_bytes = words["received_bytes"]
+        self.consumer_read = words["consumer_read"]
 
     @property
     def used(self) -> int:
@@ -67,6 +68,17 @@ class Sample:
     @property
     def fill(self) -> float:
         return self.used / self.capacity
+
+    @property
+    def pinned(self) -> int:
+        """Bytes our consumer has read and not released (its read cursor - tail).
+
+        Meaningful only when the consumer is ours (a 0.5.1 consumer leaves the
+        cursor 0). Both words move together when the consumer publishes; read
+        one after the other they can disagree for an instant, so the result
+        is clamped to the ring."""
+        d = self.consumer_read - self.tail
+        return d if 0 <= d <= self.capacity else 0
 
 
 class Ring:
@@ -185,6 +197,7 @@ class Ring:
             return d
         s = sample or self.sample()
         ends = self.ends()
+        consumer_ours = any(e["role"] == "consumer" and e["impl"] == "ours" for e in ends)
         d.update({
             "capacity": self.capacity, "used": s.used, "fill": round(s.fill, 4),
             "state": STATE_NAMES.get(s.state, str(s.state)),
@@ -192,6 +205,8 @@ class Ring:
             "head": s.head, "tail": s.tail,
             "sent_messages": s.sent_messages, "sent_bytes": s.sent_bytes,
             "received_messages": s.received_messages, "received_bytes": s.received_bytes,
+            # unknown (None) for a 0.5.1 consumer, which publishes no read cursor
+            "pinned_bytes": s.pinned if consumer_ours else None,
             "ends": ends,
         })
         return d

@@ -142,6 +142,25 @@ def test_list_finds_a_streaming_bus(procs, sock_path):
     assert len(line) == 1 and f"listener {lis.pid} (ours, consumer, alive)" in line[0], text
 
 
+def test_pinned_bytes_seen_from_outside(procs, sock_path):
+    # 7 messages of 32 payload bytes take 128 ring bytes each (64-byte header, one
+    # payload line). The consumer reads all 7 and keeps the second as a live view:
+    # the first goes back, the second and the five after it are held back.
+    lis, con = pair(procs, sock_path, ("listen-pin", sock_path, "7"), ("connect-idle", sock_path, "7"))
+    con.expect("idle")
+    lis.expect("pinned")
+    (b,) = buses_at(json.loads(observe("list", "--json")), sock_path)
+    print(f"holding one view: pinned {b['pinned_bytes']}, used {b['used']}")
+    assert b["pinned_bytes"] == b["used"] == 6 * 128
+    text = observe("list")
+    assert "pinned 768 B" in [ln for ln in text.splitlines() if ln.startswith(sock_path + " ")][0], text
+    os.kill(lis.pid, signal.SIGUSR1)
+    lis.expect("released")
+    (b,) = buses_at(json.loads(observe("list", "--json")), sock_path)
+    print(f"after the drop: pinned {b['pinned_bytes']}, used {b['used']}")
+    assert b["pinned_bytes"] == 0 and b["used"] == 0
+
+
 def test_dead_peer_shows_as_dead(procs, sock_path):
     lis, con = stream(procs, sock_path)
     con.kill()

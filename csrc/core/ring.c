@@ -464,15 +464,23 @@ static SLOW_PATH int consumer_fail(tachyon_consumer *c, const char *why)
 	return mark_fatal(c->hdr);
 }
 
+/* The consumer's display words for an outside observer (ABI.md, "Traffic
+ * counters"): relaxed, published at the moments tail is and ordered before
+ * its store like the producer's counters before head. The read cursor
+ * beside them makes read - tail, the bytes still pinned, visible too. */
+static SLOW_PATH void consumer_publish_display(tachyon_consumer *c)
+{
+	tachyon_atomic_store_relaxed64(&c->hdr->received_messages, c->received_messages);
+	tachyon_atomic_store_relaxed64(&c->hdr->received_bytes, c->received_bytes);
+	tachyon_atomic_store_relaxed64(&c->hdr->consumer_read, c->read);
+	c->published_read = c->read;
+}
+
 /* Store the release cursor into tail, then wake a producer sleeping for
  * room on the producer wait word (ours, offset 448). */
 static SLOW_PATH void consumer_publish_tail(tachyon_consumer *c)
 {
-	/* relaxed: display counters for an outside observer (ABI.md, "Traffic
-	 * counters"), published at the moments tail is; ordered before the
-	 * tail store below like the counters of the producer before head. */
-	tachyon_atomic_store_relaxed64(&c->hdr->received_messages, c->received_messages);
-	tachyon_atomic_store_relaxed64(&c->hdr->received_bytes, c->received_bytes);
+	consumer_publish_display(c);
 	if (c->release != c->published_tail) {
 		/* release: hands [published tail, release) back to the producer; our
 		 * reads of those slots (and the caller's, done before release_to)
@@ -540,6 +548,10 @@ static SLOW_PATH int consumer_still_empty(tachyon_consumer *c, uint64_t seen)
 	 * publishes tail whenever it finds the ring empty). */
 	if (c->release != c->published_tail)
 		consumer_publish_tail(c);
+	else if (c->read != c->published_read && !c->fatal)
+		/* Tail cannot move (a pinned slot holds it) but we read on behind
+		 * it: the producer learns nothing new, an observer does. */
+		consumer_publish_display(c);
 	/* acquire: pairs with the producer's close, a CAS 2->3 (release) made
 	 * after its last store of head; after seeing 3 the head reloaded below
 	 * is the final one. */

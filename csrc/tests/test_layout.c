@@ -65,8 +65,10 @@ static void check_region_header(void)
 	CHECK_EQ(FSIZE(tachyon_region_header, received_messages), 8);
 	CHECK_EQ(OFF(tachyon_region_header, received_bytes), 712);
 	CHECK_EQ(FSIZE(tachyon_region_header, received_bytes), 8);
-	CHECK_EQ(OFF(tachyon_region_header, zero6), 720);
-	CHECK_EQ(FSIZE(tachyon_region_header, zero6), 48);
+	CHECK_EQ(OFF(tachyon_region_header, consumer_read), 720);
+	CHECK_EQ(FSIZE(tachyon_region_header, consumer_read), 8);
+	CHECK_EQ(OFF(tachyon_region_header, zero6), 728);
+	CHECK_EQ(FSIZE(tachyon_region_header, zero6), 40);
 	/* head, tail and the consumer wait word each alone on their 64-byte
 	 * cache lines (false sharing between the two sides costs throughput). */
 	CHECK_EQ(OFF(tachyon_region_header, head) / 64, 2);

@@ -626,6 +626,55 @@ static void test_publication(void)
 	ring_free(&r);
 }
 
+/* The display words (ABI.md, "Traffic counters"): both sides' counters move
+ * only when head or tail is published, and the consumer's read cursor shows
+ * what a pinned slot holds back, also when tail itself cannot move. */
+static void test_traffic_counters(void)
+{
+	ring r = ring_new(1u << 16);
+	tachyon_producer p;
+	tachyon_consumer c;
+	attach_both(&r, &p, &c);
+	for (int i = 0; i < 31; i++)
+		CHECK_EQ(send_msg(&p, 10, 0, (uint64_t)i), 0);
+	CHECK_EQ(r.hdr->sent_messages, 0); /* nothing published yet */
+	CHECK_EQ(send_msg(&p, 10, 0, 31), 0);
+	CHECK_EQ(r.hdr->sent_messages, 32);
+	CHECK_EQ(r.hdr->sent_bytes, 320);
+	CHECK_EQ(send_msg(&p, 100, 0, 32), 0);
+	CHECK_EQ(tachyon_producer_flush(&p), 0);
+	CHECK_EQ(r.hdr->sent_messages, 33);
+	CHECK_EQ(r.hdr->sent_bytes, 420);
+	/* Read two, pin the first, release the second behind it. */
+	tachyon_msg a, b, m;
+	CHECK_EQ(tachyon_consumer_try_peek(&c, &a), 0);
+	CHECK_EQ(tachyon_consumer_try_peek(&c, &b), 0);
+	CHECK_EQ(r.hdr->received_messages, 0);
+	CHECK_EQ(r.hdr->consumer_read, 0);
+	for (int i = 2; i < 33; i++) {
+		CHECK_EQ(tachyon_consumer_try_peek(&c, &m), 0);
+	}
+	CHECK_EQ(tachyon_consumer_try_peek(&c, &m), -EAGAIN); /* empty: publishes */
+	CHECK_EQ(r.hdr->tail, 0);                            /* a is pinned */
+	CHECK_EQ(r.hdr->received_messages, 33);
+	CHECK_EQ(r.hdr->received_bytes, 420);
+	CHECK_EQ(r.hdr->consumer_read, m.end);
+	CHECK_EQ(r.hdr->consumer_read - r.hdr->tail, r.hdr->head); /* all held back */
+	/* More traffic while tail stays put: the empty ring still publishes it. */
+	CHECK_EQ(send_msg(&p, 5, 0, 33), 0);
+	CHECK_EQ(tachyon_producer_flush(&p), 0);
+	CHECK_EQ(tachyon_consumer_try_peek(&c, &m), 0);
+	CHECK_EQ(tachyon_consumer_try_peek(&c, &b), -EAGAIN);
+	CHECK_EQ(r.hdr->tail, 0);
+	CHECK_EQ(r.hdr->received_messages, 34);
+	CHECK_EQ(r.hdr->consumer_read, m.end);
+	/* Released: tail catches up and nothing is held back. */
+	CHECK_EQ(tachyon_consumer_release_to(&c, m.end, 34), 0);
+	CHECK_EQ(r.hdr->tail, m.end);
+	CHECK_EQ(r.hdr->consumer_read - r.hdr->tail, 0);
+	ring_free(&r);
+}
+
 /* A consumer that releases everything up to the newest head it has seen
  * publishes tail at once (and wakes a producer waiting for room): it may go
  * idle right after, and the freed room must not stay counted as used. Not
@@ -1104,6 +1153,7 @@ int main(void)
 	test_release_cursor();
 	test_publication();
 	test_release_caught_up();
+	test_traffic_counters();
 	test_wake_words();
 	test_closed();
 	test_consumer_fatal();

@@ -9,6 +9,10 @@ MODE: listen-consumer   listen at PATH, read every message; after the peer
                         make no call on the bus until killed
       connect-idle      connect, send exactly COUNT messages, print "idle", then
                         make no call until killed
+      listen-pin        listen, read exactly COUNT messages and keep the second
+                        as a memoryview (its slot and every later one stay
+                        pinned), print "pinned"; on SIGUSR1 drop it, look once
+                        more, print "released"
 Prints "ready" once the bus is up. With TACHYON_TEST_UID set (as root) it
 first becomes that uid, after the interpreter has started (its files may
 not be readable by that uid).
@@ -50,6 +54,24 @@ elif mode == "listen-idle":
     # one empty look, so the consumer publishes its tail and counters
     assert bus.try_recv() is None
     print("idle", flush=True)
+elif mode == "listen-pin":
+    import signal
+    import threading
+    dropped = threading.Event()
+    signal.signal(signal.SIGUSR1, lambda *_: dropped.set())
+    held = []
+    for i in range(count):
+        with bus.recv_zero_copy(timeout=30) as guard:
+            if i == 1:
+                held.append(memoryview(guard))  # outlives the block: the slot stays pinned
+    assert bus.try_recv() is None  # an empty look publishes tail, counters and read cursor
+    print("pinned", flush=True)
+    dropped.wait()
+    for view in held:
+        view.release()
+    held.clear()
+    assert bus.try_recv() is None
+    print("released", flush=True)
 elif mode == "connect-idle":
     for i in range(count):
         bus.send(i.to_bytes(4, "little") * 8, type_id=i, timeout=None)

@@ -180,6 +180,7 @@ typedef struct tachyon_consumer {
 	 * tail is published. */
 	uint64_t received_messages;
 	uint64_t received_bytes;    /* payload bytes */
+	uint64_t published_read;    /* read cursor as last copied to the region */
 } tachyon_consumer;
 
 TACHYON_LAYOUT_ASSERT(TACHYON_ALIGNOF(tachyon_producer) == 128, "a producer end is 128-byte aligned");

@@ -86,7 +86,8 @@ struct tachyon_region_header {
 	uint8_t  zero5[112];       /* 592; 0.5.1's unused counter at 640 */
 	uint64_t received_messages; /* 704 ours: consumer, stored when it publishes tail */
 	uint64_t received_bytes;   /* 712 ours: consumer, payload bytes, likewise */
-	uint8_t  zero6[48];        /* 720 */
+	uint64_t consumer_read;    /* 720 ours: consumer's read cursor, likewise */
+	uint8_t  zero6[40];        /* 728 */
 };
 
 struct tachyon_slot_header {
@@ -135,6 +136,7 @@ TACHYON_LAYOUT_ASSERT(offsetof(struct tachyon_region_header, sent_messages) == 5
 TACHYON_LAYOUT_ASSERT(offsetof(struct tachyon_region_header, sent_bytes) == 584, "sent bytes @584");
 TACHYON_LAYOUT_ASSERT(offsetof(struct tachyon_region_header, received_messages) == 704, "received messages @704");
 TACHYON_LAYOUT_ASSERT(offsetof(struct tachyon_region_header, received_bytes) == 712, "received bytes @712");
+TACHYON_LAYOUT_ASSERT(offsetof(struct tachyon_region_header, consumer_read) == 720, "consumer read cursor @720");
 TACHYON_LAYOUT_ASSERT(sizeof(struct tachyon_region_header) == TACHYON_REGION_HEADER_SIZE, "header is 768 bytes");
 TACHYON_LAYOUT_ASSERT(offsetof(struct tachyon_slot_header, size) == 0, "size @0");
 TACHYON_LAYOUT_ASSERT(offsetof(struct tachyon_slot_header, type_id) == 4, "type_id @4");
