@@ -464,6 +464,13 @@ static SLOW_PATH int consumer_fail(tachyon_consumer *c, const char *why)
 	return mark_fatal(c->hdr);
 }
 
+int tachyon_consumer_fail(tachyon_consumer *c, const char *why)
+{
+	if (c->fatal)
+		return -TACHYON_ECORRUPT; /* the first reason stands */
+	return consumer_fail(c, why);
+}
+
 /* Store the release cursor into tail, then wake a producer sleeping for
  * room on the producer wait word (ours, offset 448). */
 static SLOW_PATH void consumer_publish_tail(tachyon_consumer *c)
