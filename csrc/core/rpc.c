@@ -253,12 +253,25 @@ int tachyon_rpc_call_commit(tachyon_rpc *r, void *payload, size_t actual_size, u
 	int rc = commit_stamped(r->fwd, payload, actual_size, msg_type, id, &committed);
 	if (!committed)
 		return rc;
-	/* Release: a wait on another thread that loads the new value may wait
-	 * for this id. Stored even when the flush failed: the id is used. */
-	tachyon_atomic_store_release64(&r->next_id, id + 1);
+	/* Counted even when only the flush failed: the id is used. */
+	tachyon_rpc_call_sent(r, id);
 	if (cid)
 		*cid = id;
 	return rc;
+}
+
+void tachyon_rpc_call_sent(tachyon_rpc *r, uint64_t cid)
+{
+	/* Release: a wait on another thread that loads the new value may wait
+	 * for this id (a number; the message itself went with head). */
+	if (r && !r->callee && cid == tachyon_atomic_load_relaxed64(&r->next_id))
+		tachyon_atomic_store_release64(&r->next_id, cid + 1);
+}
+
+uint64_t tachyon_rpc_due_id(const tachyon_rpc *r)
+{
+	/* Acquire: pairs with wait_accept's release store; only a number. */
+	return r ? tachyon_atomic_load_acquire64(&r->due_id) : 0;
 }
 
 int tachyon_rpc_call(tachyon_rpc *r, const void *data, size_t size, uint16_t msg_type, uint64_t *cid,
@@ -378,14 +391,21 @@ int tachyon_rpc_reply_commit(tachyon_rpc *r, uint64_t cid, void *payload, size_t
 	}
 	int committed;
 	rc = commit_stamped(r->rev, payload, actual_size, msg_type, cid, &committed);
-	if (committed) {
-		/* Committed (maybe not flushed): this request is answered. */
-		pthread_mutex_lock(&r->lock);
+	if (committed)
+		tachyon_rpc_reply_sent(r, cid); /* maybe not flushed, but answered */
+	return rc;
+}
+
+void tachyon_rpc_reply_sent(tachyon_rpc *r, uint64_t cid)
+{
+	if (!r || !r->callee)
+		return;
+	pthread_mutex_lock(&r->lock);
+	if (r->served_len && r->served[r->served_start] == cid) {
 		r->served_start = (r->served_start + 1) & (r->served_cap - 1);
 		r->served_len--;
-		pthread_mutex_unlock(&r->lock);
 	}
-	return rc;
+	pthread_mutex_unlock(&r->lock);
 }
 
 int tachyon_rpc_reply(tachyon_rpc *r, uint64_t cid, const void *data, size_t size, uint16_t msg_type,

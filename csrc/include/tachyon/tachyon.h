@@ -542,8 +542,14 @@ TACHYON_API int tachyon_rpc_call(tachyon_rpc *r, const void *data, size_t size, 
                                  uint64_t *cid, const tachyon_wait *w);
 TACHYON_API int tachyon_rpc_call_commit(tachyon_rpc *r, void *payload, size_t actual_size,
                                         uint16_t msg_type, uint64_t *cid);
-/* The id the next call will carry. */
+/* The id the next call will carry, and the id the next reply must carry
+ * (equal when nothing is outstanding). */
 TACHYON_API uint64_t tachyon_rpc_next_id(const tachyon_rpc *r);
+TACHYON_API uint64_t tachyon_rpc_due_id(const tachyon_rpc *r);
+/* For a binding that commits a stamped reservation itself
+ * (tachyon_rpc_stamp, then tachyon_bus_commit and flush): record that the
+ * request with id cid (tachyon_rpc_next_id) went out. */
+TACHYON_API void tachyon_rpc_call_sent(tachyon_rpc *r, uint64_t cid);
 /* Wait for the reply to cid until w's deadline. The reply stays valid until
  * released with tachyon_bus_release_to(tachyon_rpc_replies(r), msg->end, 1).
  * -EINVAL: cid is not the oldest unanswered request (nothing was read);
@@ -574,6 +580,8 @@ TACHYON_API int tachyon_rpc_reply(tachyon_rpc *r, uint64_t cid, const void *data
 TACHYON_API int tachyon_rpc_reply_check(tachyon_rpc *r, uint64_t cid);
 TACHYON_API int tachyon_rpc_reply_commit(tachyon_rpc *r, uint64_t cid, void *payload,
                                          size_t actual_size, uint16_t msg_type);
+/* As tachyon_rpc_call_sent, for a reply to cid committed by the binding. */
+TACHYON_API void tachyon_rpc_reply_sent(tachyon_rpc *r, uint64_t cid);
 
 #ifdef __cplusplus
 }
