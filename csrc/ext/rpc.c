@@ -161,19 +161,42 @@ static PyObject *rx_wrap(tx_state *st, PyObject *inner, uint64_t cid)
 	return (PyObject *)g;
 }
 
-/* Attributes the wrapper does not have come from the wrapped guard. */
-static PyObject *forward_getattro(PyObject *self, PyObject *name, PyObject *inner)
+/* Call method `name` of the wrapped guard with these arguments. */
+static PyObject *forward(PyObject *inner, const char *name, PyObject *const *args, size_t nargsf,
+                         PyObject *kwnames)
 {
-	PyObject *r = PyObject_GenericGetAttr(self, name);
-	if (r || !PyErr_ExceptionMatches(PyExc_AttributeError))
-		return r;
-	PyErr_Clear();
-	return PyObject_GetAttr(inner, name);
+	PyObject *m = PyObject_GetAttrString(inner, name), *r;
+	if (!m)
+		return NULL;
+	r = PyObject_Vectorcall(m, args, PyVectorcall_NARGS(nargsf), kwnames);
+	Py_DECREF(m);
+	return r;
 }
 
-static PyObject *RpcRx_getattro(RpcRxGuardObject *g, PyObject *name)
+static PyObject *RpcRx_dlpack(RpcRxGuardObject *g, PyObject *const *args, Py_ssize_t nargs,
+                              PyObject *kwnames)
 {
-	return forward_getattro((PyObject *)g, name, g->inner);
+	return forward(g->inner, "__dlpack__", args, (size_t)nargs, kwnames);
+}
+
+static PyObject *RpcRx_dlpack_device(RpcRxGuardObject *g, PyObject *unused)
+{
+	return forward(g->inner, "__dlpack_device__", NULL, 0, NULL);
+}
+
+static PyObject *RpcRx_array(RpcRxGuardObject *g, PyObject *unused)
+{
+	return forward(g->inner, "array", NULL, 0, NULL);
+}
+
+static PyObject *RpcRx_get_type_id(RpcRxGuardObject *g, void *c)
+{
+	return PyObject_GetAttrString(g->inner, "type_id");
+}
+
+static PyObject *RpcRx_get_actual_size(RpcRxGuardObject *g, void *c)
+{
+	return PyObject_GetAttrString(g->inner, "actual_size");
 }
 
 static int RpcRx_getbuffer(RpcRxGuardObject *g, Py_buffer *view, int flags)
@@ -193,12 +216,7 @@ static PyObject *RpcRx_enter(RpcRxGuardObject *g, PyObject *unused)
 
 static PyObject *RpcRx_exit(RpcRxGuardObject *g, PyObject *const *args, Py_ssize_t nargs)
 {
-	PyObject *m = PyObject_GetAttrString(g->inner, "__exit__"), *r;
-	if (!m)
-		return NULL;
-	r = PyObject_Vectorcall(m, args, (size_t)nargs, NULL);
-	Py_DECREF(m);
-	return r;
+	return forward(g->inner, "__exit__", args, (size_t)nargs, NULL);
 }
 
 static PyObject *RpcRx_get_cid(RpcRxGuardObject *g, void *c)
@@ -229,6 +247,13 @@ static void RpcRx_dealloc(RpcRxGuardObject *g)
 }
 
 static PyMethodDef RpcRx_methods[] = {
+	{"array", (PyCFunction)RpcRx_array, METH_NOARGS,
+	 "array($self, /)\n--\n\nThe tensor frame in the slot as a read-only numpy array (RxGuard.array)."},
+	{"__dlpack__", (PyCFunction)(void (*)(void))RpcRx_dlpack, METH_FASTCALL | METH_KEYWORDS,
+	 "__dlpack__($self, /, stream=None, *, max_version=None, dl_device=None, copy=None)\n--\n\n"
+	 "The payload as a DLPack capsule, without a copy (RxGuard.__dlpack__)."},
+	{"__dlpack_device__", (PyCFunction)RpcRx_dlpack_device, METH_NOARGS,
+	 "__dlpack_device__($self, /)\n--\n\n(kDLCPU, 0)."},
 	{"__enter__", (PyCFunction)RpcRx_enter, METH_NOARGS, "__enter__($self, /)\n--\n\n"},
 	{"__exit__", (PyCFunction)(void (*)(void))RpcRx_exit, METH_FASTCALL,
 	 "__exit__($self, exc_type, exc, tb, /)\n--\n\nRelease the slot to the producer."},
@@ -238,6 +263,9 @@ static PyMethodDef RpcRx_methods[] = {
 static PyGetSetDef RpcRx_getset[] = {
 	{"correlation_id", (getter)RpcRx_get_cid, NULL, "The id of the call this message belongs to.",
 	 NULL},
+	{"type_id", (getter)RpcRx_get_type_id, NULL, "The message's type_id (its msg_type, route 0).",
+	 NULL},
+	{"actual_size", (getter)RpcRx_get_actual_size, NULL, "Payload size in bytes.", NULL},
 	{NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -247,7 +275,6 @@ static PyType_Slot RpcRx_slots[] = {
 	{Py_tp_dealloc, RpcRx_dealloc},
 	{Py_tp_traverse, RpcRx_traverse},
 	{Py_tp_clear, RpcRx_clear},
-	{Py_tp_getattro, RpcRx_getattro},
 	{Py_tp_methods, RpcRx_methods},
 	{Py_tp_getset, RpcRx_getset},
 	{Py_bf_getbuffer, RpcRx_getbuffer},
@@ -279,11 +306,6 @@ static PyObject *tx_wrap(RpcBusObject *owner, PyObject *inner, int is_reply, uin
 	g->sent = 0;
 	PyObject_GC_Track(g);
 	return (PyObject *)g;
-}
-
-static PyObject *RpcTx_getattro(RpcTxGuardObject *g, PyObject *name)
-{
-	return forward_getattro((PyObject *)g, name, (PyObject *)g->inner);
 }
 
 static int RpcTx_getbuffer(RpcTxGuardObject *g, Py_buffer *view, int flags)
@@ -376,6 +398,11 @@ static int RpcTx_set_msg_type(RpcTxGuardObject *g, PyObject *v, void *c)
 	return 0;
 }
 
+static PyObject *RpcTx_get_size(RpcTxGuardObject *g, void *c)
+{
+	return PyLong_FromSsize_t(g->inner->size);
+}
+
 static PyObject *RpcTx_get_actual_size(RpcTxGuardObject *g, void *c)
 {
 	return PyObject_GetAttrString((PyObject *)g->inner, "actual_size");
@@ -426,6 +453,8 @@ static PyGetSetDef RpcTx_getset[] = {
 	{"correlation_id", (getter)RpcTx_get_out_cid, NULL, "Same as out_cid.", NULL},
 	{"msg_type", (getter)RpcTx_get_msg_type, (setter)RpcTx_set_msg_type,
 	 "The message type, 0..65535 (written as the type_id, route 0).", NULL},
+	{"size", (getter)RpcTx_get_size, NULL, "The reserved payload size (the buffer's length).",
+	 NULL},
 	{"actual_size", (getter)RpcTx_get_actual_size, (setter)RpcTx_set_actual_size,
 	 "Bytes to commit, 0..size (default: size).", NULL},
 	{NULL, NULL, NULL, NULL, NULL},
@@ -437,7 +466,6 @@ static PyType_Slot RpcTx_slots[] = {
 	{Py_tp_dealloc, RpcTx_dealloc},
 	{Py_tp_traverse, RpcTx_traverse},
 	{Py_tp_clear, RpcTx_clear},
-	{Py_tp_getattro, RpcTx_getattro},
 	{Py_tp_methods, RpcTx_methods},
 	{Py_tp_getset, RpcTx_getset},
 	{Py_bf_getbuffer, RpcTx_getbuffer},
@@ -998,7 +1026,7 @@ static PyObject *Rpc_request(RpcBusObject *self, PyObject *const *args, Py_ssize
 	if (r < 0 && cid == 0)
 		return send_failed(self, 0, r, reserve, tns, "request");
 	if (r < 0) {
-		self->abandoned = cid; /* sent, but its publication failed */
+		self->abandoned = cid; /* sent (ids only grow), but its publication failed */
 		return send_failed(self, 0, r, reserve, tns, "request");
 	}
 	/* One timeout for the whole round trip. */
@@ -1012,6 +1040,32 @@ static PyObject *Rpc_request(RpcBusObject *self, PyObject *const *args, Py_ssize
 	if (!res && tachyon_rpc_due_id(self->rpc) <= cid)
 		self->abandoned = cid; /* its reply is dropped when it comes */
 	return res;
+}
+
+/* For tachyon.aio's request_async, which sends with call() and then polls:
+ * the reply to cid as a Message, and giving a call up. */
+static PyObject *Rpc_reply_message(RpcBusObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                   PyObject *kwnames)
+{
+	static const char *const names[] = {"correlation_id", "timeout"};
+	PyObject *a[2];
+	uint64_t cid;
+	int64_t tns;
+	if (tx_parse_args("_reply_message", args, nargs, kwnames, names, 2, 2, 2, a) < 0 ||
+	    parse_cid(a[0], &cid) < 0 || tx_parse_timeout(a[1], &tns) < 0 ||
+	    check_side(self, 0, "_reply_message") < 0)
+		return NULL;
+	return take_reply(self, cid, tns, 1, 1, "request_async");
+}
+
+static PyObject *Rpc_abandon(RpcBusObject *self, PyObject *arg)
+{
+	uint64_t cid;
+	if (parse_cid(arg, &cid) < 0)
+		return NULL;
+	if (cid > self->abandoned && cid < tachyon_rpc_next_id(self->rpc))
+		self->abandoned = cid;
+	Py_RETURN_NONE;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1109,6 +1163,12 @@ static PyMethodDef Rpc_methods[] = {
 	{"set_polling_mode", FN(Rpc_set_polling_mode), FKW,
 	 "set_polling_mode($self, /, pure_spin)\n--\n\n"
 	 "1: the consumers of both rings never sleep (pure spin); 0: spin, then sleep."},
+	{"_reply_message", FN(Rpc_reply_message), FKW,
+	 "_reply_message($self, /, correlation_id, timeout)\n--\n\n"
+	 "The reply to a call as a Message (request_async's receive)."},
+	{"_abandon", (PyCFunction)Rpc_abandon, METH_O,
+	 "_abandon($self, correlation_id, /)\n--\n\n"
+	 "Give a call up: its reply is dropped when it arrives."},
 	{"close", (PyCFunction)Rpc_close, METH_NOARGS,
 	 "close($self, /)\n--\n\nClose both rings; calls blocked on them (any thread) end."},
 	{"__enter__", (PyCFunction)Rpc_enter, METH_NOARGS, "__enter__($self, /)\n--\n\n"},
