@@ -307,15 +307,21 @@ def test_wait_many_takes_rpc_buses(rpc, sock_path):
 
 
 def test_request_async(rpc):
+    """request_async round trips; one cancelled while its reply is still to
+    come: the late reply is dropped and the next request gets its own."""
     import asyncio
 
     callee, caller = rpc
     stop = threading.Event()
+    serving = threading.Event()
+    serving.set()
 
     def serve_loop():
         while not stop.is_set():
+            if not serving.wait(0.05):
+                continue
             try:
-                serve_reply(callee, timeout=0.1)
+                serve_reply(callee, timeout=0.05)
             except tachyon.TachyonTimeoutError:
                 pass
 
@@ -324,11 +330,14 @@ def test_request_async(rpc):
 
     async def main():
         out = [await caller.request_async(b"abc%d" % i, 4, timeout=5) for i in range(50)]
-        # a cancelled request loses nothing for the next one
+        serving.clear()
+        await asyncio.sleep(0.1)  # the server is paused now
         task = asyncio.ensure_future(caller.request_async(b"zzz", 4))
+        await asyncio.sleep(0.05)  # sent, waiting for its reply
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        serving.set()  # the reply to "zzz" comes now, to nobody
         out.append(await caller.request_async(b"end", 4, timeout=5))
         return out
 
