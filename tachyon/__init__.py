@@ -24,6 +24,7 @@ from typing import Iterator as _Iterator
 from typing import List as _List
 from typing import Optional as _Optional
 from typing import Sequence as _Sequence
+from typing import TypeVar as _TypeVar
 from typing import Union as _Union
 
 if _TYPE_CHECKING:
@@ -210,8 +211,10 @@ class Bus(TachyonBus):
                 arr.flags.writeable = False
 
 
-def wait(buses: "_Iterable[_Union[TachyonBus, _CoreRpcBus]]",
-         timeout: _Optional[float] = None) -> "_List[_Union[TachyonBus, _CoreRpcBus]]":
+_Waitable = _TypeVar("_Waitable", bound=_Union[TachyonBus, _CoreRpcBus])
+
+
+def wait(buses: "_Iterable[_Waitable]", timeout: _Optional[float] = None) -> "_List[_Waitable]":
     """The buses among ``buses`` that have a message now: those whose receive
     would return (or raise: closed, peer closed or dead) at once.
 

@@ -28,6 +28,20 @@ CALLS = 100_000
 WALL_CAP_S = 90.0
 
 
+@contextlib.contextmanager
+def peer_process(*args):
+    """tests/isolated/rpc_peer.py with args; killed and reaped if still running at the end."""
+    peer = popen_isolated("rpc_peer.py", *args)
+    try:
+        yield peer
+    finally:
+        if peer.poll() is None:
+            peer.kill()
+            peer.wait()
+        peer.stdout.close()
+        peer.stderr.close()
+
+
 def rpc_pair(path, cap=1 << 14):
     """(callee, caller) in this process: the callee listens in a thread."""
     box = {}
@@ -71,8 +85,7 @@ def test_caller_here_callee_in_another_process(sock_path):
     """100,000 checked calls of random sizes against a callee process."""
     import random
 
-    peer = popen_isolated("rpc_peer.py", "callee", sock_path)
-    try:
+    with peer_process("callee", sock_path) as peer:
         rng = random.Random(1)
         count = 0
         end = time.monotonic() + WALL_CAP_S
@@ -95,19 +108,12 @@ def test_caller_here_callee_in_another_process(sock_path):
         print(f"caller here: {count} checked calls")
         assert count == CALLS
         assert peer.wait(10) == 0
-    finally:
-        if peer.poll() is None:
-            peer.kill()
-            peer.wait()
-        peer.stdout.close()
-        peer.stderr.close()
 
 
 def test_callee_here_caller_in_another_process(sock_path):
     """The other way round: the peer process calls, this one serves."""
-    peer = popen_isolated("rpc_peer.py", "caller", sock_path, CALLS, 7, WALL_CAP_S)
     served = 0
-    try:
+    with peer_process("caller", sock_path, CALLS, 7, WALL_CAP_S) as peer:
         with tachyon.RpcBus.rpc_listen(sock_path, 1 << 16, 1 << 16, timeout=10) as bus:
             while True:
                 try:
@@ -123,18 +129,11 @@ def test_callee_here_caller_in_another_process(sock_path):
         print(f"callee here: {served} requests served; peer: {out.strip()}")
         assert out.strip() == f"calls {CALLS}"
         assert served == CALLS
-    finally:
-        if peer.poll() is None:
-            peer.kill()
-            peer.wait()
-        peer.stdout.close()
-        peer.stderr.close()
 
 
 def test_callee_killed_mid_call(sock_path):
     """kill -9 of the callee while a call waits: PeerDeadError within the bound."""
-    peer = popen_isolated("rpc_peer.py", "hang", sock_path)
-    try:
+    with peer_process("hang", sock_path) as peer:
         with tachyon.RpcBus.rpc_connect(sock_path, timeout=10) as bus:
             cid = bus.call(b"anyone there?", 1)
             assert peer.stdout.readline().strip() == "served"
@@ -145,18 +144,12 @@ def test_callee_killed_mid_call(sock_path):
             took = time.monotonic() - t0
         print(f"PeerDeadError {took * 1000:.0f} ms after the kill")
         assert took < PEER_DEATH_BOUND * MARGIN
-    finally:
-        peer.kill()
-        peer.wait()
-        peer.stdout.close()
-        peer.stderr.close()
 
 
 def test_dispatcher_in_another_process(sock_path):
     """A handled type is answered; an unknown one gets the error reply, and
     the dispatcher goes on serving."""
-    peer = popen_isolated("rpc_peer.py", "dispatch", sock_path)
-    try:
+    with peer_process("dispatch", sock_path) as peer:
         with tachyon.RpcBus.rpc_connect(sock_path, timeout=10) as bus:
             assert peer.stdout.readline().strip() == "listening"
             m = bus.request(b"ab", 1, timeout=5)
@@ -168,12 +161,6 @@ def test_dispatcher_in_another_process(sock_path):
             assert bus.request(b"c", 1, timeout=5).data == b"cc"
         assert peer.stdout.readline().strip() == "done"
         assert peer.wait(10) == 0
-    finally:
-        if peer.poll() is None:
-            peer.kill()
-            peer.wait()
-        peer.stdout.close()
-        peer.stderr.close()
 
 
 # ---------------------------------------------------------------------------
