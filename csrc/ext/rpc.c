@@ -191,12 +191,12 @@ static PyObject *RpcRx_array(RpcRxGuardObject *g, PyObject *unused)
 
 static PyObject *RpcRx_get_type_id(RpcRxGuardObject *g, void *c)
 {
-	return PyObject_GetAttrString(g->inner, "type_id");
+	return PyLong_FromUnsignedLong(((RxGuardObject *)g->inner)->msg.type_id);
 }
 
 static PyObject *RpcRx_get_actual_size(RpcRxGuardObject *g, void *c)
 {
-	return PyObject_GetAttrString(g->inner, "actual_size");
+	return PyLong_FromUnsignedLong(((RxGuardObject *)g->inner)->msg.size);
 }
 
 static int RpcRx_getbuffer(RpcRxGuardObject *g, Py_buffer *view, int flags)
@@ -207,16 +207,19 @@ static int RpcRx_getbuffer(RpcRxGuardObject *g, Py_buffer *view, int flags)
 
 static PyObject *RpcRx_enter(RpcRxGuardObject *g, PyObject *unused)
 {
-	PyObject *r = PyObject_CallMethod(g->inner, "__enter__", NULL);
-	if (!r)
+	if (((RxGuardObject *)g->inner)->spent) {
+		/* the RxGuard's own refusal, with its words */
+		PyObject *r = forward(g->inner, "__enter__", NULL, 0, NULL);
+		Py_XDECREF(r);
 		return NULL;
-	Py_DECREF(r);
+	}
 	return Py_NewRef(g);
 }
 
 static PyObject *RpcRx_exit(RpcRxGuardObject *g, PyObject *const *args, Py_ssize_t nargs)
 {
-	return forward(g->inner, "__exit__", args, (size_t)nargs, NULL);
+	tx_rxguard_release((RxGuardObject *)g->inner); /* never raises */
+	Py_RETURN_FALSE;
 }
 
 static PyObject *RpcRx_get_cid(RpcRxGuardObject *g, void *c)
