@@ -485,3 +485,11 @@ def test_endpoint_decorator(rpc):
     t.start()
     assert upper.call(caller, b"remote") == b"REMOTE"
     t.join()
+
+
+def test_request_reply_handshake_with_one_descriptor(sock_path):
+    """flags 1 with only the forward ring's fd is a bad handshake, and every
+    descriptor received is closed (the fd-count fixture checks that)."""
+    with fake_callee(sock_path, nfds=1):
+        with pytest.raises(tachyon.HandshakeError, match="exactly two"):
+            tachyon.RpcBus.rpc_connect(sock_path, timeout=3)

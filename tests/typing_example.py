@@ -109,3 +109,8 @@ def request_reply(path: str) -> bytes:
             c = req.correlation_id
         callee.reply(c, b"r", tachyon.MSG_TYPE_ERROR)
     return got
+
+
+async def request_reply_async(bus: tachyon.RpcBus) -> bytes:
+    m: tachyon.Message = await bus.request_async(b"q", 1, timeout=0.5)
+    return m.data
