@@ -105,6 +105,10 @@ def make_steps(a, bench=None):
         Step("py_asyncio_rtt", "asyncio round trip: recv_async/send_async against zmq.asyncio REQ/REP",
              py + [PY / "asyncio_rtt.py", "--cpus", cpus, "--rounds", rounds(10, 4),
                    "--iters", "5000" if not q else "1000", "--json", pyjson("py_asyncio_rtt")]),
+        Step("py_rpc", "request/reply round trip: RpcBus call+wait and request, two buses, "
+             "pyzmq REQ/REP, multiprocessing.Pipe",
+             py + [PY / "rpc.py", "--cpus", cpus, "--rounds", rounds(8, 3),
+                   "--iters", "10000" if not q else "2000", "--json", pyjson("py_rpc")]),
         Step("py_rate", "Python one-way message rate, 64 B (Python and C producer)",
              py + [PY / "stream.py", "--systems", "tachyon,tachyon_c", "--sizes", "64", "--cpus", cpus,
                    "--rounds", "9" if not q else "5", "--window", "0.3" if not q else "0.2",

@@ -24,6 +24,7 @@ from typing import Iterator as _Iterator
 from typing import List as _List
 from typing import Optional as _Optional
 from typing import Sequence as _Sequence
+from typing import TypeVar as _TypeVar
 from typing import Union as _Union
 
 if _TYPE_CHECKING:
@@ -45,6 +46,8 @@ from ._core import (
     PeerDeadError,
     RingCorruptError,
     RoleError,
+    RpcRxGuard,
+    RpcTxGuard,
     RxBatchGuard,
     RxGuard,
     RxMsgView,
@@ -57,6 +60,14 @@ from ._core import (
     make_type_id,
     msg_type,
     route_id,
+)
+from ._core import RpcBus as _CoreRpcBus
+from .rpc import (
+    MSG_TYPE_ERROR,
+    RpcBus,
+    RpcDispatcher,
+    RpcEndpoint,
+    tachyon_rpc,
 )
 
 # One version source: TACHYON_VERSION_STRING in csrc/include/tachyon/tachyon.h.
@@ -72,11 +83,17 @@ __all__ = [
     "ConnectTimeoutError",
     "ConsumerState",
     "HandshakeError",
+    "MSG_TYPE_ERROR",
     "Message",
     "PeerClosedError",
     "PeerDeadError",
     "RingCorruptError",
     "RoleError",
+    "RpcBus",
+    "RpcDispatcher",
+    "RpcEndpoint",
+    "RpcRxGuard",
+    "RpcTxGuard",
     "RxBatchGuard",
     "RxGuard",
     "RxMsgView",
@@ -88,6 +105,7 @@ __all__ = [
     "make_type_id",
     "msg_type",
     "route_id",
+    "tachyon_rpc",
     "wait",
 ]
 
@@ -193,7 +211,10 @@ class Bus(TachyonBus):
                 arr.flags.writeable = False
 
 
-def wait(buses: "_Iterable[TachyonBus]", timeout: _Optional[float] = None) -> "_List[TachyonBus]":
+_Waitable = _TypeVar("_Waitable", bound=_Union[TachyonBus, _CoreRpcBus])
+
+
+def wait(buses: "_Iterable[_Waitable]", timeout: _Optional[float] = None) -> "_List[_Waitable]":
     """The buses among ``buses`` that have a message now: those whose receive
     would return (or raise: closed, peer closed or dead) at once.
 
@@ -203,10 +224,13 @@ def wait(buses: "_Iterable[TachyonBus]", timeout: _Optional[float] = None) -> "_
     no role becomes one). Spins briefly, then sleeps on every ring at once;
     a close of any of the buses from another thread ends the wait with that
     bus in the list, Ctrl-C raises KeyboardInterrupt within the watchdog
-    period.
+    period. An RpcBus counts as the ring it receives on: requests at the
+    callee end, replies at the caller end.
     """
     items = list(buses)
-    return [items[i] for i in _wait_any(items, timeout)]
+    rings = [(b.requests if b.is_callee else b.replies) if isinstance(b, _CoreRpcBus) else b
+             for b in items]
+    return [items[i] for i in _wait_any(rings, timeout)]
 
 
 _DLPACK_CODES = {"b": 6, "i": 0, "u": 1, "f": 2, "c": 5}

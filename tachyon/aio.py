@@ -31,7 +31,8 @@ from ._core import BusFullError, Message, PeerClosedError, TachyonTimeoutError, 
 if TYPE_CHECKING:
     from . import Bus
 
-__all__ = ["recv_async", "send_async", "iterate", "SPIN_NS", "LINGER_S", "ROOM_MAX_SLEEP_S"]
+__all__ = ["recv_async", "send_async", "iterate", "request_async", "SPIN_NS", "LINGER_S",
+           "ROOM_MAX_SLEEP_S"]
 
 #: How long a receive keeps trying inside the event loop before it hands the
 #: wait to the bus's waiter thread.
@@ -219,3 +220,43 @@ async def send_async(bus: "Bus", data: Any, type_id: int = 0,
             continue
         await asyncio.sleep(step)
         step = min(step * 2, ROOM_MAX_SLEEP_S)
+
+
+async def request_async(rpc: Any, payload: Any, msg_type: int,
+                        timeout: Optional[float] = None) -> Message:
+    """``RpcBus.request`` without blocking the event loop.
+
+    The call is sent as ``send_async`` sends (waiting in the loop for room);
+    the reply is awaited as ``recv_async`` awaits a message, on the reply
+    ring. Cancelled or timed out after the call went out, the call is given
+    up: its reply is dropped when it arrives, and the next request goes on.
+    """
+    if timeout is not None and timeout < 0:
+        raise ValueError("request_async: timeout must be >= 0 or None")
+    deadline = None if timeout is None else time.monotonic() + timeout
+    step = 0.0001
+    while True:
+        try:
+            cid: int = rpc.call(payload, msg_type, timeout=0)
+            break
+        except BusFullError:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise
+        await asyncio.sleep(step)
+        step = min(step * 2, ROOM_MAX_SLEEP_S)
+    try:
+        end = time.perf_counter_ns() + SPIN_NS
+        while True:
+            try:
+                reply: Message = rpc._reply_message(cid, 0)
+                return reply
+            except TachyonTimeoutError:
+                pass
+            if time.perf_counter_ns() < end:
+                continue
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TachyonTimeoutError(f"request_async: no reply within {timeout} s")
+            await _readable(rpc.replies, deadline)
+    except BaseException:
+        rpc._abandon(cid)
+        raise

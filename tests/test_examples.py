@@ -19,6 +19,10 @@ EXPECTED = {
     ),
     "zero_copy.py": "type_id=42 size=35 starts=b'written'\nintact=True\n",
     "torch_dlpack.py": "tensor([1., 2., 3., 4.]) sum=10.0\n",
+    "request_reply.py": (
+        "double(1) = 2\ndouble(21) = 42\ndouble(-4) = -8\nreply 4: 200\nreply 5: 400\n"
+        "error reply: no handler for msg_type 2\n"
+    ),
     "wait_many.py": "commands: stop\nlogs: started\nsensors: 21.5 C\nsensors: 21.7 C\n",
     "asyncio_echo.py": "1 -> 2\n21 -> 42\n1000 -> 2000\n7 -> 14 (around a cancelled receive)\n",
     "observe.py": (

@@ -77,3 +77,40 @@ def errors() -> None:
     del g, r
     low.destroy()
     print(tachyon.__version__)
+
+
+def request_reply(path: str) -> bytes:
+    dispatcher = tachyon.RpcDispatcher()
+
+    @dispatcher.handler(1)
+    def double(view: memoryview) -> bytes:
+        return bytes(view) * 2
+
+    @tachyon.tachyon_rpc(2)
+    def echo(view: memoryview) -> bytes:
+        return bytes(view)
+
+    dispatcher.register(echo)
+    with tachyon.RpcBus.rpc_connect(path, timeout=1.0) as caller:
+        cid: int = caller.call(b"x", 1, timeout=None)
+        with caller.wait(cid, timeout=2.0) as rx:
+            got = bytes(rx) + bytes([rx.type_id & 0xFF, rx.correlation_id & 0xFF])
+        with caller.call_zero_copy(8, 1) as tx:
+            with memoryview(tx) as mv:
+                mv[:1] = b"y"
+            tx.actual_size = 1
+        out: Optional[int] = tx.out_cid
+        m: tachyon.Message = caller.request(b"z", 2, timeout=0.5)
+        ready = tachyon.wait([caller], timeout=0)
+        got += m.data + echo.call(caller, b"e") + bytes(len(ready) + (out or 0))
+    with tachyon.RpcBus.rpc_listen(path, 1 << 12, 1 << 12, timeout=None) as callee:
+        dispatcher.serve_once(callee, timeout=1.0)
+        with callee.serve() as req:
+            c = req.correlation_id
+        callee.reply(c, b"r", tachyon.MSG_TYPE_ERROR)
+    return got
+
+
+async def request_reply_async(bus: tachyon.RpcBus) -> bytes:
+    m: tachyon.Message = await bus.request_async(b"q", 1, timeout=0.5)
+    return m.data

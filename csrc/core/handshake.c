@@ -38,6 +38,7 @@ struct tachyon_listener {
 	tachyon_file_id bound;      /* the socket file we bound, to unlink only it */
 	int path_owned;             /* our socket file may still be at path */
 	tachyon_region region;      /* fd -1 once handed to a link */
+	tachyon_region region2;     /* request/reply: the reverse ring; fd -1 on a plain bus */
 	uid_t *allow_uids;
 	size_t n_allow_uids;
 	int role;                   /* enum tachyon_role claimed in the region, or none */
@@ -59,7 +60,36 @@ void tachyon_handshake_encode(uint64_t capacity, struct tachyon_handshake *out)
 	out->flags = 0;
 }
 
-int tachyon_handshake_decode(const void *buf, size_t len, uint64_t *capacity)
+void tachyon_handshake_encode_rpc(uint64_t cap_fwd, uint64_t cap_rev, struct tachyon_handshake *out)
+{
+	tachyon_handshake_encode(cap_fwd, out);
+	out->capacity2 = (uint32_t)cap_rev;
+	out->shm_size2 = (uint32_t)(TACHYON_REGION_HEADER_SIZE + cap_rev);
+	out->flags = TACHYON_FLAG_RPC;
+}
+
+/* Is (capacity, shm_size) one ring as the wire format announces it? */
+static int ring_announced_ok(uint32_t capacity, uint32_t shm_size, const char *which)
+{
+	if (!tachyon_capacity_valid(capacity))
+		return tachyon_detail_fail(-TACHYON_EHANDSHAKE,
+		                              "it announces a %sring capacity of %u bytes, not a power "
+		                              "of two between 64 and 2**31",
+		                              which, capacity);
+	if ((uint64_t)shm_size != TACHYON_REGION_HEADER_SIZE + (uint64_t)capacity)
+		return tachyon_detail_fail(-TACHYON_EHANDSHAKE,
+		                              "it announces %u bytes of shared memory for a %scapacity "
+		                              "of %u; the wire format says 768 + capacity = %llu",
+		                              shm_size, which, capacity,
+		                              (unsigned long long)(TACHYON_REGION_HEADER_SIZE +
+		                                                   (uint64_t)capacity));
+	return 0;
+}
+
+/* The checks of both kinds of bus; rpc says which kind the caller wants.
+ * A request/reply handshake sets cap2 to the reverse ring's capacity. */
+static int decode_handshake(const void *buf, size_t len, int rpc, uint64_t *capacity,
+                            uint64_t *cap2)
 {
 	if (!buf || len < TACHYON_HANDSHAKE_SIZE)
 		return tachyon_detail_fail(-TACHYON_EHANDSHAKE,
@@ -84,35 +114,50 @@ int tachyon_handshake_decode(const void *buf, size_t len, uint64_t *capacity)
 		                              "it announces a message alignment of %u bytes; the wire "
 		                              "format needs %u",
 		                              h.msg_alignment, TACHYON_MSG_ALIGNMENT);
-	if (h.flags == TACHYON_FLAG_RPC)
+	/* The kind of bus before its sizes: a plain connector meeting a
+	 * request/reply listener (or the reverse) is a mismatch of protocols,
+	 * refused before any descriptor is looked at. */
+	if (!rpc && h.flags == TACHYON_FLAG_RPC)
 		return tachyon_detail_fail(-TACHYON_EABI,
 		                              "it offers a request/reply bus (flags 1); a plain bus "
 		                              "has flags 0");
-	if (h.flags != 0)
+	if (rpc && h.flags == 0)
 		return tachyon_detail_fail(-TACHYON_EABI,
-		                              "its handshake has flags 0x%x; a plain bus has flags 0",
-		                              h.flags);
-	if (!tachyon_capacity_valid(h.capacity))
-		return tachyon_detail_fail(-TACHYON_EHANDSHAKE,
-		                              "it announces a ring capacity of %u bytes, not a power "
-		                              "of two between 64 and 2**31",
-		                              h.capacity);
-	if ((uint64_t)h.shm_size != TACHYON_REGION_HEADER_SIZE + (uint64_t)h.capacity)
-		return tachyon_detail_fail(-TACHYON_EHANDSHAKE,
-		                              "it announces %u bytes of shared memory for a capacity of "
-		                              "%u; the wire format says 768 + capacity = %llu",
-		                              h.shm_size, h.capacity,
-		                              (unsigned long long)(TACHYON_REGION_HEADER_SIZE +
-		                                                   (uint64_t)h.capacity));
-	/* A plain bus announces no second ring; anything else is malformed. */
-	if (h.capacity2 != 0 || h.shm_size2 != 0)
+		                              "it offers a plain bus (flags 0); a request/reply bus "
+		                              "has flags 1");
+	if (h.flags != (rpc ? TACHYON_FLAG_RPC : 0u))
+		return tachyon_detail_fail(-TACHYON_EABI,
+		                              "its handshake has flags 0x%x; a %s bus has flags %u",
+		                              h.flags, rpc ? "request/reply" : "plain", rpc ? 1u : 0u);
+	int rc = ring_announced_ok(h.capacity, h.shm_size, rpc ? "forward " : "");
+	if (rc < 0)
+		return rc;
+	if (rpc) {
+		rc = ring_announced_ok(h.capacity2, h.shm_size2, "reverse ");
+		if (rc < 0)
+			return rc;
+	} else if (h.capacity2 != 0 || h.shm_size2 != 0) {
+		/* A plain bus announces no second ring; anything else is malformed. */
 		return tachyon_detail_fail(-TACHYON_EHANDSHAKE,
 		                              "it announces a second ring (capacity %u, %u bytes) on a "
 		                              "plain bus",
 		                              h.capacity2, h.shm_size2);
+	}
 	if (capacity)
 		*capacity = h.capacity;
+	if (cap2)
+		*cap2 = rpc ? h.capacity2 : 0;
 	return 0;
+}
+
+int tachyon_handshake_decode(const void *buf, size_t len, uint64_t *capacity)
+{
+	return decode_handshake(buf, len, 0, capacity, NULL);
+}
+
+int tachyon_handshake_decode_rpc(const void *buf, size_t len, uint64_t *cap_fwd, uint64_t *cap_rev)
+{
+	return decode_handshake(buf, len, 1, cap_fwd, cap_rev);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -159,8 +204,10 @@ static int wait_fd(int fd, short events, const tachyon_wait *w)
 /* ------------------------------------------------------------------------ */
 /* Listener                                                                  */
 
-int tachyon_listener_open(const char *path, uint64_t capacity, const tachyon_listen_opts *opts,
-                          tachyon_listener **out)
+/* Both kinds of listener: rpc asks for a request/reply bus, whose reverse
+ * ring has capacity cap2. */
+static int listener_open(const char *path, uint64_t capacity, int rpc, uint64_t cap2,
+                         const tachyon_listen_opts *opts, tachyon_listener **out)
 {
 	if (!out)
 		return -EINVAL;
@@ -169,7 +216,7 @@ int tachyon_listener_open(const char *path, uint64_t capacity, const tachyon_lis
 	int rc = tachyon_sockpath_addr(path, &addr);
 	if (rc < 0)
 		return rc;
-	if (!tachyon_capacity_valid(capacity))
+	if (!tachyon_capacity_valid(capacity) || (rpc && !tachyon_capacity_valid(cap2)))
 		return -EINVAL;
 	if (opts && opts->n_allow_uids && !opts->allow_uids)
 		return -EINVAL;
@@ -182,6 +229,7 @@ int tachyon_listener_open(const char *path, uint64_t capacity, const tachyon_lis
 		return -ENOMEM;
 	l->sockfd = -1;
 	l->region.fd = -1;
+	l->region2.fd = -1;
 	memcpy(l->path, path, strlen(path) + 1);
 	if (opts && opts->n_allow_uids) {
 		/* Our own copy: the caller's array need not outlive this call. */
@@ -227,8 +275,17 @@ int tachyon_listener_open(const char *path, uint64_t capacity, const tachyon_lis
 	}
 
 	rc = tachyon_region_create(path, capacity, &l->region);
+	if (rc == 0 && rpc)
+		rc = tachyon_region_create(path, cap2, &l->region2);
 	if (rc < 0)
 		goto fail;
+	if (rpc) {
+		/* The callee's claims, made like a plain listener's (below): it
+		 * consumes the forward ring and produces on the reverse one. */
+		struct tachyon_region_header *fwd = l->region.base, *rev = l->region2.base;
+		tachyon_atomic_store_relaxed32(&fwd->consumer_owner, TACHYON_OWNER_LISTENER);
+		tachyon_atomic_store_relaxed32(&rev->producer_owner, TACHYON_OWNER_LISTENER);
+	}
 	if (role != TACHYON_ROLE_NONE) {
 		/* The listener's claim (ABI.md, "Roles"). The region says ready
 		 * already, but nobody else can see it before accept sends the fd,
@@ -247,6 +304,22 @@ int tachyon_listener_open(const char *path, uint64_t capacity, const tachyon_lis
 fail:
 	tachyon_listener_close(l);
 	return rc;
+}
+
+int tachyon_listener_open(const char *path, uint64_t capacity, const tachyon_listen_opts *opts,
+                          tachyon_listener **out)
+{
+	return listener_open(path, capacity, 0, 0, opts, out);
+}
+
+int tachyon_listener_open_rpc(const char *path, uint64_t cap_fwd, uint64_t cap_rev,
+                              const tachyon_listen_opts *opts, tachyon_listener **out)
+{
+	/* The roles of a request/reply bus are fixed by the kind of bus (the
+	 * listener is the callee), so opts may not name one. */
+	if (opts && opts->role != TACHYON_ROLE_NONE)
+		return -EINVAL;
+	return listener_open(path, cap_fwd, 1, cap_rev, opts, out);
 }
 
 /* Remove our socket file, once, if it is still the one we bound. */
@@ -268,27 +341,34 @@ static int uid_allowed(const tachyon_listener *l, uid_t uid)
 	return 0;
 }
 
-/* Send the handshake and the memfd in one message. Returns 0 or -errno. */
-static int send_handshake(int fd, const tachyon_region *region)
+/* Send the handshake and the memfd(s) in one message: a request/reply bus
+ * sends two in the one SCM_RIGHTS message, forward ring first. Returns 0 or
+ * -errno. */
+static int send_handshake(int fd, const tachyon_listener *l)
 {
 	struct tachyon_handshake h;
-	tachyon_handshake_encode(region->capacity, &h);
+	int fds[MAX_FDS] = {l->region.fd, l->region2.fd};
+	int nfds = l->region2.fd >= 0 ? 2 : 1;
+	if (nfds == 2)
+		tachyon_handshake_encode_rpc(l->region.capacity, l->region2.capacity, &h);
+	else
+		tachyon_handshake_encode(l->region.capacity, &h);
 	struct iovec iov = {.iov_base = &h, .iov_len = sizeof h};
 	union {
 		struct cmsghdr align;
-		char buf[CMSG_SPACE(sizeof(int))];
+		char buf[CMSG_SPACE(sizeof(int) * MAX_FDS)];
 	} ctl;
 	memset(&ctl, 0, sizeof ctl);
 	struct msghdr msg = {0};
 	msg.msg_iov = &iov;
 	msg.msg_iovlen = 1;
 	msg.msg_control = ctl.buf;
-	msg.msg_controllen = sizeof ctl.buf;
+	msg.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
 	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
 	cm->cmsg_level = SOL_SOCKET;
 	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &region->fd, sizeof(int));
+	cm->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
+	memcpy(CMSG_DATA(cm), fds, sizeof(int) * (size_t)nfds);
 
 	/* NOSIGNAL: a vanished peer is an error here, not a SIGPIPE. DONTWAIT:
 	 * a fresh socket's buffer takes 32 bytes at once; if it does not, the
@@ -361,7 +441,7 @@ int tachyon_handshake_accept(tachyon_listener *l, const tachyon_wait *w, tachyon
 			turned_away = 1;
 			continue;
 		}
-		if (send_handshake(afd, &l->region) < 0) {
+		if (send_handshake(afd, l) < 0) {
 			/* The connector went away before the handshake: likewise. */
 			tachyon_peer_release(&peer);
 			close(afd);
@@ -374,6 +454,9 @@ int tachyon_handshake_accept(tachyon_listener *l, const tachyon_wait *w, tachyon
 		out->region = l->region;
 		l->region.fd = -1;
 		l->region.base = NULL;
+		out->region2 = l->region2;
+		l->region2.fd = -1;
+		l->region2.base = NULL;
 		/* We keep our socket end, but its closure is never taken for death:
 		 * a 0.5.1 peer closes right after the handshake. */
 		out->sockfd = afd;
@@ -393,6 +476,7 @@ void tachyon_listener_close(tachyon_listener *l)
 		close(l->sockfd);
 	l->sockfd = -1;
 	tachyon_region_release(&l->region);
+	tachyon_region_release(&l->region2);
 	free(l->allow_uids);
 	free(l);
 }
@@ -595,7 +679,21 @@ fail:
 	return rc;
 }
 
-int tachyon_handshake_connect(const char *path, const tachyon_wait *w, tachyon_link *out)
+/* After mapping: the connector's marks in a region (ABI.md, "Roles" and
+ * "Observing a bus"). */
+static void mark_attached(tachyon_region *region)
+{
+	struct tachyon_region_header *hdr = region->base;
+	/* Relaxed: for an observer only (ABI.md, "Observing a bus"); the marker
+	 * store below publishes it with the attach. */
+	tachyon_atomic_store_relaxed32(&hdr->connector_pid, (uint32_t)getpid());
+	/* Release: a listener end that loads our marker (to tell our consumer
+	 * from a 0.5.1 one) sees a fully attached peer, not an announcement. */
+	tachyon_atomic_store_release32(&hdr->connector_marker, TACHYON_PEER_MARKER);
+}
+
+/* Both kinds of connector; rpc asks for a request/reply bus. */
+static int handshake_connect(const char *path, int rpc, const tachyon_wait *w, tachyon_link *out)
 {
 	if (!out)
 		return -EINVAL;
@@ -630,42 +728,50 @@ int tachyon_handshake_connect(const char *path, const tachyon_wait *w, tachyon_l
 	if (rc < 0)
 		goto fail;
 
-	/* Decode before counting fds: a request/reply listener (flags 1, two
-	 * fds) is a different kind of bus, and should be told as such. */
-	uint64_t capacity = 0; /* set by a successful decode; 0 keeps LTO's flow analysis quiet */
-	rc = tachyon_handshake_decode(buf, sizeof buf, &capacity);
+	/* Decode before counting fds: the other kind of bus (flags 1 and two
+	 * fds against flags 0 and one) should be told as such. */
+	uint64_t capacity = 0, cap2 = 0; /* set by a successful decode; 0 keeps LTO's flow analysis quiet */
+	int want = rpc ? 2 : 1;
+	rc = decode_handshake(buf, sizeof buf, rpc, &capacity, &cap2);
 	if (rc == 0 && nfds == 0)
 		rc = tachyon_detail_fail(-TACHYON_EHANDSHAKE,
-		                            "it sent the handshake without a descriptor; a plain bus "
-		                            "sends its ring's memfd with it");
-	else if (rc == 0 && nfds != 1)
+		                            "it sent the handshake without a descriptor; %s",
+		                            rpc ? "a request/reply bus sends its two rings' memfds "
+		                                  "with it"
+		                                : "a plain bus sends its ring's memfd with it");
+	else if (rc == 0 && nfds != want)
 		rc = tachyon_detail_fail(-TACHYON_EHANDSHAKE,
-		                            "it sent %d descriptors with the handshake; a plain bus "
-		                            "sends exactly one",
-		                            nfds);
+		                            "it sent %d descriptors with the handshake; a %s bus "
+		                            "sends exactly %s",
+		                            nfds, rpc ? "request/reply" : "plain", rpc ? "two" : "one");
 	if (rc < 0) {
 		close_fds(fds, nfds);
 		goto fail;
 	}
 
-	tachyon_region region;
+	tachyon_region region, region2 = {.fd = -1};
 	rc = tachyon_region_attach(fds[0], capacity, &region); /* owns the fd now */
-	if (rc < 0)
+	if (rc < 0) {
+		if (rpc)
+			close(fds[1]);
 		goto fail;
-
-	struct tachyon_region_header *hdr = region.base;
-	/* Relaxed: for an observer only (ABI.md, "Observing a bus"); the marker
-	 * store below publishes it with the attach. */
-	tachyon_atomic_store_relaxed32(&hdr->connector_pid, (uint32_t)getpid());
-	/* Release: a listener end that loads our marker (to tell our consumer
-	 * from a 0.5.1 one) sees a fully attached peer, not an announcement. */
-	tachyon_atomic_store_release32(&hdr->connector_marker, TACHYON_PEER_MARKER);
+	}
+	if (rpc) {
+		rc = tachyon_region_attach(fds[1], cap2, &region2);
+		if (rc < 0) {
+			tachyon_region_release(&region);
+			goto fail;
+		}
+		mark_attached(&region2);
+	}
+	mark_attached(&region);
 
 	/* The bus gets a plain blocking socket, like the listener's end. */
 	int fl = fcntl(sockfd, F_GETFL);
 	if (fl >= 0)
 		fcntl(sockfd, F_SETFL, fl & ~O_NONBLOCK);
 	out->region = region;
+	out->region2 = region2;
 	out->sockfd = sockfd;
 	out->peer = peer;
 	out->is_listener = 0;
@@ -676,4 +782,14 @@ fail:
 	tachyon_peer_release(&peer);
 	close(sockfd);
 	return rc;
+}
+
+int tachyon_handshake_connect(const char *path, const tachyon_wait *w, tachyon_link *out)
+{
+	return handshake_connect(path, 0, w, out);
+}
+
+int tachyon_handshake_connect_rpc(const char *path, const tachyon_wait *w, tachyon_link *out)
+{
+	return handshake_connect(path, 1, w, out);
 }

@@ -12,6 +12,8 @@
  *   wait.c       the one blocking loop of a bus (recv's wait and reserve's)
  *   waitany.c    waiting for a message on any of several buses, outside
  *                their gates
+ *   rpc.c        the request/reply bus: two buses over one handshake, the
+ *                correlation ids and the reply order
  *   gate.c       the in-flight gate's slow side, close, finalisation
  *   fork.c       fork detection (the atfork generation)
  *      (bus_impl.h: the bus struct and the hot inline checks these share)
@@ -270,6 +272,7 @@ void tachyon_sockpath_unlink_if(const char *path, const tachyon_file_id *bound);
  * the role a listener already claimed. */
 typedef struct tachyon_link {
 	tachyon_region region;
+	tachyon_region region2;  /* request/reply: the reverse ring; fd -1 on a plain bus */
 	int sockfd;
 	tachyon_peer peer;
 	int is_listener;
@@ -280,6 +283,13 @@ typedef struct tachyon_link {
  * the same results, with a link instead of a bus. */
 int tachyon_handshake_accept(tachyon_listener *l, const tachyon_wait *w, tachyon_link *out);
 int tachyon_handshake_connect(const char *path, const tachyon_wait *w, tachyon_link *out);
+/* The request/reply connector: flags 1 and two fds, forward ring first;
+ * the link carries both regions. */
+int tachyon_handshake_connect_rpc(const char *path, const tachyon_wait *w, tachyon_link *out);
+/* The request/reply listener: two regions, the callee's role claims made in
+ * both before any peer can see them; opts->role must be none. */
+int tachyon_listener_open_rpc(const char *path, uint64_t cap_fwd, uint64_t cap_rev,
+                              const tachyon_listen_opts *opts, tachyon_listener **out);
 
 /* ---- bus.c ------------------------------------------------------------- */
 

@@ -464,6 +464,13 @@ static SLOW_PATH int consumer_fail(tachyon_consumer *c, const char *why)
 	return mark_fatal(c->hdr);
 }
 
+int tachyon_consumer_fail(tachyon_consumer *c, const char *why)
+{
+	if (c->fatal)
+		return -TACHYON_ECORRUPT; /* the first reason stands */
+	return consumer_fail(c, why);
+}
+
 /* The consumer's display words for an outside observer (ABI.md, "Traffic
  * counters"): relaxed, published at the moments tail is and ordered before
  * its store like the producer's counters before head. The read cursor

@@ -1313,3 +1313,18 @@ PyType_Spec tx_bus_spec = {
 	         Py_TPFLAGS_IMMUTABLETYPE,
 	.slots = Bus_slots,
 };
+
+/* ------------------------------------------------------------------------ */
+/* for the request/reply bus (rpc.c), which keeps one bus per ring           */
+
+PyObject *tx_bus_new(PyTypeObject *defining, tachyon_bus *bus, PyObject *path_bytes, int role)
+{
+	tx_state *st = PyType_GetModuleState(defining);
+	return bus_wrap(st->bus_type, defining, bus, path_bytes, role);
+}
+
+int tx_bus_recv_one(BusObject *self, tachyon_msg *m, int64_t deadline, uint32_t first_spin,
+                    uint32_t wait_spin)
+{
+	return recv_one(self, m, deadline, first_spin, wait_spin);
+}

@@ -44,7 +44,10 @@ static inline int64_t tx_deadline(int64_t tns)
 }
 
 /* A blocking core call and its arguments. */
-typedef enum { OP_SEND, OP_RESERVE, OP_RECV, OP_RECV_BATCH, OP_ACCEPT, OP_CONNECT, OP_WAIT_ANY } tx_op;
+typedef enum {
+	OP_SEND, OP_RESERVE, OP_RECV, OP_RECV_BATCH, OP_ACCEPT, OP_CONNECT, OP_WAIT_ANY,
+	OP_RPC_LISTEN, OP_RPC_CONNECT
+} tx_op;
 typedef struct {
 	tx_op op;
 	BusObject *self;            /* NULL for accept/connect */
@@ -62,6 +65,10 @@ typedef struct {
 	tachyon_listener *listener;
 	const char *path;
 	tachyon_bus **out;
+	/* request/reply listen and connect (the path above; size: forward capacity) */
+	uint64_t cap_rev;
+	const tachyon_listen_opts *opts;
+	tachyon_rpc **rpc_out;
 } tx_call;
 
 /* Run c with the GIL released, running signal handlers at least every

@@ -9,7 +9,8 @@
  * everything and is reached through the public header tachyon/tachyon.h
  * alone:
  *
- *   7  module.c   module definition, state, exceptions, BusStats, functions
+ *   8  module.c   module definition, state, exceptions, BusStats, functions
+ *   7  rpc.c      RpcBus (request/reply) and its guards, over two TachyonBus
  *   6  bus.c      TachyonBus (methods and tables) and its iterator
  *      waitany.c  _wait_any: a message on any of several buses
  *   5  guards.c   TxGuard, RxGuard, RxBatchGuard, RxMsgView (zero copy)
@@ -114,6 +115,9 @@ typedef struct {
 	PyTypeObject *rxguard_type;
 	PyTypeObject *rxbatch_type;
 	PyTypeObject *rxview_type;
+	PyTypeObject *rpc_type;
+	PyTypeObject *rpc_rxguard_type;
+	PyTypeObject *rpc_txguard_type;
 
 	PyObject *TachyonError;
 	PyObject *HandshakeError;

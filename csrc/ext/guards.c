@@ -407,6 +407,11 @@ static void rxguard_spend(RxGuardObject *g)
 	}
 }
 
+void tx_rxguard_release(RxGuardObject *g)
+{
+	rxguard_spend(g);
+}
+
 static PyObject *RxGuard_enter(RxGuardObject *g, PyObject *unused)
 {
 	if (g->spent) {

@@ -18,6 +18,8 @@ PyObject *tx_txguard_new(BusObject *bus, void *payload, size_t size, uint32_t ty
 PyObject *tx_rxguard_new(BusObject *bus, const tachyon_msg *m, uint64_t seq);
 /* An RxBatchGuard over n slots, entries seq0.. (their references are the batch's). */
 PyObject *tx_rxbatch_new(BusObject *bus, const tachyon_msg *m, Py_ssize_t n, uint64_t seq0);
+/* Give an RxGuard's slot back now, as its __exit__ does (idempotent). */
+void tx_rxguard_release(RxGuardObject *g);
 /* Free the guard and view blocks kept for reuse (module teardown). */
 void tx_guard_freelists_clear(void);
 

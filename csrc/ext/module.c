@@ -10,6 +10,7 @@
 #include "frames.h"
 #include "guards.h"
 #include "message.h"
+#include "rpc.h"
 #include "waitany.h"
 
 /* ------------------------------------------------------------------------ */
@@ -387,7 +388,10 @@ static int module_exec(PyObject *m)
 	    add_type(m, &tx_txguard_spec, NULL, "TxGuard", &st->txguard_type) < 0 ||
 	    add_type(m, &tx_rxguard_spec, NULL, "RxGuard", &st->rxguard_type) < 0 ||
 	    add_type(m, &tx_rxbatch_spec, NULL, "RxBatchGuard", &st->rxbatch_type) < 0 ||
-	    add_type(m, &tx_rxview_spec, NULL, "RxMsgView", &st->rxview_type) < 0)
+	    add_type(m, &tx_rxview_spec, NULL, "RxMsgView", &st->rxview_type) < 0 ||
+	    add_type(m, &tx_rpc_spec, NULL, "RpcBus", &st->rpc_type) < 0 ||
+	    add_type(m, &tx_rpc_rxguard_spec, NULL, "RpcRxGuard", &st->rpc_rxguard_type) < 0 ||
+	    add_type(m, &tx_rpc_txguard_spec, NULL, "RpcTxGuard", &st->rpc_txguard_type) < 0)
 		return -1;
 
 	if (PyModule_AddStringConstant(m, "CORE_VERSION", TACHYON_VERSION_STRING) < 0 ||
@@ -409,6 +413,9 @@ static int module_traverse(PyObject *m, visitproc visit, void *arg)
 	Py_VISIT(st->rxguard_type);
 	Py_VISIT(st->rxbatch_type);
 	Py_VISIT(st->rxview_type);
+	Py_VISIT(st->rpc_type);
+	Py_VISIT(st->rpc_rxguard_type);
+	Py_VISIT(st->rpc_txguard_type);
 	Py_VISIT(st->TachyonError);
 	Py_VISIT(st->HandshakeError);
 	Py_VISIT(st->AbiMismatchError);
@@ -438,6 +445,9 @@ static int module_clear(PyObject *m)
 	Py_CLEAR(st->rxguard_type);
 	Py_CLEAR(st->rxbatch_type);
 	Py_CLEAR(st->rxview_type);
+	Py_CLEAR(st->rpc_type);
+	Py_CLEAR(st->rpc_rxguard_type);
+	Py_CLEAR(st->rpc_txguard_type);
 	Py_CLEAR(st->TachyonError);
 	Py_CLEAR(st->HandshakeError);
 	Py_CLEAR(st->AbiMismatchError);

@@ -119,8 +119,10 @@ class Producer:
     def state(self):
         return self._state.value
 
-    def try_send(self, data, type_id=0):
-        """Write one message and publish head; False when there is no room."""
+    def try_send(self, data, type_id=0, correlation_id=None):
+        """Write one message and publish head; False when there is no room.
+        correlation_id: write the request/reply header fields (0 at offset
+        12, the id at offset 16), as a request/reply ring carries them."""
         cap = self.capacity
         slot = (64 + len(data) + 63) & ~63
         phys = self.head & (cap - 1)
@@ -134,6 +136,8 @@ class Producer:
         p = HEADER + (pos & (cap - 1))
         self.mm[p + 64:p + 64 + len(data)] = data
         struct.pack_into("<III", self.mm, p, len(data), type_id, slot)
+        if correlation_id is not None:
+            struct.pack_into("<IQ", self.mm, p + 12, 0, correlation_id)
         self.head = pos + slot
         # One aligned 8-byte store (ctypes writes the u64 in one instruction);
         # the slot's bytes were written before it, and x86-64 keeps stores in order.

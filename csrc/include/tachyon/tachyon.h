@@ -251,6 +251,11 @@ TACHYON_API int tachyon_consumer_release_to(tachyon_consumer *c, uint64_t pos, u
 /* Publish the release point now (and wake a producer waiting for room). */
 TACHYON_API void tachyon_consumer_publish(tachyon_consumer *c);
 
+/* Mark the ring fatal from this end because a layer above found a message
+ * the peer had no right to send (why: static text, kept as the fatal
+ * reason). Nothing is exposed from then on. Returns -TACHYON_ECORRUPT. */
+TACHYON_API int tachyon_consumer_fail(tachyon_consumer *c, const char *why);
+
 /* ------------------------------------------------------------------------ */
 /* Regions                                                                   */
 
@@ -287,6 +292,13 @@ TACHYON_API void tachyon_handshake_encode(uint64_t capacity, struct tachyon_hand
  * -TACHYON_EHANDSHAKE on a short message, a bad capacity or a shm size that
  * is not 768 + capacity. */
 TACHYON_API int tachyon_handshake_decode(const void *buf, size_t len, uint64_t *capacity);
+
+/* The request/reply forms: flags 1, both rings announced. decode_rpc answers
+ * -TACHYON_EABI for a plain handshake (flags 0), as decode does for flags 1. */
+TACHYON_API void tachyon_handshake_encode_rpc(uint64_t cap_fwd, uint64_t cap_rev,
+                                              struct tachyon_handshake *out);
+TACHYON_API int tachyon_handshake_decode_rpc(const void *buf, size_t len, uint64_t *cap_fwd,
+                                             uint64_t *cap_rev);
 
 /* ------------------------------------------------------------------------ */
 /* The bus                                                                   */
@@ -463,6 +475,114 @@ TACHYON_API pid_t tachyon_bus_peer_pid(const tachyon_bus *b);
 TACHYON_API const char *tachyon_bus_fatal_reason(const tachyon_bus *b);
 /* enum tachyon_liveness, from a poll of the pidfd (one syscall). */
 TACHYON_API int tachyon_bus_peer_liveness(tachyon_bus *b);
+
+
+/* ------------------------------------------------------------------------ */
+/* The request/reply bus                                                     */
+
+/*
+ * Two rings over one handshake (ABI.md, "The request/reply bus"): the
+ * listener is the callee, reading requests from the forward ring and
+ * writing replies to the reverse ring; the connector is the caller. Each
+ * ring is an ordinary bus underneath (tachyon_rpc_requests and
+ * tachyon_rpc_replies hand them out), with every check, wait and close rule
+ * of a plain bus; this layer adds the correlation ids and the reply order.
+ *
+ * Ids. The caller numbers its requests 1, 2, 3... A callee answers in
+ * request order, each reply carrying its request's id. The caller waits for
+ * its replies in the order it called (an id that is not the oldest
+ * unanswered one is -EINVAL, and nothing is read); a reply whose id is not
+ * the one due marks the reverse ring fatal (-TACHYON_ECORRUPT), as a 0.5.1
+ * caller does.
+ *
+ * Threads: the caller's call (and call_commit) and its wait may run on two
+ * threads, one of each at a time; likewise the callee's serve and reply.
+ * tachyon_rpc_close may be called from any thread.
+ */
+typedef struct tachyon_rpc tachyon_rpc;
+
+/* Bind path, create both rings, accept one caller (credential check as
+ * tachyon_bus_listen; opts->role must be TACHYON_ROLE_NONE, opts may be
+ * NULL) and return the callee end. Errors as tachyon_bus_listen. */
+TACHYON_API int tachyon_rpc_listen(const char *path, uint64_t cap_fwd, uint64_t cap_rev,
+                                   const tachyon_listen_opts *opts, const tachyon_wait *w,
+                                   tachyon_rpc **out);
+/* Connect as the caller. Errors as tachyon_bus_connect; a plain listener
+ * is -TACHYON_EABI (and a plain connector meeting a request/reply listener
+ * gets -TACHYON_EABI too). */
+TACHYON_API int tachyon_rpc_connect(const char *path, const tachyon_wait *w, tachyon_rpc **out);
+
+TACHYON_API void tachyon_rpc_ref(tachyon_rpc *r);
+TACHYON_API void tachyon_rpc_unref(tachyon_rpc *r);
+/* Close both buses (idempotent, any thread): every blocked call returns
+ * -TACHYON_ECLOSED within the watchdog period. */
+TACHYON_API void tachyon_rpc_close(tachyon_rpc *r);
+/* 1 for the callee (listener) end, 0 for the caller. */
+TACHYON_API int tachyon_rpc_is_callee(const tachyon_rpc *r);
+/* The two buses underneath (borrowed; valid while r is): forward carries
+ * requests, reverse carries replies. For stats, releasing received slots
+ * (tachyon_bus_release_to), tachyon_bus_wait_any, polling mode. */
+TACHYON_API tachyon_bus *tachyon_rpc_requests(const tachyon_rpc *r);
+TACHYON_API tachyon_bus *tachyon_rpc_replies(const tachyon_rpc *r);
+/* set_polling_mode on both rings. */
+TACHYON_API int tachyon_rpc_set_polling_mode(tachyon_rpc *r, int pure_spin);
+
+/* Write the request/reply fields of the header of an open reservation whose
+ * payload tachyon_bus_reserve returned (offset 12 zero, the correlation id
+ * at offset 16); by the thread that reserved, before the commit. */
+TACHYON_API void tachyon_rpc_stamp(void *payload, uint64_t correlation_id);
+/* The correlation id of a received slot (one load of the header field). */
+TACHYON_API uint64_t tachyon_rpc_msg_id(const tachyon_msg *m);
+
+/* Caller. call: send one request of size bytes as type msg_type (route 0),
+ * waiting for room until w's deadline; its id goes to *cid. call_commit
+ * does the same for a reservation made with tachyon_bus_reserve on
+ * tachyon_rpc_requests(r) (stamp, commit, flush). Errors as
+ * tachyon_bus_send; -EINVAL on the callee end. */
+TACHYON_API int tachyon_rpc_call(tachyon_rpc *r, const void *data, size_t size, uint16_t msg_type,
+                                 uint64_t *cid, const tachyon_wait *w);
+TACHYON_API int tachyon_rpc_call_commit(tachyon_rpc *r, void *payload, size_t actual_size,
+                                        uint16_t msg_type, uint64_t *cid);
+/* The id the next call will carry, and the id the next reply must carry
+ * (equal when nothing is outstanding). */
+TACHYON_API uint64_t tachyon_rpc_next_id(const tachyon_rpc *r);
+TACHYON_API uint64_t tachyon_rpc_due_id(const tachyon_rpc *r);
+/* For a binding that commits a stamped reservation itself
+ * (tachyon_rpc_stamp, then tachyon_bus_commit and flush): record that the
+ * request with id cid (tachyon_rpc_next_id) went out. */
+TACHYON_API void tachyon_rpc_call_sent(tachyon_rpc *r, uint64_t cid);
+/* Wait for the reply to cid until w's deadline. The reply stays valid until
+ * released with tachyon_bus_release_to(tachyon_rpc_replies(r), msg->end, 1).
+ * -EINVAL: cid is not the oldest unanswered request (nothing was read);
+ * -TACHYON_ECORRUPT: the reply carried another id (the ring is now fatal);
+ * else as tachyon_bus_recv. */
+TACHYON_API int tachyon_rpc_wait(tachyon_rpc *r, uint64_t cid, tachyon_msg *msg,
+                                 const tachyon_wait *w);
+/* The two halves of tachyon_rpc_wait, for a binding that receives on
+ * tachyon_rpc_replies itself: wait_check before the receive (0 or
+ * -EINVAL), wait_accept on the received reply, with that bus's consumer
+ * calls serialized by the caller (0, or -TACHYON_ECORRUPT and the ring is
+ * fatal). */
+TACHYON_API int tachyon_rpc_wait_check(const tachyon_rpc *r, uint64_t cid);
+TACHYON_API int tachyon_rpc_wait_accept(tachyon_rpc *r, uint64_t cid, const tachyon_msg *msg);
+
+/* Callee. serve: wait for the next request until w's deadline; its id goes
+ * to *cid (release the slot on tachyon_rpc_requests(r) as with wait).
+ * serve_accept records the id of a request received by other means. */
+TACHYON_API int tachyon_rpc_serve(tachyon_rpc *r, tachyon_msg *msg, uint64_t *cid,
+                                  const tachyon_wait *w);
+TACHYON_API int tachyon_rpc_serve_accept(tachyon_rpc *r, const tachyon_msg *msg, uint64_t *cid);
+/* reply: send the reply to cid, which must be the oldest request served and
+ * not yet answered (else -EINVAL, nothing written). reply_check asks that
+ * alone; reply_commit stamps, commits and flushes a reservation made on
+ * tachyon_rpc_replies(r). Errors otherwise as tachyon_bus_send. */
+TACHYON_API int tachyon_rpc_reply(tachyon_rpc *r, uint64_t cid, const void *data, size_t size,
+                                  uint16_t msg_type, const tachyon_wait *w);
+TACHYON_API int tachyon_rpc_reply_check(tachyon_rpc *r, uint64_t cid);
+TACHYON_API int tachyon_rpc_reply_commit(tachyon_rpc *r, uint64_t cid, void *payload,
+                                         size_t actual_size, uint16_t msg_type);
+/* As tachyon_rpc_call_sent, for a reply to cid committed by the binding. */
+TACHYON_API void tachyon_rpc_reply_sent(tachyon_rpc *r, uint64_t cid);
 
 #ifdef __cplusplus
 }
