@@ -53,6 +53,7 @@ from ._core import (
     PeerDeadError,
     RoleError,
     TachyonTimeoutError,
+    _ForeignView,
 )
 
 PREFIX = "tcp://"
@@ -189,24 +190,25 @@ def connect(url: str, *, timeout: Optional[float] = 5.0, role: Optional[str] = N
     return bus
 
 
-class NetRxGuard:
+class NetRxGuard(_ForeignView):
     """One received message, read in place (``recv_zero_copy``).
 
     A read-only buffer over the payload as it came off the network, with
     ``__dlpack__`` and ``array()`` as for a local RxGuard. libzmq gives no
     alignment guarantee: a payload whose data is not 64-byte aligned is
-    copied once into an aligned buffer when the view is made. The message's
-    credit goes back to the producer when the guard exits.
+    copied once into an aligned buffer when the guard is made (``copied``
+    says so); an aligned one is used in place. The message's credit goes
+    back to the producer when the guard exits; views taken from it keep
+    the payload alive after that.
     """
 
-    __slots__ = ("_bus", "_view", "type_id", "actual_size", "_cost")
+    __slots__ = ("_bus", "_cost")
 
-    def __init__(self, bus: "NetBus", type_id: int, payload: Any, cost: int) -> None:
-        self._bus: Optional[NetBus] = bus
-        self._view = _view(payload, type_id)
-        self.type_id = type_id
-        self.actual_size = len(self._view)
+    def __new__(cls, bus: "NetBus", type_id: int, payload: Any, cost: int) -> "NetRxGuard":
+        self = super().__new__(cls, payload, type_id)
+        self._bus = bus
         self._cost = cost
+        return self
 
     def __enter__(self) -> "NetRxGuard":
         return self
@@ -215,26 +217,6 @@ class NetRxGuard:
         bus, self._bus = self._bus, None
         if bus is not None:
             bus._taken(self._cost)
-
-    def __buffer__(self, flags: int) -> memoryview:
-        return memoryview(self._view)
-
-    def __len__(self) -> int:
-        return self.actual_size
-
-    def array(self) -> Any:
-        return self._view.array()
-
-    def __dlpack__(self, stream: None = None, **kw: Any) -> object:
-        return self._view.__dlpack__(stream, **kw)
-
-    def __dlpack_device__(self) -> Tuple[int, int]:
-        return (1, 0)
-
-    @property
-    def view(self) -> Any:
-        """The read-only view itself, for code that needs a buffer object."""
-        return self._view
 
 
 class NetRxBatch:
@@ -245,7 +227,7 @@ class NetRxBatch:
 
     def __init__(self, bus: "NetBus", items: List[Tuple[int, Any, int]]) -> None:
         self._bus: Optional[NetBus] = bus
-        self._views = [_view(p, t) for t, p, _ in items]
+        self._views = [_ForeignView(p, t) for t, p, _ in items]
         self._cost = sum(c for _, _, c in items)
 
     def __len__(self) -> int:
@@ -291,12 +273,6 @@ class NetTxGuard(bytearray):
                 raise ValueError(f"actual_size must be 0..{self.size}, got {n}")
             with memoryview(self) as mv:
                 bus.send(mv[:n], self.type_id, timeout=self._timeout)
-
-
-def _view(payload: Any, type_id: int) -> Any:
-    from ._core import _ForeignView  # type: ignore[attr-defined]
-
-    return _ForeignView(payload, type_id)
 
 
 class NetBus:
@@ -581,6 +557,8 @@ class NetBus:
             self._grant()
         self._poll(_left(deadline))
         self._pump()
+        if self._verdict is not None and not self._listener and self._role is not None:
+            self._check_verdict(call)
 
     # -- calls ------------------------------------------------------------------
 
@@ -591,6 +569,8 @@ class NetBus:
                 if self._closing and not self._closed:
                     self._teardown(0)
                 raise BusClosedError(f"{call}: the bus is closed")
+            if self._verdict is not None and not self._listener:
+                self._check_verdict(call)
             if role is not None and self._role != role:
                 self._claim(call, role, deadline)
         except BaseException:
@@ -610,21 +590,28 @@ class NetBus:
             self._role = role
             self._send([W.header(W.K_CLAIM, self._session, flags=code)])
             return
+        # The listener arbitrates when its program next calls. Within this
+        # call's timeout (a first call only) wait for its verdict; without
+        # one by then the role holds provisionally, and a refusal arriving
+        # later is this end's RoleError at its next call (what it sent
+        # meanwhile is dropped by the listener, which holds the role).
         self._verdict = None
+        self._role = role
         self._send([W.header(W.K_CLAIM, self._session, flags=code)])
-        # The listener answers within a round trip; wait for it whatever the
-        # call's own timeout (a first call only), bounded by the liveness.
         until = time.monotonic() + self._liveness
-        while self._verdict is None:
+        if deadline is not None:
+            until = min(until, deadline)
+        while self._verdict is None and time.monotonic() < until:
             self._raise_if_gone(call, consumer=False)
-            if time.monotonic() >= until:
-                raise PeerDeadError(f"{call}: the listener did not answer the role claim "
-                                    "within the liveness")
             self._wait(until, call)
-        if self._verdict != code:
+        self._check_verdict(call)
+
+    def _check_verdict(self, call: str) -> None:
+        if self._verdict is not None and self._verdict != W.ROLE_CODES[self._role]:
+            role, self._role, self._verdict = self._role, None, None
+            self._peer_role = role
             raise RoleError(f"{call}: the peer took the {role} role first; this end can only "
                             f"be the {'consumer' if role == 'producer' else 'producer'}")
-        self._role = role
 
     def _raise_if_gone(self, call: str, consumer: bool) -> None:
         if consumer and self._rx:

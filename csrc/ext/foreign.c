@@ -159,7 +159,8 @@ static PyType_Slot FView_slots[] = {
 static PyType_Spec FView_spec = {
 	.name = "tachyon._ForeignView",
 	.basicsize = sizeof(ForeignViewObject),
-	.flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
+	/* a base: tachyon.net's receive guard adds its context manager to it */
+	.flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_BASETYPE,
 	.slots = FView_slots,
 };
 
