@@ -356,19 +356,20 @@ def test_strangers_are_refused_and_the_listener_keeps_serving(zctx):
         assert got["m"].data == b"still serving"
 
 
-def test_version_mismatch_is_abi_mismatch_at_our_connector(zctx):
+@pytest.mark.parametrize("reply_version", [2, W.PROTOCOL_VERSION])
+def test_version_mismatch_is_abi_mismatch_at_our_connector(zctx, reply_version):
+    """A listener of another version: its reply's own version, or (a
+    listener that still writes ours) its refusal's reason, says so."""
     url = free_url()
     r = zctx.socket(zmq.ROUTER)
     r.setsockopt(zmq.LINGER, 0)
     r.bind(url)
     try:
-        res = {}
-
         def fake_listener():
             ident, head, _ = r.recv_multipart()
-            reply = struct.pack("<4sBBHIQQQ", W.MAGIC, 2, W.K_REFUSE, W.R_VERSION, 0, 1, 0, 0)
-            r.send_multipart([ident, reply, b""])
-            res["done"] = True
+            reply = struct.pack("<4sBBHIQQQ", W.MAGIC, reply_version, W.K_REFUSE, W.R_VERSION,
+                                0, 1, 0, 0)
+            r.send_multipart([ident, reply, b"this listener speaks version 2"])
 
         t = threading.Thread(target=fake_listener)
         t.start()
@@ -377,6 +378,40 @@ def test_version_mismatch_is_abi_mismatch_at_our_connector(zctx):
         t.join()
     finally:
         r.close(0)
+
+
+def test_listener_arbitrates_a_role_claim_that_crossed_its_own(zctx):
+    """A connector's claim that arrives after the listener took the same role
+    (the two claims crossed on the wire) is refused: the tie goes to the
+    listener."""
+    url = free_url()
+    out = {}
+    t = threading.Thread(target=lambda: out.setdefault(
+        "l", tachyon.Bus.listen(url, 1 << 12, timeout=10, liveness=1.0)))
+    t.start()
+    session = 12345
+    d = _dealer(zctx, url, parts=[W.header(W.K_HELLO, session), W.TERMS.pack(0, 0, 1000, 0)])
+    t.join()
+    lis = out["l"]
+    with lis:
+        assert d.poll(5000) and W.parse(d.recv_multipart()[0])[1] == W.K_WELCOME
+
+        def produce():  # no credit comes back: the listener ends up waiting (and serving)
+            with pytest.raises(tachyon.BusFullError):
+                while True:
+                    lis.send(b"z" * 1000, timeout=3)
+
+        p = threading.Thread(target=produce)
+        p.start()
+        d.send_multipart([W.header(W.K_CLAIM, session, flags=W.ROLE_PRODUCER)])
+        verdict = None
+        while verdict is None and d.poll(5000):
+            h = W.parse(d.recv_multipart()[0])
+            if h[1] == W.K_VERDICT:
+                verdict = h[2]
+        p.join()
+        d.close(0)
+        assert verdict == 0
 
 
 def test_connect_times_out_without_a_listener():
