@@ -25,6 +25,7 @@ Session ids and sequence numbers on every frame are what a resumed
 connection needs to tell a repeat or a gap from the next message.
 """
 import struct
+from typing import Optional, Tuple
 
 MAGIC = b"TCYN"
 PROTOCOL_VERSION = 1
@@ -60,18 +61,19 @@ ROLE_CODES = {None: ROLE_NONE, "producer": ROLE_PRODUCER, "consumer": ROLE_CONSU
 MSG_OVERHEAD = 64
 
 
-def header(kind, session, *, flags=0, type_id=0, seq=0, value=0):
+def header(kind: int, session: int, *, flags: int = 0, type_id: int = 0, seq: int = 0,
+           value: int = 0) -> bytes:
     return HEADER.pack(MAGIC, PROTOCOL_VERSION, kind, flags, type_id, session, seq, value)
 
 
-def version_of(buf):
+def version_of(buf: bytes) -> Optional[int]:
     """The protocol version of a header part that carries our magic, else None."""
     if len(buf) >= 5 and buf[:4] == MAGIC:
         return buf[4]
     return None
 
 
-def parse(buf):
+def parse(buf: "bytes | memoryview") -> Optional[Tuple[int, int, int, int, int, int, int]]:
     """(version, kind, flags, type_id, session, seq, value) of a header part,
     or None when it is not one (short, or another magic). An inline DATA
     carries its payload after the header's 36 bytes."""
@@ -85,5 +87,5 @@ def parse(buf):
     return version, kind, flags, type_id, session, seq, value
 
 
-def cost(size):
+def cost(size: int) -> int:
     return size + MSG_OVERHEAD
