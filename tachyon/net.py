@@ -832,10 +832,10 @@ class NetBus:
         if self._closed:
             return
         self._closed = True
+        until = time.monotonic() + wait
         try:
-            if self._peer_session and self._dead is None and wait > 0:
+            if self._peer_session and self._dead is None and not self._peer_closed and wait > 0:
                 self._send([W.header(W.K_CLOSE, self._session, seq=self._tx_seq)])
-                until = time.monotonic() + wait
                 while (self._tx_seq and not self._close_acked and not self._peer_closed
                        and self._dead is None and time.monotonic() < until):
                     self._poll(min(SLICE, until - time.monotonic()))
@@ -843,7 +843,10 @@ class NetBus:
         except zmq.ZMQError:
             pass
         finally:
-            linger = int(wait * 1000)
+            # What the peer acknowledged, or a peer that is gone, needs no
+            # lingering; otherwise libzmq gets what is left of the wait.
+            settled = self._close_acked or self._peer_closed or self._dead is not None
+            linger = 0 if settled else int(max(0.0, until - time.monotonic()) * 1000)
             self._poller = zmq.Poller()
             self._sock.disable_monitor()
             self._monitor.close(0)
