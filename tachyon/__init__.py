@@ -15,6 +15,7 @@ what is not per-message, and the two array helpers whose cost is the array's
 array itself).
 """
 import contextlib as _contextlib
+import typing as _typing
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 from typing import AsyncIterator as _AsyncIterator
@@ -138,37 +139,46 @@ class Bus(TachyonBus, metaclass=_BusMeta):
 
     __slots__ = ()
 
-    @classmethod
-    def listen(cls, socket_path: "_Path", capacity: int, *, timeout: _Optional[float] = None,
-               role: "_Role" = None, allow_uids: "_Optional[_Iterable[int]]" = None,
-               liveness: _Optional[float] = None) -> "_Self":
-        """Create the ring at socket_path and wait for one peer; a tcp://ADDR:PORT
-        address binds there instead and returns a bus across hosts (tachyon.net,
-        needs pyzmq; ``liveness`` in seconds, default 5, applies to it only)."""
-        if _tcp(socket_path):
-            address = socket_path.decode() if isinstance(socket_path, bytes) else socket_path
-            bus: "_Self" = _net().listen(address, capacity, timeout=timeout, role=role,
-                                         allow_uids=allow_uids,
-                                         liveness=5.0 if liveness is None else liveness)
-            return bus
-        if liveness is not None:
-            raise TypeError("listen: liveness applies to tcp:// addresses only")
-        return super().listen(socket_path, capacity, timeout=timeout, role=role,
-                              allow_uids=allow_uids)
+    if _typing.TYPE_CHECKING:  # (the spelling mypy reads as the type checker's branch)
+        @classmethod
+        def listen(cls, socket_path: "_Path", capacity: int, *, timeout: _Optional[float] = None,
+                   role: "_Role" = None, allow_uids: "_Optional[_Iterable[int]]" = None,
+                   liveness: _Optional[float] = None) -> "_Self": ...
 
-    @classmethod
-    def connect(cls, socket_path: "_Path", *, timeout: _Optional[float] = 5.0,
-                role: "_Role" = None, liveness: _Optional[float] = None) -> "_Self":
-        """Connect to the ring at socket_path; a tcp://HOST:PORT address connects
-        to a listener across hosts instead (tachyon.net, needs pyzmq)."""
-        if _tcp(socket_path):
-            address = socket_path.decode() if isinstance(socket_path, bytes) else socket_path
-            bus: "_Self" = _net().connect(address, timeout=timeout, role=role,
-                                          liveness=5.0 if liveness is None else liveness)
-            return bus
-        if liveness is not None:
-            raise TypeError("connect: liveness applies to tcp:// addresses only")
-        return super().connect(socket_path, timeout=timeout, role=role)
+        @classmethod
+        def connect(cls, socket_path: "_Path", *, timeout: _Optional[float] = 5.0,
+                    role: "_Role" = None, liveness: _Optional[float] = None) -> "_Self": ...
+    else:
+        # Unannotated at run time, so that inspect.signature reads as the C
+        # methods' do; the declarations above give the types.
+        @classmethod
+        def listen(cls, socket_path, capacity, *, timeout=None, role=None, allow_uids=None,
+                   liveness=None):
+            """Create the ring at socket_path and wait for one peer; a
+            tcp://ADDR:PORT address binds there instead and returns a bus across
+            hosts (tachyon.net, needs pyzmq; ``liveness`` in seconds, default 5,
+            applies to it only)."""
+            if _tcp(socket_path):
+                address = socket_path.decode() if isinstance(socket_path, bytes) else socket_path
+                return _net().listen(address, capacity, timeout=timeout, role=role,
+                                     allow_uids=allow_uids,
+                                     liveness=5.0 if liveness is None else liveness)
+            if liveness is not None:
+                raise TypeError("listen: liveness applies to tcp:// addresses only")
+            return super().listen(socket_path, capacity, timeout=timeout, role=role,
+                                  allow_uids=allow_uids)
+
+        @classmethod
+        def connect(cls, socket_path, *, timeout=5.0, role=None, liveness=None):
+            """Connect to the ring at socket_path; a tcp://HOST:PORT address
+            connects to a listener across hosts instead (tachyon.net, needs pyzmq)."""
+            if _tcp(socket_path):
+                address = socket_path.decode() if isinstance(socket_path, bytes) else socket_path
+                return _net().connect(address, timeout=timeout, role=role,
+                                      liveness=5.0 if liveness is None else liveness)
+            if liveness is not None:
+                raise TypeError("connect: liveness applies to tcp:// addresses only")
+            return super().connect(socket_path, timeout=timeout, role=role)
 
     async def recv_async(self, timeout: _Optional[float] = None) -> Message:
         """Receive one Message without blocking the event loop (tachyon.aio).

@@ -148,7 +148,8 @@ def listen(url: str, capacity: int, *, timeout: Optional[float] = None,
     maxp = max(0, cap // 2 - W.MSG_OVERHEAD)
     ctx: "zmq.Context[zmq.Socket[bytes]]" = zmq.Context(1)
     try:
-        sock = _socket(ctx, zmq.ROUTER, live, max(maxp, 1024))
+        # the largest frame part: a header with an inline payload, or a payload
+        sock = _socket(ctx, zmq.ROUTER, live, max(maxp, _INLINE_MAX) + W.HEADER.size)
         sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
         sock.bind(_endpoint(url))
     except BaseException:
