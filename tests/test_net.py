@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import tachyon
-from conftest import ISOLATED, isolated_env, popen_isolated
+from conftest import ISOLATED, isolated_env, popen_isolated, run_isolated
 
 zmq = pytest.importorskip("zmq", reason="pyzmq is not installed (pip install 'tachyon-ipc[net]')")
 sys.path.insert(0, str(ISOLATED))
@@ -439,3 +439,11 @@ def test_without_pyzmq_import_works_and_tcp_names_the_install_line():
 def test_local_path_spelled_tcp_is_written_dot_slash():
     with pytest.raises(ValueError, match=r"\./tcp://"):
         tachyon.Bus.connect("tcp://no-port", timeout=0)
+
+
+def test_ctrl_c_interrupts_a_blocked_recv():
+    proc = run_isolated("net_sigint.py", timeout=60)
+    print(proc.stdout.strip())
+    words = proc.stdout.split()
+    assert words[0] == "interrupted", proc.stdout
+    assert float(words[2]) < 5 * 0.2
