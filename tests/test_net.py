@@ -447,3 +447,21 @@ def test_ctrl_c_interrupts_a_blocked_recv():
     words = proc.stdout.split()
     assert words[0] == "interrupted", proc.stdout
     assert float(words[2]) < 5 * 0.2
+
+
+def test_roles_given_at_the_handshake():
+    """role= travels in the handshake: a connector asking for the listener's
+    role is refused with RoleError, and the listener waits on for a fitting one."""
+    url = free_url()
+    out = {}
+    t = threading.Thread(target=lambda: out.setdefault(
+        "l", tachyon.Bus.listen(url, 1 << 16, timeout=20, role="producer", liveness=1.0)))
+    t.start()
+    with pytest.raises(tachyon.RoleError):
+        tachyon.Bus.connect(url, timeout=5, role="producer")
+    con = tachyon.Bus.connect(url, timeout=5, role="consumer", liveness=1.0)
+    t.join()
+    with out["l"] as lis, con:
+        assert (lis.role, con.role) == ("producer", "consumer")
+        lis.send(b"ok")
+        assert con.recv(timeout=5).data == b"ok"
