@@ -63,6 +63,7 @@ _FOREVER = None
 _ZERO_COPY_MIN = 1 << 16
 # Up to this size a payload travels in the header's part (one ZeroMQ part, one copy).
 _INLINE_MAX = 2048
+_EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)  # plain ints: enum arithmetic costs
 _MONITOR_EVENTS = (zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED)
 
 _REASONS = {
@@ -542,7 +543,10 @@ class NetBus:
     def _send(self, parts: List[Any], copy: bool = True) -> bool:
         """Hand a frame to libzmq; False while the peer is not connected."""
         try:
-            self._sock.send_multipart(self._prefix + parts, zmq.NOBLOCK, copy=copy)
+            if len(parts) == 1 and not self._prefix:
+                self._sock.send(parts[0], zmq.NOBLOCK, copy=copy)
+            else:
+                self._sock.send_multipart(self._prefix + parts, zmq.NOBLOCK, copy=copy)
             return True
         except zmq.Again:
             return False
@@ -556,7 +560,10 @@ class NetBus:
         if self._closing:
             self._teardown(0)
             raise BusClosedError(f"{call}: the bus was closed by another thread")
-        if self._rx_taken > self._rx_granted:
+        # Credit still held back here is under a quarter of the capacity,
+        # which leaves the producer room for a largest message: granting it
+        # before every wait would only double the frames.
+        if self._rx_taken - self._rx_granted >= self._capacity // 4:
             self._grant()
         self._poll(_left(deadline))
         self._pump()
@@ -757,8 +764,8 @@ class NetBus:
             type_id, payload, c = self._take("recv", deadline)
             msg = Message(type_id, payload)
             self._rx_taken += c
-            # Grant in quarters of the capacity; the rest goes out before this
-            # end waits (_wait), so a producer never starves while we idle.
+            # Grant in quarters of the capacity: what is held back leaves the
+            # producer room for a largest message (a half) whatever we do.
             if self._rx_taken - self._rx_granted >= self._capacity // 4:
                 self._grant()
             return msg
@@ -924,7 +931,7 @@ class NetBus:
 
 def _ready(sock: "zmq.Socket[bytes]") -> bool:
     """A message waits on sock (a flag read, cheaper than a failed receive)."""
-    return bool(cast(int, sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN)
+    return bool(cast(int, sock.getsockopt(_EVENTS)) & _POLLIN)
 
 
 def _srcfd(frame: Any) -> int:
