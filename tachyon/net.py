@@ -218,9 +218,12 @@ class NetRxGuard(_ForeignView):
         return self
 
     def __exit__(self, *exc: object) -> None:
-        bus, self._bus = self._bus, None
-        if bus is not None:
-            bus._taken(self._cost)
+        _give_back(self)
+
+    def __del__(self) -> None:
+        # a guard dropped without its with block gives its credit back too,
+        # as a local RxGuard gives back its slot
+        _give_back(self)
 
 
 class NetRxBatch:
@@ -229,8 +232,10 @@ class NetRxBatch:
 
     __slots__ = ("_bus", "_views", "_cost")
 
+    _bus: Optional["NetBus"]
+
     def __init__(self, bus: "NetBus", items: List[Tuple[int, Any, int]]) -> None:
-        self._bus: Optional[NetBus] = bus
+        self._bus = bus
         self._views = [_ForeignView(p, t) for t, p, _ in items]
         self._cost = sum(c for _, _, c in items)
 
@@ -247,9 +252,17 @@ class NetRxBatch:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        bus, self._bus = self._bus, None
-        if bus is not None:
-            bus._taken(self._cost)
+        _give_back(self)
+
+    def __del__(self) -> None:
+        _give_back(self)
+
+
+def _give_back(holder: "NetRxGuard | NetRxBatch") -> None:
+    """The credit of what holder read goes back to the producer, once."""
+    bus, holder._bus = holder._bus, None
+    if bus is not None:
+        bus._taken(holder._cost)
 
 
 class NetTxGuard(bytearray):

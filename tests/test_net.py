@@ -465,3 +465,15 @@ def test_roles_given_at_the_handshake():
         assert (lis.role, con.role) == ("producer", "consumer")
         lis.send(b"ok")
         assert con.recv(timeout=5).data == b"ok"
+
+
+def test_a_dropped_receive_guard_gives_its_credit_back():
+    lis, con = local_pair(1 << 12)
+    with lis, con:
+        chunk = b"c" * (con.max_payload // 2)
+        for i in range(20):  # ten times the capacity
+            con.send(chunk, timeout=5)
+            got = lis.recv_zero_copy(timeout=5)  # no with block
+            assert got.actual_size == len(chunk)
+            del got
+            lis.try_recv()  # a call: the credit due goes out
