@@ -131,6 +131,8 @@ def make_steps(a, bench=None):
         Step("py_observer", "ping-pong p50 with and without `python -m tachyon top` watching",
              py + [PY / "observer.py", "--cpus", cpus, "--rounds", rounds(8, 4),
                    "--json", pyjson("py_observer")] + (["--quick"] if q else [])),
+        Step("py_net", "across hosts: tcp bus against raw pyzmq DEALER/ROUTER and PUSH/PULL (loopback)",
+             py + [PY / "net.py", "--json", pyjson("py_net")] + (["--quick"] if q else []), timeout=600),
         Step("percall", "per-call cost of the Python API (one process)",
              py + [PY / "percall.py", "--cpu", cpus.split(",")[0], "--json", pyjson("percall")]),
         Step("profile", "instructions per call (valgrind callgrind)",
@@ -711,6 +713,26 @@ def build_rows(steps, a):
     if not missing(steps, "profile"):
         for label, d in list(res["profile"]["entries"].items())[:9]:
             R.append(row(S5, f"{label} (callgrind)", ours=f"{d['instructions_per_call']:.0f} instructions"))
+
+    # ---- 6. across hosts (loopback TCP, one run)
+    S6 = "6. Across hosts, tcp:// against raw pyzmq (loopback, one run)"
+    m = missing(steps, "py_net")
+    if m:
+        R.append(row(S6, "tcp bus against raw pyzmq", ref=m))
+    else:
+        rn = res["py_net"]
+        rt = rn["round_trip_32B_us"]
+        R.append(row(S6, "round trip 32 B, median: raw DEALER/ROUTER / ours (two tcp buses)",
+                     ours=f"{rt['tachyon']:.0f} us", ref=f"{rt['dealer_router']:.0f} us",
+                     ratio=f"{rt['dealer_router'] / rt['tachyon']:.2f}", target=">= 0.77 (ours <= 1.3x)",
+                     met=rt["tachyon"] <= 1.3 * rt["dealer_router"]))
+        for r in rn["throughput"]:
+            t = 0.9 if r["size"] >= 65536 else 0.5
+            R.append(row(S6, f"one-way {fmt_size(r['size'])}: ours / raw DEALER/ROUTER, PUSH/PULL",
+                         ours=mmsg(r["tachyon_msgs_per_s"]),
+                         ref=f"{mmsg(r['dealer_router_msgs_per_s'])}, {mmsg(r['push_pull_msgs_per_s'])}",
+                         ratio=f"{r['ratio_dealer_router']:.2f}, {r['ratio_push_pull']:.2f}",
+                         target=f">= {t}", met=min(r["ratio_dealer_router"], r["ratio_push_pull"]) >= t))
     return R
 
 

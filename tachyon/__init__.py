@@ -15,6 +15,7 @@ what is not per-message, and the two array helpers whose cost is the array's
 array itself).
 """
 import contextlib as _contextlib
+import typing as _typing
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 from typing import AsyncIterator as _AsyncIterator
@@ -28,7 +29,11 @@ from typing import TypeVar as _TypeVar
 from typing import Union as _Union
 
 if _TYPE_CHECKING:
+    from typing_extensions import Self as _Self
+
     from numpy.typing import DTypeLike as _DTypeLike
+
+    from ._core import _Path, _Role
     from numpy.typing import NDArray as _NDArray
 
 from ._core import (
@@ -110,7 +115,36 @@ __all__ = [
 ]
 
 
-class Bus(TachyonBus):
+class _BusMeta(type):
+    """Lets a bus across hosts (tachyon.net.NetBus) count as a Bus for
+    isinstance, as Bus.listen and Bus.connect are typed to return one."""
+
+    def __instancecheck__(cls, obj: object) -> bool:
+        if type.__instancecheck__(cls, obj):
+            return True
+        return cls is Bus and type(obj).__module__ == "tachyon.net" and type(obj).__name__ == "NetBus"
+
+
+def _tcp(address: object) -> bool:
+    """A tcp:// address (a local socket path spelled so is written ./tcp://...)."""
+    if isinstance(address, str):
+        return address.startswith("tcp://")
+    if isinstance(address, bytes):
+        return address.startswith(b"tcp://")
+    return False
+
+
+def _net() -> _Any:
+    try:
+        from . import net
+    except ImportError as e:
+        if (e.name or "").split(".")[0] == "zmq":
+            raise ImportError('tcp:// addresses need pyzmq: pip install "tachyon-ipc[net]"') from e
+        raise
+    return net
+
+
+class Bus(TachyonBus, metaclass=_BusMeta):
     """The high-level bus: one end of a shared-memory ring.
 
     Create it with ``Bus.listen(path, capacity)`` (creates the ring and waits
@@ -122,6 +156,47 @@ class Bus(TachyonBus):
     """
 
     __slots__ = ()
+
+    if _typing.TYPE_CHECKING:  # (the spelling mypy reads as the type checker's branch)
+        @classmethod
+        def listen(cls, socket_path: "_Path", capacity: int, *, timeout: _Optional[float] = None,
+                   role: "_Role" = None, allow_uids: "_Optional[_Iterable[int]]" = None,
+                   liveness: _Optional[float] = None) -> "_Self": ...
+
+        @classmethod
+        def connect(cls, socket_path: "_Path", *, timeout: _Optional[float] = 5.0,
+                    role: "_Role" = None, liveness: _Optional[float] = None) -> "_Self": ...
+    else:
+        # Unannotated at run time, so that inspect.signature reads as the C
+        # methods' do; the declarations above give the types.
+        @classmethod
+        def listen(cls, socket_path, capacity, *, timeout=None, role=None, allow_uids=None,
+                   liveness=None):
+            """Create the ring at socket_path and wait for one peer; a
+            tcp://ADDR:PORT address binds there instead and returns a bus across
+            hosts (tachyon.net, needs pyzmq; ``liveness`` in seconds, default 5,
+            applies to it only)."""
+            if _tcp(socket_path):
+                address = socket_path.decode() if isinstance(socket_path, bytes) else socket_path
+                return _net().listen(address, capacity, timeout=timeout, role=role,
+                                     allow_uids=allow_uids,
+                                     liveness=5.0 if liveness is None else liveness)
+            if liveness is not None:
+                raise TypeError("listen: liveness applies to tcp:// addresses only")
+            return super().listen(socket_path, capacity, timeout=timeout, role=role,
+                                  allow_uids=allow_uids)
+
+        @classmethod
+        def connect(cls, socket_path, *, timeout=5.0, role=None, liveness=None):
+            """Connect to the ring at socket_path; a tcp://HOST:PORT address
+            connects to a listener across hosts instead (tachyon.net, needs pyzmq)."""
+            if _tcp(socket_path):
+                address = socket_path.decode() if isinstance(socket_path, bytes) else socket_path
+                return _net().connect(address, timeout=timeout, role=role,
+                                      liveness=5.0 if liveness is None else liveness)
+            if liveness is not None:
+                raise TypeError("connect: liveness applies to tcp:// addresses only")
+            return super().connect(socket_path, timeout=timeout, role=role)
 
     async def recv_async(self, timeout: _Optional[float] = None) -> Message:
         """Receive one Message without blocking the event loop (tachyon.aio).

@@ -76,8 +76,11 @@ def test_signatures():
     assert str(inspect.signature(B.send_many)) == "(self, /, buffers, type_id=0, *, timeout=0)"
     assert str(inspect.signature(B.recv)) == "(self, /, timeout=None)"
     assert str(inspect.signature(B.drain_batch)) == "(self, /, max_msgs=1024, spin_threshold=10000, timeout=None)"
-    assert str(inspect.signature(B.listen)) == "(socket_path, capacity, *, timeout=None, role=None, allow_uids=None)"
-    assert str(inspect.signature(B.connect)) == "(socket_path, *, timeout=5.0, role=None)"
+    # liveness: tcp:// addresses only (tachyon.net)
+    assert str(inspect.signature(B.listen)) == (
+        "(socket_path, capacity, *, timeout=None, role=None, allow_uids=None, liveness=None)"
+    )
+    assert str(inspect.signature(B.connect)) == "(socket_path, *, timeout=5.0, role=None, liveness=None)"
     assert str(inspect.signature(tachyon.RxMsgView.__dlpack__)) == (
         "(self, /, stream=None, *, max_version=None, dl_device=None, copy=None)"
     )

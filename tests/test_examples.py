@@ -12,6 +12,12 @@ EXAMPLES = REPO / "examples"
 RUNS = 5
 
 EXPECTED = {
+    "across_hosts.py": (
+        "type_id=1 data=b'hello from the other host'\n"
+        "type_id=2 readings=1000 mean=499.5\n"
+        "type_id=3 data=b'bye'\n"
+        "the sender closed; everything arrived\n"
+    ),
     "send_receive.py": (
         "type_id=1 data=b'hello'\n"
         "type_id=2 data=b'from'\n"

@@ -7,7 +7,8 @@
  *
  * Each export owns a context allocated with the raw allocator: the managed
  * tensor, its shape and strides, a strong reference to the bus and the slot's
- * sequence number. The slot stays pinned until the deleter runs. The deleter
+ * sequence number (or, for memory that is not a slot, a strong reference
+ * to the object that owns it). The slot stays pinned until the deleter runs. The deleter
  * may run on any thread (it takes the GIL) and at any time; while the
  * interpreter finalizes it touches no Python object (the bus reference is
  * leaked, the mapping simply stays). Consumers rename the capsule to
@@ -32,8 +33,9 @@ typedef struct {
 	} mt;                     /* first: the capsule points here */
 	int64_t shape[TACHYON_FRAME_MAX_NDIM];
 	int64_t strides[TACHYON_FRAME_MAX_NDIM];
-	BusObject *bus;           /* strong */
+	BusObject *bus;           /* strong, or NULL when owner holds the memory */
 	uint64_t seq;
+	PyObject *owner;          /* strong: the memory's owner when it is not a slot */
 } tx_dlctx;
 
 /* Plain counters, written and read only with the GIL held: a deleter
@@ -60,8 +62,11 @@ static void dlctx_release(tx_dlctx *ctx)
 	}
 	g = PyGILState_Ensure();
 	dl_deleted++;
-	tx_slot_decref(ctx->bus, ctx->seq);
-	Py_DECREF(ctx->bus);
+	if (ctx->bus) {
+		tx_slot_decref(ctx->bus, ctx->seq);
+		Py_DECREF(ctx->bus);
+	}
+	Py_XDECREF(ctx->owner);
 	PyGILState_Release(g);
 	PyMem_RawFree(ctx);
 }
@@ -152,8 +157,9 @@ static int check_device(PyObject *dl_device)
 	return 0;
 }
 
-PyObject *tx_dlpack_export(BusObject *bus, const tx_rxmsg *m, PyObject *const *args,
-                           Py_ssize_t nargs, PyObject *kwnames)
+/* The export of m, pinned through the slot of bus or, bus NULL, through owner. */
+static PyObject *export(BusObject *bus, PyObject *owner, const tx_rxmsg *m,
+                        PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
 	static const char *const names[] = {"stream", "max_version", "dl_device", "copy"};
 	PyObject *a[4], *cap;
@@ -183,7 +189,7 @@ PyObject *tx_dlpack_export(BusObject *bus, const tx_rxmsg *m, PyObject *const *a
 			return NULL;
 		}
 	}
-	if (tachyon_bus_forked(bus->bus))
+	if (bus && tachyon_bus_forked(bus->bus))
 		return tx_raise_forked(bus->st);
 	/* a tensor frame exports its own dtype, shape and strides; its header
 	 * is checked first and a bad one exports nothing */
@@ -203,8 +209,9 @@ PyObject *tx_dlpack_export(BusObject *bus, const tx_rxmsg *m, PyObject *const *a
 		ctx->shape[0] = (int64_t)m->size;
 		ctx->strides[0] = 1;
 	}
-	ctx->bus = (BusObject *)Py_NewRef(bus);
+	ctx->bus = bus ? (BusObject *)Py_NewRef(bus) : NULL;
 	ctx->seq = m->seq;
+	ctx->owner = bus ? NULL : Py_NewRef(owner);
 	if (versioned) {
 		tdl_managed_versioned *mv = &ctx->mt.versioned;
 		mv->version.major = TDL_MAJOR_VERSION;
@@ -230,11 +237,24 @@ PyObject *tx_dlpack_export(BusObject *bus, const tx_rxmsg *m, PyObject *const *a
 	t->strides = ctx->strides;
 	t->byte_offset = 0;
 
-	tx_slot_incref(bus, m->seq);
+	if (bus)
+		tx_slot_incref(bus, m->seq);
 	dl_created++;
 	cap = PyCapsule_New(&ctx->mt, versioned ? CAP_VERSIONED : CAP_LEGACY,
 	                    versioned ? capsule_dtor_versioned : capsule_dtor_legacy);
 	if (!cap)
 		dlctx_release(ctx);
 	return cap;
+}
+
+PyObject *tx_dlpack_export(BusObject *bus, const tx_rxmsg *m, PyObject *const *args,
+                           Py_ssize_t nargs, PyObject *kwnames)
+{
+	return export(bus, NULL, m, args, nargs, kwnames);
+}
+
+PyObject *tx_dlpack_export_owned(PyObject *owner, const tx_rxmsg *m, PyObject *const *args,
+                                 Py_ssize_t nargs, PyObject *kwnames)
+{
+	return export(NULL, owner, m, args, nargs, kwnames);
 }

@@ -14,6 +14,7 @@
  *   6  bus.c      TachyonBus (methods and tables) and its iterator
  *      waitany.c  _wait_any: a message on any of several buses
  *   5  guards.c   TxGuard, RxGuard, RxBatchGuard, RxMsgView (zero copy)
+ *      foreign.c  _ForeignView: the same views over memory another object owns
  *   4  dlpack.c   __dlpack__ export of a received slot and its deleters
  *                 (dlpack_abi.h: the DLPack structs)
  *      message.c  Message, what a copying receive returns

@@ -7,6 +7,7 @@
 #include "args.h"
 #include "bus.h"
 #include "dlpack.h"
+#include "foreign.h"
 #include "frames.h"
 #include "guards.h"
 #include "message.h"
@@ -391,7 +392,8 @@ static int module_exec(PyObject *m)
 	    add_type(m, &tx_rxview_spec, NULL, "RxMsgView", &st->rxview_type) < 0 ||
 	    add_type(m, &tx_rpc_spec, NULL, "RpcBus", &st->rpc_type) < 0 ||
 	    add_type(m, &tx_rpc_rxguard_spec, NULL, "RpcRxGuard", &st->rpc_rxguard_type) < 0 ||
-	    add_type(m, &tx_rpc_txguard_spec, NULL, "RpcTxGuard", &st->rpc_txguard_type) < 0)
+	    add_type(m, &tx_rpc_txguard_spec, NULL, "RpcTxGuard", &st->rpc_txguard_type) < 0 ||
+	    tx_foreign_add(m) < 0)
 		return -1;
 
 	if (PyModule_AddStringConstant(m, "CORE_VERSION", TACHYON_VERSION_STRING) < 0 ||

@@ -1,0 +1,230 @@
+"""The bus across hosts (tcp:// addresses) against raw pyzmq, over loopback TCP.
+
+    python3 benchmarks/python/net.py [--quick] [--json PATH]
+
+One run of each measurement, each in a fresh pair of processes (this one
+receives and times, a child sends):
+
+* round trip, 32 B: two tcp buses, one each way, against a raw pyzmq
+  DEALER/ROUTER pair;
+* one-way throughput, 64 B .. 4 MiB: a tcp bus (recv below 64 KiB,
+  recv_zero_copy from 64 KiB up) against raw pyzmq DEALER/ROUTER and
+  PUSH/PULL of the same sizes (copy below 64 KiB, zero-copy from 64 KiB up,
+  as pyzmq advises).
+
+Printed: messages/s, MB/s, and the ratio ours / raw for each raw pattern.
+"""
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+
+import _common as common
+
+SIZES = [64, 1024, 16384, 65536, 1 << 20, 4 << 20]
+BIG = 1 << 16
+BYTES_PER_SIZE = 256 << 20
+SYSTEMS = ["tachyon", "dealer_router", "push_pull"]
+
+
+def free_url() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
+
+
+def count_for(size: int, quick: bool) -> int:
+    n = max(200, min(200_000, BYTES_PER_SIZE // size))
+    return max(100, n // 8) if quick else n
+
+
+def capacity_for(size: int) -> int:
+    cap = 1 << 20
+    while cap // 2 - 64 < size or cap < 4 * (size + 64):
+        cap *= 2
+    return cap
+
+
+# -- the sending child ---------------------------------------------------------
+
+
+def child(system: str, mode: str, size: int, n: int, url: str) -> None:
+    payload = b"x" * size
+    if system == "tachyon":
+        import tachyon
+
+        if mode == "rtt":
+            ping_url, pong_url = url.split(",")
+            with tachyon.Bus.connect(ping_url, timeout=20) as ping, \
+                    tachyon.Bus.connect(pong_url, timeout=20) as pong:
+                for msg in ping:
+                    pong.send(msg.data, timeout=None)
+            return
+        with tachyon.Bus.connect(url, timeout=20) as bus:
+            for _ in range(n):
+                bus.send(payload, timeout=None)
+        return
+    import zmq
+
+    ctx = zmq.Context()
+    if mode == "rtt":
+        # the echo end binds a ROUTER; the timing end's DEALER speaks first
+        s = ctx.socket(zmq.ROUTER)
+        s.bind(url)
+        while True:
+            ident, msg = s.recv_multipart()
+            if not msg:
+                break
+            s.send_multipart([ident, msg])
+    else:
+        s = ctx.socket(zmq.PUSH if system == "push_pull" else zmq.DEALER)
+        s.connect(url)
+        s.send(b"go")
+        for _ in range(n):
+            s.send(payload, copy=size < BIG)
+        s.send(b"")
+    s.close(linger=-1)
+    ctx.term()
+
+
+def spawn(system: str, mode: str, size: int, n: int, url: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, __file__, "--child", system, mode, str(size), str(n), url])
+
+
+# -- the timing parent ---------------------------------------------------------
+
+
+def one_way(system: str, size: int, n: int) -> float:
+    """Seconds from the first message received to the last."""
+    url = free_url()
+    proc = spawn(system, "stream", size, n, url)
+    try:
+        if system == "tachyon":
+            import tachyon
+
+            with tachyon.Bus.listen(url, capacity_for(size), timeout=30) as bus:
+                first = bus.recv(timeout=30)
+                assert first.size == size
+                t0 = time.perf_counter()
+                got = 1
+                if size < BIG:
+                    for msg in bus:
+                        got += 1
+                else:
+                    try:
+                        while True:
+                            with bus.recv_zero_copy(timeout=30) as rx:
+                                got += len(rx) > 0
+                    except tachyon.PeerClosedError:
+                        pass
+                t1 = time.perf_counter()
+            assert got == n, (got, n)
+            return (t1 - t0) * n / max(1, n - 1)
+        import zmq
+
+        ctx = zmq.Context()
+        s = ctx.socket(zmq.PULL if system == "push_pull" else zmq.ROUTER)
+        s.bind(url)
+        router = system == "dealer_router"
+
+        def take() -> int:
+            if router:
+                return len(s.recv_multipart(copy=size < BIG)[1])
+            return len(s.recv(copy=size < BIG))
+
+        assert take() == 2  # "go"
+        got = 0
+        t0 = time.perf_counter()
+        while take():
+            got += 1
+        t1 = time.perf_counter()
+        s.close(0)
+        ctx.term()
+        assert got == n, (got, n)
+        return t1 - t0
+    finally:
+        proc.wait(timeout=60)
+
+
+def round_trip(system: str, n: int) -> float:
+    """Median seconds of a 32-byte round trip."""
+    payload = b"p" * 32
+    samples = []
+    if system == "tachyon":
+        import tachyon
+
+        ping_url, pong_url = free_url(), free_url()
+        proc = spawn(system, "rtt", 32, n, f"{ping_url},{pong_url}")
+        try:
+            with tachyon.Bus.listen(ping_url, 1 << 16, timeout=30) as ping, \
+                    tachyon.Bus.listen(pong_url, 1 << 16, timeout=30) as pong:
+                for i in range(n + 100):
+                    t0 = time.perf_counter()
+                    ping.send(payload, timeout=None)
+                    pong.recv(timeout=30)
+                    if i >= 100:
+                        samples.append(time.perf_counter() - t0)
+        finally:
+            proc.wait(timeout=60)
+    else:
+        import zmq
+
+        url = free_url()
+        proc = spawn(system, "rtt", 32, n, url)
+        ctx = zmq.Context()
+        s = ctx.socket(zmq.DEALER)
+        s.connect(url)
+        try:
+            for i in range(n + 100):
+                t0 = time.perf_counter()
+                s.send(payload)
+                s.recv()
+                if i >= 100:
+                    samples.append(time.perf_counter() - t0)
+            s.send(b"")
+        finally:
+            proc.wait(timeout=60)
+            s.close(0)
+            ctx.term()
+    samples.sort()
+    return samples[len(samples) // 2]
+
+
+def main() -> None:
+    p = common.parser(__doc__.splitlines()[0])
+    p.add_argument("--child", nargs=5, metavar=("SYSTEM", "MODE", "SIZE", "N", "URL"))
+    a = p.parse_args()
+    if a.child:
+        system, mode, size, n, url = a.child
+        child(system, mode, int(size), int(n), url)
+        return
+    quick = a.quick
+    result: dict = {"round_trip_32B_us": {}, "throughput": []}
+    n_rtt = 2000 if quick else 10000
+    rtt = {sysname: round_trip(sysname, n_rtt) for sysname in ("tachyon", "dealer_router")}
+    result["round_trip_32B_us"] = {k: v * 1e6 for k, v in rtt.items()}
+    print(f"round trip 32 B (median of {n_rtt}): tachyon tcp {rtt['tachyon'] * 1e6:.1f} us, "
+          f"raw DEALER/ROUTER {rtt['dealer_router'] * 1e6:.1f} us, "
+          f"ratio {rtt['tachyon'] / rtt['dealer_router']:.2f}x (lower is better)", flush=True)
+    print(f"{'size':>8} {'tachyon msg/s':>14} {'MB/s':>8} {'DEALER/ROUTER':>14} {'PUSH/PULL':>14}"
+          f" {'vs D/R':>7} {'vs P/P':>7}")
+    for size in SIZES if not quick else [64, 65536, 4 << 20]:
+        n = count_for(size, quick)
+        rate = {}
+        for sysname in SYSTEMS:
+            common.progress(f"{sysname} {size} B x {n}")
+            rate[sysname] = n / one_way(sysname, size, n)
+        row = {"size": size, "messages": n, **{f"{k}_msgs_per_s": v for k, v in rate.items()},
+               "ratio_dealer_router": rate["tachyon"] / rate["dealer_router"],
+               "ratio_push_pull": rate["tachyon"] / rate["push_pull"]}
+        result["throughput"].append(row)
+        print(f"{size:>8} {rate['tachyon']:>14.0f} {rate['tachyon'] * size / 1e6:>8.1f} "
+              f"{rate['dealer_router']:>14.0f} {rate['push_pull']:>14.0f} "
+              f"{row['ratio_dealer_router']:>6.2f}x {row['ratio_push_pull']:>6.2f}x", flush=True)
+    common.write_json(a, result)
+
+
+if __name__ == "__main__":
+    main()

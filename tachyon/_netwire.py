@@ -1,0 +1,91 @@
+"""The frames two tcp:// bus ends exchange over a ZeroMQ connection.
+
+Every ZeroMQ message between the ends is one header part, optionally
+followed by one body part (a DATA payload, a HELLO's terms, a REFUSE's
+reason). On the listener's ROUTER socket a routing-id part comes first.
+
+Header, little-endian, 36 bytes:
+
+    magic     4s  b"TCYN"
+    version   B   PROTOCOL_VERSION; the first five bytes never change, so any
+                  version can read another's magic and version and refuse it
+    kind      B   one of the K_* below
+    flags     H   a role for CLAIM/VERDICT, a reason for REFUSE, F_INLINE for
+                  a DATA whose payload follows the header in the same part
+    type_id   I   DATA only
+    session   Q   the sender's session id, random per end per bus; a frame
+                  from another session is dropped, so a restarted peer cannot
+                  splice into an old stream
+    seq       Q   DATA: 1, 2, 3... per sender; CLOSE: the last DATA sent;
+                  CREDIT: the last DATA the consumer took
+    value     Q   CREDIT: payload cost the consumer took in total (a running
+                  total, so a repeated or lost grant cannot inflate the credit)
+
+Session ids and sequence numbers on every frame are what a resumed
+connection needs to tell a repeat or a gap from the next message.
+"""
+import struct
+from typing import Optional, Tuple
+
+MAGIC = b"TCYN"
+PROTOCOL_VERSION = 1
+
+HEADER = struct.Struct("<4sBBHIQQQ")
+# HELLO and WELCOME body: capacity, max_payload, liveness in ms, role.
+TERMS = struct.Struct("<QQIB")
+
+K_HELLO = 1      # connector -> listener: our terms
+K_WELCOME = 2    # listener -> connector: the bus's terms
+K_REFUSE = 3     # either way: flags = reason, body = a sentence
+K_DATA = 4       # producer -> consumer: body = payload
+K_CREDIT = 5     # consumer -> producer: seq = last taken, value = cost taken in total
+K_CLAIM = 6      # a role claim (flags = role); the listener arbitrates
+K_VERDICT = 7    # listener -> connector: flags = the role granted, 0 refused
+K_CLOSE = 8      # orderly close; seq = last DATA sent
+K_CLOSE_ACK = 9  # the CLOSE and everything before it arrived
+
+F_INLINE = 1     # DATA: the payload follows the header in the same part
+
+R_PROTOCOL = 1   # not our protocol, or a frame out of turn
+R_VERSION = 2    # another protocol version
+R_BUSY = 3       # the bus already has its connector
+R_CLOSED = 4     # the bus was closed
+R_ROLE = 5       # the listener holds the role the connector asked for
+
+ROLE_NONE, ROLE_PRODUCER, ROLE_CONSUMER = 0, 1, 2
+ROLE_NAMES = {ROLE_NONE: None, ROLE_PRODUCER: "producer", ROLE_CONSUMER: "consumer"}
+ROLE_CODES = {None: ROLE_NONE, "producer": ROLE_PRODUCER, "consumer": ROLE_CONSUMER}
+
+# What one message costs of the credit: its payload and a header's worth,
+# as a slot costs in a local ring, so max_payload = capacity // 2 - 64 fits.
+MSG_OVERHEAD = 64
+
+
+def header(kind: int, session: int, *, flags: int = 0, type_id: int = 0, seq: int = 0,
+           value: int = 0) -> bytes:
+    return HEADER.pack(MAGIC, PROTOCOL_VERSION, kind, flags, type_id, session, seq, value)
+
+
+def version_of(buf: bytes) -> Optional[int]:
+    """The protocol version of a header part that carries our magic, else None."""
+    if len(buf) >= 5 and buf[:4] == MAGIC:
+        return buf[4]
+    return None
+
+
+def parse(buf: "bytes | memoryview") -> Optional[Tuple[int, int, int, int, int, int, int]]:
+    """(version, kind, flags, type_id, session, seq, value) of a header part,
+    or None when it is not one (short, or another magic). An inline DATA
+    carries its payload after the header's 36 bytes."""
+    if len(buf) < HEADER.size:
+        return None
+    magic, version, kind, flags, type_id, session, seq, value = HEADER.unpack_from(buf)
+    if len(buf) != HEADER.size and not (kind == K_DATA and flags & F_INLINE):
+        return None
+    if magic != MAGIC:
+        return None
+    return version, kind, flags, type_id, session, seq, value
+
+
+def cost(size: int) -> int:
+    return size + MSG_OVERHEAD

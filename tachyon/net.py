@@ -1,0 +1,954 @@
+"""The bus across hosts: the same API over a ZeroMQ TCP connection.
+
+``Bus.listen("tcp://ADDR:PORT", capacity)`` and ``Bus.connect("tcp://HOST:PORT")``
+return a :class:`NetBus`. The listener holds a ROUTER socket, the connector a
+DEALER (both reconnect by themselves, and a stranger cannot take the
+connector's place); the frames are in ``tachyon._netwire``.
+
+What carries over from a local bus, and how:
+
+- ``capacity`` bounds the payload bytes in flight. The consumer grants credit
+  as its program takes messages (the first ``capacity`` bytes are granted by
+  the handshake); a producer without credit gets ``BusFullError`` at
+  ``timeout=0`` or waits, as at a full ring. Memory stays bounded in both
+  processes whatever the consumer does.
+- Roles: the first data call fixes them; the listener arbitrates, and a tie
+  goes to the listener. The loser gets ``RoleError`` and stays usable in the
+  other role.
+- An orderly close is ``PeerClosedError`` at the other end once everything
+  sent before it was delivered. ZMTP heartbeats, answered by libzmq's own
+  thread, keep the connection of a consumer that merely stops reading
+  alive; a peer killed or stopped is ``PeerDeadError`` within ``liveness``
+  seconds (plus a poll slice) at the other end.
+- Blocking calls wait in slices of at most 200 ms, so Ctrl-C, and ``close()``
+  from another thread (ZeroMQ sockets belong to one thread: ``close`` then
+  only sets a flag that the call in progress acts on), are seen within one
+  slice. All calls on one NetBus are serialized by one lock.
+
+Not carried over: ``peer_pid`` is None, ``set_polling_mode`` and
+``set_numa_node`` are accepted and do nothing, ``stats`` counts this end
+only. A connection cut is not resumed yet: a cut that lost a message is
+``PeerDeadError`` (a gap never reaches the program).
+"""
+import collections
+import os
+import secrets
+import threading
+import time
+from typing import Any, Deque, Iterable, Iterator, List, Optional, Tuple, cast
+
+import zmq
+from zmq.utils.monitor import recv_monitor_message
+
+from . import _netwire as W
+from ._core import (
+    AbiMismatchError,
+    BusClosedError,
+    BusFullError,
+    BusStats,
+    ConnectTimeoutError,
+    HandshakeError,
+    Message,
+    PeerClosedError,
+    PeerDeadError,
+    RoleError,
+    TachyonTimeoutError,
+    _ForeignView,
+)
+
+PREFIX = "tcp://"
+SLICE = 0.2          # the longest a blocking call waits between checks
+_FOREVER = None
+# At or above this size, an immutable payload (bytes) goes to libzmq without a copy.
+_ZERO_COPY_MIN = 1 << 16
+# Up to this size a payload travels in the header's part (one ZeroMQ part, one copy).
+_INLINE_MAX = 2048
+_EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)  # plain ints: enum arithmetic costs
+_MONITOR_EVENTS = (zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED)
+
+_REASONS = {
+    W.R_PROTOCOL: "the listener does not speak this protocol, or a frame came out of turn",
+    W.R_VERSION: "the listener speaks another protocol version",
+    W.R_BUSY: "the bus already has its connector (one connector per bus, as locally)",
+    W.R_CLOSED: "the bus was closed",
+    W.R_ROLE: "the listener holds the role this end asked for",
+}
+
+
+def _deadline(timeout: Optional[float]) -> Optional[float]:
+    if timeout is None:
+        return None
+    if timeout < 0:
+        raise ValueError(f"timeout must be >= 0 or None, got {timeout}")
+    return time.monotonic() + timeout
+
+
+def _left(deadline: Optional[float]) -> float:
+    """Seconds to wait in this slice: at most SLICE, 0 once the deadline passed."""
+    if deadline is None:
+        return SLICE
+    return max(0.0, min(SLICE, deadline - time.monotonic()))
+
+
+def _check_capacity(capacity: int) -> int:
+    cap = int(capacity)
+    if cap < 64 or cap > 1 << 31 or cap & (cap - 1):
+        raise ValueError(f"capacity must be a power of two from 64 to 2**31, got {capacity}")
+    return cap
+
+
+def _check_liveness(liveness: float) -> float:
+    live = float(liveness)
+    if not 0.1 <= live <= 3600:
+        raise ValueError(f"liveness must be from 0.1 to 3600 seconds, got {liveness}")
+    return live
+
+
+def _socket(ctx: "zmq.Context[zmq.Socket[bytes]]", kind: int, liveness: float,
+            max_msg: int) -> "zmq.Socket[bytes]":
+    s = ctx.socket(kind)
+    ms = int(liveness * 1000)
+    # A closed socket delivers what it holds for at most the liveness.
+    s.setsockopt(zmq.LINGER, ms)
+    # Credit bounds what is in flight; a ZeroMQ high-water mark would drop
+    # (ROUTER) or block behind it instead.
+    s.setsockopt(zmq.SNDHWM, 0)
+    s.setsockopt(zmq.RCVHWM, 0)
+    # A silent connection is closed by libzmq after 40% of the liveness; the
+    # other 60% is the grace for a reconnect (see NetBus._lost_since).
+    s.setsockopt(zmq.HEARTBEAT_IVL, max(20, ms // 10))
+    s.setsockopt(zmq.HEARTBEAT_TIMEOUT, max(40, ms * 2 // 5))
+    s.setsockopt(zmq.HEARTBEAT_TTL, max(100, ms * 2 // 5))
+    s.setsockopt(zmq.MAXMSGSIZE, max_msg)
+    s.setsockopt(zmq.RECONNECT_IVL, 50)
+    s.setsockopt(zmq.RECONNECT_IVL_MAX, 500)
+    return s
+
+
+def _endpoint(url: str) -> str:
+    rest = url[len(PREFIX):]
+    host, sep, port = rest.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{url!r}: a tcp address is tcp://HOST:PORT with a port from 1 to "
+                         "65535 (a local socket path starting with tcp:// is written ./tcp://...)")
+    return url
+
+
+def listen(url: str, capacity: int, *, timeout: Optional[float] = None,
+           role: Optional[str] = None, liveness: float = 5.0,
+           allow_uids: Optional[Iterable[int]] = None) -> "NetBus":
+    """Bind url, wait for one connector's handshake, and return the bus."""
+    if allow_uids is not None:
+        raise ValueError("allow_uids applies to local sockets; a tcp:// listener cannot see "
+                         "the peer's uid")
+    cap = _check_capacity(capacity)
+    live = _check_liveness(liveness)
+    if role not in W.ROLE_CODES:
+        raise ValueError(f"role must be 'producer', 'consumer' or None, got {role!r}")
+    deadline = _deadline(timeout)
+    maxp = max(0, cap // 2 - W.MSG_OVERHEAD)
+    ctx: "zmq.Context[zmq.Socket[bytes]]" = zmq.Context(1)
+    try:
+        # the largest frame part: a header with an inline payload, or a payload
+        sock = _socket(ctx, zmq.ROUTER, live, max(maxp, _INLINE_MAX) + W.HEADER.size)
+        sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        sock.bind(_endpoint(url))
+    except BaseException:
+        ctx.destroy(linger=0)
+        raise
+    bus = NetBus(ctx, sock, url, cap, live, listener=True, role=role)
+    try:
+        bus._accept(deadline)
+    except BaseException:
+        bus._teardown(0)
+        raise
+    return bus
+
+
+def connect(url: str, *, timeout: Optional[float] = 5.0, role: Optional[str] = None,
+            liveness: float = 5.0) -> "NetBus":
+    """Connect to a listener at url and complete the handshake within timeout."""
+    live = _check_liveness(liveness)
+    if role not in W.ROLE_CODES:
+        raise ValueError(f"role must be 'producer', 'consumer' or None, got {role!r}")
+    deadline = _deadline(timeout)
+    ctx: "zmq.Context[zmq.Socket[bytes]]" = zmq.Context(1)
+    try:
+        # The listener's capacity is unknown until it answers: cap frames at 1 GiB.
+        sock = _socket(ctx, zmq.DEALER, live, 1 << 30)
+    except BaseException:
+        ctx.destroy(linger=0)
+        raise
+    bus = NetBus(ctx, sock, url, 0, live, listener=False, role=role)
+    try:
+        # A routing id of our own (never starting with a zero byte, which
+        # ROUTER reserves) keeps our identity across a reconnect.
+        sock.setsockopt(zmq.ROUTING_ID, b"T" + bus._session.to_bytes(8, "little"))
+        sock.connect(_endpoint(url))
+        bus._handshake(deadline)
+    except BaseException:
+        bus._teardown(0)
+        raise
+    return bus
+
+
+class NetRxGuard(_ForeignView):
+    """One received message, read in place (``recv_zero_copy``).
+
+    A read-only buffer over the payload as it came off the network, with
+    ``__dlpack__`` and ``array()`` as for a local RxGuard. libzmq gives no
+    alignment guarantee: a payload whose data is not 64-byte aligned is
+    copied once into an aligned buffer when the guard is made (``copied``
+    says so); an aligned one is used in place. The message's credit goes
+    back to the producer when the guard exits; views taken from it keep
+    the payload alive after that.
+    """
+
+    __slots__ = ("_bus", "_cost")
+    _bus: Optional["NetBus"]
+    _cost: int
+
+    def __new__(cls, bus: "NetBus", type_id: int, payload: Any, cost: int) -> "NetRxGuard":
+        self = super().__new__(cls, payload, type_id)
+        self._bus = bus
+        self._cost = cost
+        return self
+
+    def __enter__(self) -> "NetRxGuard":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _give_back(self)
+
+    def __del__(self) -> None:
+        # a guard dropped without its with block gives its credit back too,
+        # as a local RxGuard gives back its slot
+        _give_back(self)
+
+
+class NetRxBatch:
+    """Several received messages read in place (``drain_batch``); their credit
+    goes back when the batch exits."""
+
+    __slots__ = ("_bus", "_views", "_cost")
+
+    _bus: Optional["NetBus"]
+
+    def __init__(self, bus: "NetBus", items: List[Tuple[int, Any, int]]) -> None:
+        self._bus = bus
+        self._views = [_ForeignView(p, t) for t, p, _ in items]
+        self._cost = sum(c for _, _, c in items)
+
+    def __len__(self) -> int:
+        return len(self._views)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._views)
+
+    def __getitem__(self, index: int) -> Any:
+        return self._views[index]
+
+    def __enter__(self) -> "NetRxBatch":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _give_back(self)
+
+    def __del__(self) -> None:
+        _give_back(self)
+
+
+def _give_back(holder: "NetRxGuard | NetRxBatch") -> None:
+    """The credit of what holder read goes back to the producer, once."""
+    bus, holder._bus = holder._bus, None
+    if bus is not None:
+        bus._taken(holder._cost)
+
+
+class NetTxGuard(bytearray):
+    """A message being written in place (``send_zero_copy``): a writable
+    buffer of ``size`` bytes. A clean exit sends its first ``actual_size``
+    bytes; an exception discards it."""
+
+    def __init__(self, bus: "NetBus", size: int, type_id: int,
+                 timeout: Optional[float]) -> None:
+        super().__init__(size)
+        self._timeout = timeout
+        self._bus: Optional[NetBus] = bus
+        self.size = size
+        self.actual_size = size
+        self.type_id = type_id
+
+    def __enter__(self) -> "NetTxGuard":
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        bus, self._bus = self._bus, None
+        if bus is not None and exc_type is None:
+            n = self.actual_size
+            if not 0 <= n <= self.size:
+                raise ValueError(f"actual_size must be 0..{self.size}, got {n}")
+            with memoryview(self) as mv:
+                bus.send(mv[:n], self.type_id, timeout=self._timeout)
+
+
+class NetBus:
+    """One end of a bus across hosts; see the module docstring."""
+
+    def __init__(self, ctx: "zmq.Context[zmq.Socket[bytes]]", sock: "zmq.Socket[bytes]",
+                 url: str, capacity: int, liveness: float, *, listener: bool,
+                 role: Optional[str]) -> None:
+        self._ctx = ctx
+        self._sock = sock
+        self._monitor = sock.get_monitor_socket(_MONITOR_EVENTS)
+        self._poller = zmq.Poller()
+        self._poller.register(sock, zmq.POLLIN)
+        self._poller.register(self._monitor, zmq.POLLIN)
+        self._url = url
+        self._capacity = capacity
+        self._liveness = liveness
+        self._listener = listener
+        self._session = secrets.randbits(64) | 1
+        self._peer_session = 0
+        self._peer_ident = b""          # the connector's routing id (listener)
+        self._peer_fd = -1              # its connection's fd (listener)
+        self._prefix: List[bytes] = []  # the routing part of every frame we send
+        self._lock = threading.Lock()
+        self._closing = False           # close() from another thread: shut down in the call
+        self._closed = False
+        self._role = role
+        self._peer_role: Optional[str] = None
+        self._verdict: Optional[int] = None
+        self._peer_closed = False
+        self._peer_last_seq = 0
+        self._close_acked = False
+        self._dead: Optional[str] = None
+        self._lost_since: Optional[float] = None
+        # producer
+        self._tx_seq = 0
+        self._tx_cost = 0
+        self._peer_taken = 0
+        self._sent_bytes = 0
+        self._sends = 0                 # send calls, to take in frames every 64th
+        # consumer
+        self._rx: Deque[Tuple[int, Any, int]] = collections.deque()
+        self._rx_seq = 0
+        self._rx_taken = 0
+        self._rx_granted = 0
+        self._rx_queued = 0
+        self._recv_messages = 0
+        self._recv_bytes = 0
+        self._dropped = 0
+
+    # -- handshake ------------------------------------------------------------
+
+    def _accept(self, deadline: Optional[float]) -> None:
+        while not self._peer_ident:
+            self._wait(deadline, "listen")
+            if deadline is not None and time.monotonic() >= deadline and not self._peer_ident:
+                raise ConnectTimeoutError(f"listen: no connector completed the handshake on "
+                                          f"{self._url} within the timeout")
+
+    def _handshake(self, deadline: Optional[float]) -> None:
+        terms = W.TERMS.pack(0, 0, int(self._liveness * 1000), W.ROLE_CODES[self._role])
+        self._sock.send_multipart([W.header(W.K_HELLO, self._session), terms])
+        while not self._peer_session:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise ConnectTimeoutError(f"connect: no listener answered on {self._url} within "
+                                          "the timeout")
+            self._poll(_left(deadline))
+            parts = self._recv_parts()
+            while parts is not None:
+                self._handshake_reply(parts)
+                if self._peer_session:
+                    break
+                parts = self._recv_parts()
+
+    def _handshake_reply(self, parts: List[Any]) -> None:
+        head = bytes(parts[0])
+        version = W.version_of(head)
+        if version is not None and version != W.PROTOCOL_VERSION:
+            raise AbiMismatchError(f"connect: the listener at {self._url} speaks protocol "
+                                   f"version {version}, this end {W.PROTOCOL_VERSION}")
+        h = W.parse(head)
+        if h is None:
+            self._dropped += 1
+            return
+        _, kind, flags, _, session, _, _ = h
+        body = bytes(parts[1]) if len(parts) > 1 else b""
+        if kind == W.K_REFUSE:
+            why = _REASONS.get(flags, "the listener refused")
+            text = body.decode("utf-8", "replace")
+            msg = f"connect: {self._url} refused the handshake: {why}" + (f" ({text})" if text else "")
+            if flags == W.R_VERSION:
+                raise AbiMismatchError(msg)
+            if flags == W.R_ROLE:
+                raise RoleError(msg)
+            raise HandshakeError(msg)
+        if kind != W.K_WELCOME or len(body) != W.TERMS.size:
+            self._dropped += 1
+            return
+        cap, _maxp, _live, role = W.TERMS.unpack(body)
+        try:
+            self._capacity = _check_capacity(cap)
+        except ValueError:
+            raise HandshakeError(f"connect: {self._url} offered capacity {cap}, not a power of "
+                                 "two from 64 to 2**31") from None
+        self._peer_role = W.ROLE_NAMES.get(role)
+        self._peer_session = session
+
+    def _on_stranger(self, ident: bytes, parts: List[Any]) -> None:
+        """A frame from another routing id than our connector's (listener)."""
+        head = bytes(parts[0]) if parts else b""
+        version = W.version_of(head)
+        h = W.parse(head)
+        body = bytes(parts[1]) if len(parts) > 1 else b""
+        if version is not None and version != W.PROTOCOL_VERSION:
+            self._refuse(ident, W.R_VERSION, f"this listener speaks version {W.PROTOCOL_VERSION}")
+        elif h is None or h[1] != W.K_HELLO or len(body) != W.TERMS.size or len(parts) != 2:
+            self._refuse(ident, W.R_PROTOCOL, "expected a HELLO")
+        elif self._closed or self._closing:
+            self._refuse(ident, W.R_CLOSED, "")
+        elif self._peer_ident:
+            self._refuse(ident, W.R_BUSY, "")
+        else:
+            _, _, _, _, session, _, _ = h
+            _c, _m, _l, role_code = W.TERMS.unpack(body)
+            role = W.ROLE_NAMES.get(role_code)
+            if role_code not in W.ROLE_NAMES:
+                self._refuse(ident, W.R_PROTOCOL, f"role code {role_code}")
+                return
+            if role is not None and role == self._role:
+                self._refuse(ident, W.R_ROLE, f"the listener is the {role}")
+                return
+            self._peer_ident = ident
+            self._prefix = [ident]
+            self._peer_session = session
+            self._peer_role = role
+            self._peer_fd = _srcfd(parts[0])
+            terms = W.TERMS.pack(self._capacity, self.max_payload, int(self._liveness * 1000),
+                                 W.ROLE_CODES[self._role])
+            self._send([W.header(W.K_WELCOME, self._session), terms])
+
+    def _refuse(self, ident: bytes, reason: int, text: str) -> None:
+        try:
+            self._sock.send_multipart([ident, W.header(W.K_REFUSE, self._session, flags=reason),
+                                       text.encode()], flags=zmq.NOBLOCK)
+        except zmq.ZMQError:
+            pass  # the stranger is gone already
+
+    # -- the receive side of the socket ---------------------------------------
+
+    def _poll(self, seconds: float) -> None:
+        self._poller.poll(int(seconds * 1000))
+
+    def _recv_parts(self) -> Optional[List[Any]]:
+        """The next frame for the bus (routing part removed), None when none is waiting."""
+        sock = self._sock
+        while True:
+            if not _ready(sock):
+                return None
+            try:
+                parts = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return None
+            if not self._listener:
+                return parts
+            ident = parts[0].bytes
+            if ident == self._peer_ident:
+                if self._lost_since is not None:
+                    # our connector is back, over a new connection
+                    self._lost_since = None
+                    self._peer_fd = _srcfd(parts[1]) if len(parts) > 1 else -1
+                return parts[1:]
+            self._on_stranger(ident, parts[1:])
+
+    def _events(self) -> None:
+        while _ready(self._monitor):
+            try:
+                ev = recv_monitor_message(self._monitor, zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            event, value = ev["event"], ev["value"]
+            if event == zmq.EVENT_DISCONNECTED:
+                if not self._listener or value == self._peer_fd:
+                    if self._lost_since is None:
+                        self._lost_since = time.monotonic()
+            elif event == zmq.EVENT_HANDSHAKE_SUCCEEDED and not self._listener:
+                self._lost_since = None
+
+    def _pump(self, limit: int = 4096) -> None:
+        """Take in what arrived: frames for the bus, refusals for strangers,
+        connection events, and the liveness verdict."""
+        self._events()
+        for _ in range(limit):
+            parts = self._recv_parts()
+            if parts is None:
+                break
+            self._on_frame(parts)
+        if (self._lost_since is not None and self._dead is None and not self._peer_closed
+                and time.monotonic() - self._lost_since > self._liveness * 0.6):
+            self._dead = (f"the connection to the peer was lost for more than "
+                          f"{self._liveness * 0.6 + self._liveness * 0.4:g} s (liveness)")
+
+    def _on_frame(self, parts: List[Any]) -> None:
+        h = W.parse(parts[0].buffer)
+        if h is None or h[0] != W.PROTOCOL_VERSION or h[4] != self._peer_session:
+            self._dropped += 1
+            return
+        _, kind, flags, type_id, _, seq, value = h
+        if kind == W.K_DATA:
+            if len(parts) != (1 if flags & W.F_INLINE else 2) or self._role == "producer" \
+                    or self._peer_closed:
+                self._dropped += 1
+                return
+            payload = parts[1] if len(parts) == 2 else parts[0].buffer[W.HEADER.size:]
+            size = len(payload)
+            if size > self.max_payload:
+                self._dropped += 1
+                return
+            if seq != self._rx_seq + 1:
+                if seq <= self._rx_seq:
+                    self._dropped += 1  # a repeat
+                    return
+                self._dead = (f"messages {self._rx_seq + 1}..{seq - 1} were lost with the "
+                              "connection")
+                return
+            self._rx_seq = seq
+            c = W.cost(size)
+            self._rx.append((type_id, payload, c))
+            self._rx_queued += c
+        elif kind == W.K_CREDIT:
+            if value > self._peer_taken and value <= self._tx_cost:
+                self._peer_taken = value
+        elif kind == W.K_CLAIM:
+            role = W.ROLE_NAMES.get(flags)
+            if role is None:
+                self._dropped += 1
+                return
+            if self._listener:
+                granted = role != self._role
+                if granted:
+                    self._peer_role = role
+                self._send([W.header(W.K_VERDICT, self._session,
+                                     flags=flags if granted else 0)])
+            else:
+                self._peer_role = role
+        elif kind == W.K_VERDICT and not self._listener:
+            self._verdict = flags
+        elif kind == W.K_CLOSE:
+            self._peer_closed = True
+            self._peer_last_seq = seq
+            if seq > self._rx_seq and self._role != "producer":
+                self._dead = (f"the peer closed after message {seq}, but messages "
+                              f"{self._rx_seq + 1}..{seq} were lost with the connection")
+            self._send([W.header(W.K_CLOSE_ACK, self._session)])
+        elif kind == W.K_CLOSE_ACK:
+            self._close_acked = True
+        elif kind == W.K_HELLO and self._listener:
+            # our connector repeating its HELLO (the WELCOME was lost in a cut)
+            terms = W.TERMS.pack(self._capacity, self.max_payload, int(self._liveness * 1000),
+                                 W.ROLE_CODES[self._role])
+            self._send([W.header(W.K_WELCOME, self._session), terms])
+        else:
+            self._dropped += 1
+
+    def _send(self, parts: List[Any], copy: bool = True) -> bool:
+        """Hand a frame to libzmq; False while the peer is not connected."""
+        try:
+            if len(parts) == 1 and not self._prefix:
+                self._sock.send(parts[0], zmq.NOBLOCK, copy=copy)
+            else:
+                self._sock.send_multipart(self._prefix + parts, zmq.NOBLOCK, copy=copy)
+            return True
+        except zmq.Again:
+            return False
+        except zmq.ZMQError as e:
+            if e.errno == zmq.EHOSTUNREACH:
+                return False
+            raise
+
+    def _wait(self, deadline: Optional[float], call: str) -> None:
+        """One slice of a blocking call: poll, then take in what arrived."""
+        if self._closing:
+            self._teardown(0)
+            raise BusClosedError(f"{call}: the bus was closed by another thread")
+        # Credit still held back here is under a quarter of the capacity,
+        # which leaves the producer room for a largest message: granting it
+        # before every wait would only double the frames.
+        if self._rx_taken - self._rx_granted >= self._capacity // 4:
+            self._grant()
+        self._poll(_left(deadline))
+        self._pump()
+        if self._verdict is not None and not self._listener and self._role is not None:
+            self._check_verdict(call)
+
+    # -- calls ------------------------------------------------------------------
+
+    def _enter(self, call: str, role: Optional[str], deadline: Optional[float]) -> None:
+        self._lock.acquire()
+        try:
+            if self._closed or self._closing:
+                if self._closing and not self._closed:
+                    self._teardown(0)
+                raise BusClosedError(f"{call}: the bus is closed")
+            if self._verdict is not None and not self._listener:
+                self._check_verdict(call)
+            if role is not None and self._role != role:
+                self._claim(call, role, deadline)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _claim(self, call: str, role: str, deadline: Optional[float]) -> None:
+        if self._role is not None:
+            raise RoleError(f"{call}: this end is the {self._role}; two-way traffic uses two "
+                            "buses")
+        self._pump()
+        if self._peer_role == role:
+            raise RoleError(f"{call}: the peer is the {role}; this end can only be the "
+                            f"{'consumer' if role == 'producer' else 'producer'}")
+        code = W.ROLE_CODES[role]
+        if self._listener:
+            self._role = role
+            self._send([W.header(W.K_CLAIM, self._session, flags=code)])
+            return
+        # The listener arbitrates when its program next calls. Within this
+        # call's timeout (a first call only) wait for its verdict; without
+        # one by then the role holds provisionally, and a refusal arriving
+        # later is this end's RoleError at its next call (what it sent
+        # meanwhile is dropped by the listener, which holds the role).
+        self._verdict = None
+        self._role = role
+        self._send([W.header(W.K_CLAIM, self._session, flags=code)])
+        until = time.monotonic() + self._liveness
+        if deadline is not None:
+            until = min(until, deadline)
+        while self._verdict is None and time.monotonic() < until:
+            self._raise_if_gone(call, consumer=False)
+            self._wait(until, call)
+        self._check_verdict(call)
+
+    def _check_verdict(self, call: str) -> None:
+        if self._verdict is not None and self._verdict != W.ROLE_CODES[self._role]:
+            role, self._role, self._verdict = self._role, None, None
+            self._peer_role = role
+            raise RoleError(f"{call}: the peer took the {role} role first; this end can only "
+                            f"be the {'consumer' if role == 'producer' else 'producer'}")
+
+    def _raise_if_gone(self, call: str, consumer: bool) -> None:
+        if consumer and self._rx:
+            return
+        if self._dead is not None:
+            raise PeerDeadError(f"{call}: the peer is dead: {self._dead}")
+        if self._peer_closed:
+            what = ("everything it sent was delivered" if consumer
+                    else "it takes no more messages")
+            raise PeerClosedError(f"{call}: the peer closed the bus ({what})")
+
+    def _check_payload(self, data: Any) -> memoryview:
+        mv = data if isinstance(data, memoryview) else memoryview(data)
+        if not mv.c_contiguous:
+            raise ValueError("send: the buffer must be C-contiguous")
+        if mv.nbytes > self.max_payload:
+            raise ValueError(f"send: a {mv.nbytes}-byte message does not fit this bus "
+                             f"(max_payload {self.max_payload}, capacity {self._capacity})")
+        return mv
+
+    def _send_data(self, call: str, data: Any, type_id: int, deadline: Optional[float],
+                   sent: int) -> None:
+        if not 0 <= type_id <= 0xFFFFFFFF:
+            raise ValueError(f"{call}: type_id must be 0..2**32-1, got {type_id}")
+        mv = self._check_payload(data)
+        n = mv.nbytes
+        c = W.cost(n)
+        pumped = False
+        while True:
+            self._raise_if_gone(call, consumer=False)
+            if self._capacity - (self._tx_cost - self._peer_taken) < c and not pumped:
+                self._pump()  # take in the credit granted meanwhile
+                pumped = True
+                continue
+            if self._capacity - (self._tx_cost - self._peer_taken) >= c:
+                seq = self._tx_seq + 1
+                frame: List[Any]
+                if n <= _INLINE_MAX:
+                    # one part: header and payload together
+                    frame = [W.header(W.K_DATA, self._session, flags=W.F_INLINE,
+                                      type_id=type_id, seq=seq) + mv.tobytes()]
+                    big_bytes = False
+                else:
+                    big_bytes = type(data) is bytes and n >= _ZERO_COPY_MIN
+                    frame = [W.header(W.K_DATA, self._session, type_id=type_id, seq=seq),
+                             data if big_bytes else mv]
+                if self._send(frame, copy=not big_bytes):
+                    self._tx_seq += 1
+                    self._tx_cost += c
+                    self._sent_bytes += n
+                    return
+            if deadline is not None and time.monotonic() >= deadline:
+                e = BusFullError(f"{call}: no credit from the consumer for a {n}-byte message "
+                                 f"within the timeout ({sent} sent by this call)")
+                e.sent = sent
+                raise e
+            self._wait(deadline, call)
+            if self._closed:
+                raise BusClosedError(f"{call}: the bus was closed")
+
+    def send(self, data: Any, type_id: int = 0, *, timeout: Optional[float] = 0) -> None:
+        deadline = _deadline(timeout)
+        self._enter("send", "producer", deadline)
+        try:
+            self._sends += 1
+            if not self._sends & 63:
+                self._pump()
+            self._send_data("send", data, type_id, deadline, 0)
+        finally:
+            self._lock.release()
+
+    def send_many(self, buffers: Iterable[Any], type_id: int = 0, *,
+                  timeout: Optional[float] = 0) -> int:
+        deadline = _deadline(timeout)
+        self._enter("send_many", "producer", deadline)
+        n = 0
+        try:
+            self._pump()
+            for b in buffers:
+                self._send_data("send_many", b, type_id, deadline, n)
+                n += 1
+            return n
+        finally:
+            self._lock.release()
+
+    def send_zero_copy(self, size: int, type_id: int = 0, *,
+                       timeout: Optional[float] = 0) -> NetTxGuard:
+        """A writable buffer of size bytes, sent when the with block exits
+        cleanly. Credit is taken at the exit, waiting up to timeout then."""
+        if not 0 <= size <= self.max_payload:
+            raise ValueError(f"send_zero_copy: size must be 0..{self.max_payload}, got {size}")
+        if not 0 <= type_id <= 0xFFFFFFFF:
+            raise ValueError(f"send_zero_copy: type_id must be 0..2**32-1, got {type_id}")
+        self._enter("send_zero_copy", "producer", _deadline(timeout))
+        self._lock.release()
+        return NetTxGuard(self, size, type_id, timeout)
+
+    acquire_tx = send_zero_copy
+
+    def flush(self) -> None:
+        """Everything sent is with libzmq already; nothing to do but check the bus."""
+        self._enter("flush", None, None)
+        self._lock.release()
+
+    def _take(self, call: str, deadline: Optional[float]) -> Tuple[int, Any, int]:
+        while True:
+            if not self._rx:
+                self._pump()
+            if self._rx:
+                item = self._rx.popleft()
+                self._rx_queued -= item[2]
+                self._recv_messages += 1
+                self._recv_bytes += item[2] - W.MSG_OVERHEAD
+                return item
+            self._raise_if_gone(call, consumer=True)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TachyonTimeoutError(f"{call}: no message within the timeout")
+            self._wait(deadline, call)
+
+    def _taken(self, c: int) -> None:
+        """The program took messages worth c of credit: grant it when due."""
+        self._rx_taken += c
+        if self._rx_taken - self._rx_granted >= self._capacity // 4 \
+                and self._lock.acquire(blocking=False):
+            try:
+                if not self._closed:
+                    self._grant()
+            finally:
+                self._lock.release()
+
+    def _grant(self) -> None:
+        if self._send([W.header(W.K_CREDIT, self._session, seq=self._rx_seq,
+                                value=self._rx_taken)]):
+            self._rx_granted = self._rx_taken
+
+    def recv(self, timeout: Optional[float] = None) -> Message:
+        deadline = _deadline(timeout)
+        self._enter("recv", "consumer", deadline)
+        try:
+            type_id, payload, c = self._take("recv", deadline)
+            msg = Message(type_id, payload)
+            self._rx_taken += c
+            # Grant in quarters of the capacity: what is held back leaves the
+            # producer room for a largest message (a half) whatever we do.
+            if self._rx_taken - self._rx_granted >= self._capacity // 4:
+                self._grant()
+            return msg
+        finally:
+            self._lock.release()
+
+    def try_recv(self) -> Optional[Message]:
+        try:
+            return self.recv(0)
+        except TachyonTimeoutError:
+            return None
+
+    def __iter__(self) -> Iterator[Message]:
+        while True:
+            try:
+                yield self.recv()
+            except PeerClosedError:
+                return
+
+    def recv_zero_copy(self, timeout: Optional[float] = None) -> NetRxGuard:
+        deadline = _deadline(timeout)
+        self._enter("recv_zero_copy", "consumer", deadline)
+        try:
+            type_id, payload, c = self._take("recv_zero_copy", deadline)
+        finally:
+            self._lock.release()
+        return NetRxGuard(self, type_id, payload, c)
+
+    def acquire_rx(self, spin_threshold: int = 10000,
+                   timeout: Optional[float] = None) -> NetRxGuard:
+        return self.recv_zero_copy(timeout)
+
+    def drain_batch(self, max_msgs: int = 1024, spin_threshold: int = 10000,
+                    timeout: Optional[float] = None) -> NetRxBatch:
+        if max_msgs < 1:
+            raise ValueError(f"drain_batch: max_msgs must be >= 1, got {max_msgs}")
+        deadline = _deadline(timeout)
+        self._enter("drain_batch", "consumer", deadline)
+        try:
+            items = [self._take("drain_batch", deadline)]
+            self._pump()
+            while self._rx and len(items) < max_msgs:
+                items.append(self._take("drain_batch", deadline))
+        finally:
+            self._lock.release()
+        return NetRxBatch(self, items)
+
+    def recv_array(self, timeout: Optional[float] = None) -> Any:
+        with self.recv_zero_copy(timeout) as rx:
+            return rx.array().copy()
+
+    # -- closing ------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close this end: the peer gets PeerClosedError after everything sent
+        before was delivered. A producer waits, at most the liveness, for the
+        consumer's acknowledgement. From another thread while a call is in
+        progress, the call closes the bus within 200 ms."""
+        if self._closed:
+            return
+        if self._lock.acquire(blocking=False):
+            try:
+                self._teardown(self._liveness)
+            finally:
+                self._lock.release()
+        else:
+            self._closing = True
+
+    destroy = close
+
+    def _teardown(self, wait: float) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        until = time.monotonic() + wait
+        try:
+            if self._peer_session and self._dead is None and not self._peer_closed and wait > 0:
+                self._send([W.header(W.K_CLOSE, self._session, seq=self._tx_seq)])
+                while (self._tx_seq and not self._close_acked and not self._peer_closed
+                       and self._dead is None and time.monotonic() < until):
+                    self._poll(min(SLICE, until - time.monotonic()))
+                    self._pump()
+        except zmq.ZMQError:
+            pass
+        finally:
+            # What the peer acknowledged, or a peer that is gone, needs no
+            # lingering; otherwise libzmq gets what is left of the wait.
+            settled = self._close_acked or self._peer_closed or self._dead is not None
+            linger = 0 if settled else int(max(0.0, until - time.monotonic()) * 1000)
+            self._poller = zmq.Poller()
+            self._sock.disable_monitor()
+            self._monitor.close(0)
+            self._sock.close(linger)
+            self._ctx.term()
+
+    def __enter__(self) -> "NetBus":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if not getattr(self, "_closed", True):
+            try:
+                self._teardown(0)
+            except Exception:
+                pass
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        raise TypeError("cannot pickle a NetBus: open a new bus in the other process")
+
+    # -- properties -------------------------------------------------------------
+
+    @property
+    def role(self) -> Optional[str]:
+        return self._role
+
+    @property
+    def closed(self) -> bool:
+        return self._closed or self._closing
+
+    @property
+    def capacity(self) -> int:
+        return self._capacity
+
+    @property
+    def max_payload(self) -> int:
+        return max(0, self._capacity // 2 - W.MSG_OVERHEAD)
+
+    @property
+    def path(self) -> str:
+        return self._url
+
+    @property
+    def peer_pid(self) -> None:
+        return None
+
+    @property
+    def liveness(self) -> float:
+        return self._liveness
+
+    @property
+    def stats(self) -> BusStats:
+        in_flight = (self._tx_cost - self._peer_taken if self._role == "producer"
+                     else self._rx_queued)
+        state = 3 if self._closed else 4 if self._dead else 2
+        s = BusStats(self._capacity, in_flight, 0, state, 0, 0, None)
+        s.__dict__.update(sent_messages=self._tx_seq, sent_bytes=self._sent_bytes,
+                          received_messages=self._recv_messages,
+                          received_bytes=self._recv_bytes)
+        return s
+
+    def set_polling_mode(self, pure_spin: int) -> None:
+        """Accepted for compatibility; a network end always waits in poll()."""
+
+    def set_numa_node(self, node_id: int) -> None:
+        """Accepted for compatibility; does nothing for a network end."""
+
+    def __repr__(self) -> str:
+        return (f"<NetBus {self._url!r} {'listener' if self._listener else 'connector'} "
+                f"capacity={self._capacity} role={self._role}{' closed' if self._closed else ''}>")
+
+
+def _ready(sock: "zmq.Socket[bytes]") -> bool:
+    """A message waits on sock (a flag read, cheaper than a failed receive)."""
+    return bool(cast(int, sock.getsockopt(_EVENTS)) & _POLLIN)
+
+
+def _srcfd(frame: Any) -> int:
+    try:
+        return int(frame.get(zmq.SRCFD))
+    except (zmq.ZMQError, AttributeError, TypeError):
+        return -1
