@@ -72,6 +72,7 @@ struct tachyon_bus {
 	pid_t pid;                  /* getpid() at creation */
 	uint64_t lost_wakeups;      /* atomic: written by the consumer call only */
 	uint32_t role_lock;         /* atomic: held while the role is fixed (bus.c) */
+	uint32_t interrupt;         /* atomic: tachyon_bus_interrupt asked a waiting call to look up (wait.c) */
 
 	/* Changed by any thread that takes or drops a reference. */
 	_Alignas(64) uint32_t refs; /* atomic (atomics.h helpers) */

@@ -2,6 +2,8 @@
  * Received slots not yet released, and the deferred rollback of an
  * abandoned reservation (see slots.h for when each runs).
  */
+#include <pthread.h>
+
 #include "slots.h"
 
 int tx_slots_grow(BusObject *self)
@@ -68,10 +70,19 @@ void tx_slot_decref(BusObject *self, uint64_t seq)
 	 * inside, nothing else can touch the consumer end meanwhile. In a
 	 * forked child the flush only pops (it writes nothing shared), so it
 	 * need not wait for the family. */
-	if (!self->busy[FAM_RX] || tachyon_bus_forked(self->bus))
+	if (!self->busy[FAM_RX] || tachyon_bus_forked(self->bus)) {
 		tx_slots_flush_locked(self);
-	else
+	} else if (!self->rx_release_pending) {
 		self->rx_release_pending = 1;
+		/* The holder is another thread; as we hold the GIL it is (or is
+		 * about to be) waiting in the core, the one place it lets the GIL
+		 * go. Ask that wait to run its callback now, which applies the
+		 * release (calls.c), instead of at its watchdog tick; the request
+		 * stays until a wait sees it. A holder that is this thread applies
+		 * it on its way out. */
+		if (self->owner[FAM_RX] != (unsigned long)pthread_self())
+			tachyon_bus_interrupt(self->bus);
+	}
 }
 
 void tx_rollback_locked(BusObject *self)

@@ -420,6 +420,13 @@ TACHYON_API int tachyon_bus_release_to(tachyon_bus *b, uint64_t pos, uint32_t nm
  * releases that come late (a zero-copy export dropped long after the read),
  * which a producer may be waiting for. Returns 0 or a negative errno. */
 TACHYON_API int tachyon_bus_publish_release(tachyon_bus *b);
+/* From another thread of this process: make a call of b that is waiting
+ * (recv, recv_batch, reserve, send) ask its w->interrupted callback at once
+ * instead of at the next watchdog period, e.g. because that thread has work
+ * waiting for it. The request is sticky until a waiting call sees it; a
+ * call that is not waiting sees it the next time it waits (one extra ask of
+ * the callback). Safe from any thread at any time, never blocks. */
+TACHYON_API void tachyon_bus_interrupt(tachyon_bus *b);
 
 /*
  * Wait until a receive on at least one of the n buses would return at once:
