@@ -479,7 +479,7 @@ int tachyon_bus_send(tachyon_bus *b, const void *data, size_t size, uint32_t typ
 		return r;
 	/* Relaxed: the sticky flag carries no data. */
 	if (__builtin_expect(tachyon_atomic_load_relaxed32(&b->peer_dead) != 0, 0)) {
-		r = -TACHYON_EPEERDEAD;
+		r = tachyon_wait_peer_gone(b);
 	} else {
 		/* The per-message path: room now, one call. */
 		r = tachyon_producer_try_send(&b->end.prod, data, size, type_id);

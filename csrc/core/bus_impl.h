@@ -199,20 +199,25 @@ static inline int bus_gate_enter(tachyon_bus *b)
 /* Poll the peer's pidfd now: 1 when it is dead (sticky from then on). */
 int tachyon_wait_poll_peer(tachyon_bus *b);
 
+/* The peer's process is gone: -TACHYON_EPEERCLOSED when the state word says
+ * the ring was closed (a clean close, whatever the process did after it),
+ * else -TACHYON_EPEERDEAD. */
+int tachyon_wait_peer_gone(const tachyon_bus *b);
+
 /*
  * Peer liveness at least every watchdog period, and at once after a wake-up
  * (woke); the time of the last poll is kept across calls, so non-waiting
  * calls poll at most that often, and a death seen once is sticky. Inside
- * the gate. Returns 0 or -TACHYON_EPEERDEAD.
+ * the gate. Returns 0, or the code of tachyon_wait_peer_gone.
  */
 static inline int bus_check_peer(tachyon_bus *b, int64_t now, int woke)
 {
 	if (woke || now - b->last_peer_check_ns >= TACHYON_WATCHDOG_NS) {
 		b->last_peer_check_ns = now;
-		return tachyon_wait_poll_peer(b) ? -TACHYON_EPEERDEAD : 0;
+		return tachyon_wait_poll_peer(b) ? tachyon_wait_peer_gone(b) : 0;
 	}
 	/* Relaxed: the sticky flag carries no data. */
-	return tachyon_atomic_load_relaxed32(&b->peer_dead) ? -TACHYON_EPEERDEAD : 0;
+	return tachyon_atomic_load_relaxed32(&b->peer_dead) ? tachyon_wait_peer_gone(b) : 0;
 }
 
 /* ---- waitany.c --------------------------------------------------------- */
@@ -230,12 +235,12 @@ static inline void bus_publish_read_pos(tachyon_bus *b)
 
 /* Inside the gate, after a try found the ring empty: wait for at least one
  * message (up to max) on w's terms. Returns the count, -ETIMEDOUT, -EINTR,
- * -TACHYON_ECLOSED, -TACHYON_EPEERDEAD or a ring error. */
+ * -TACHYON_ECLOSED, -TACHYON_EPEERCLOSED, -TACHYON_EPEERDEAD or a ring error. */
 int tachyon_wait_message(tachyon_bus *b, tachyon_msg *msgs, size_t max, const tachyon_wait *w);
 
 /* Inside the gate, after try_reserve found no room (head published): wait
  * for room on w's terms and reserve it. Returns 0, -EAGAIN (the deadline
- * passed), -EINTR, -TACHYON_ECLOSED, -TACHYON_EPEERDEAD, -TACHYON_ESTUCK or
+ * passed), -EINTR, -TACHYON_ECLOSED, -TACHYON_EPEERCLOSED, -TACHYON_EPEERDEAD, -TACHYON_ESTUCK or
  * a ring error. */
 int tachyon_wait_room(tachyon_bus *b, size_t max_payload, void **payload, const tachyon_wait *w);
 

@@ -197,6 +197,15 @@ TACHYON_SLOW int tachyon_wait_poll_peer(tachyon_bus *b)
 	return 1;
 }
 
+TACHYON_COLD int tachyon_wait_peer_gone(const tachyon_bus *b)
+{
+	/* Acquire: pairs with the peer's close, a CAS to 3 made after its last
+	 * publication; the word never leaves 3, so a death seen afterwards (or
+	 * a stats read that noticed it) cannot make the close untrue. */
+	uint32_t state = tachyon_atomic_load_acquire32(&b->hdr->state);
+	return state == TACHYON_STATE_CLOSED ? -TACHYON_EPEERCLOSED : -TACHYON_EPEERDEAD;
+}
+
 /* ------------------------------------------------------------------------ */
 /* the consumer side: waiting for a message                                  */
 

@@ -131,6 +131,8 @@ typedef struct {
 	PyObject *bus_state_enum;      /* tachyon.BusState (IntEnum of the state word) */
 	PyObject *consumer_state_enum; /* tachyon.ConsumerState (of the consumer wait word) */
 	PyObject *str_sent;
+	PyObject *str_unreleased_bytes;    /* PeerClosedError / PeerDeadError attributes */
+	PyObject *str_unreleased_messages;
 	PyObject *str_add_note;
 } tx_state;
 

@@ -467,6 +467,17 @@ TACHYON_API pid_t tachyon_bus_peer_pid(const tachyon_bus *b);
  * ring state; NULL when the ring is not fatal here or the reason is unknown
  * (e.g. the ring was already fatal when this end attached). */
 TACHYON_API const char *tachyon_bus_fatal_reason(const tachyon_bus *b);
+/* On a producer end: what it published that the consumer has not given
+ * back, as the shared head and tail say now. *bytes: ring bytes (payloads,
+ * their 64-byte headers, wrap padding); *messages: the slots among them,
+ * counted from our own slot headers. Returns 0; -ENODATA when only *bytes
+ * is known (*messages is 0): the consumer is not ours (0.5.1 publishes its
+ * tail only every 32 messages) or the bytes do not add up to whole slots;
+ * -EINVAL when b is not a producer end; -TACHYON_EFORKED. Our consumer
+ * publishes its tail in batches too, so after its death up to 31 messages
+ * it had released may still be counted. Called while no producer call of b
+ * runs (the caller serializes them). */
+TACHYON_API int tachyon_bus_unreleased(tachyon_bus *b, uint64_t *bytes, uint64_t *messages);
 /* enum tachyon_liveness, from a poll of the pidfd (one syscall). */
 TACHYON_API int tachyon_bus_peer_liveness(tachyon_bus *b);
 
