@@ -75,6 +75,11 @@ static const char BUSY_NOW[] =
 	"a timeout (or timeout=None) to wait for it";
 static const char NO_MESSAGE[] = "{call}: no message within the timeout";
 static const char PATH_TOO_LONG[] = "socket path {path} is longer than the platform limit";
+static const char NO_FD_LEFT[] =
+	"{what}: this process has no file descriptor left (its limit, RLIMIT_NOFILE, is what "
+	"`ulimit -n` shows); raise the limit or close descriptors";
+static const char NO_FILE_LEFT[] =
+	"{what}: the system-wide table of open files is full (fs.file-max)";
 
 static const tx_errrow rows[] = {
 	/* before a call starts, and while it waits for its family */
@@ -124,10 +129,17 @@ static const tx_errrow rows[] = {
 	{ENAMETOOLONG, TX_IN_LISTEN, W_ANY, X_VALUE, PATH_TOO_LONG},
 	{EINVAL, TX_IN_LISTEN, W_ANY, X_VALUE, "cannot listen on {path} with capacity {capacity}: {what}"},
 	{ENOMEM, TX_IN_LISTEN, W_ANY, X_MEMORY, NULL},
+	{EMFILE, TX_IN_LISTEN, W_ANY, X_HANDSHAKE, "cannot listen on {path}: {fds}"},
+	{ENFILE, TX_IN_LISTEN, W_ANY, X_HANDSHAKE, "cannot listen on {path}: {files}"},
 	{ANY_CODE, TX_IN_LISTEN, W_ANY, X_HANDSHAKE, "cannot listen on {path}: {what}"},
 
-	/* waiting for the peer */
+	/* waiting for the peer: every code has a sentence, a HandshakeError
+	 * unless it is a timeout or memory */
 	{ETIMEDOUT, TX_IN_ACCEPT, W_ANY, X_TIMEOUT, "listen({path}): no peer connected within the timeout"},
+	{ENOMEM, TX_IN_ACCEPT, W_ANY, X_MEMORY, NULL},
+	{EMFILE, TX_IN_ACCEPT, W_ANY, X_HANDSHAKE, "listen({path}): accepting the peer: {fds}"},
+	{ENFILE, TX_IN_ACCEPT, W_ANY, X_HANDSHAKE, "listen({path}): accepting the peer: {files}"},
+	{ANY_CODE, TX_IN_ACCEPT, W_ANY, X_HANDSHAKE, "listen({path}): accepting the peer: {what}"},
 
 	/* connecting: every code has a connect sentence */
 	{ETIMEDOUT, TX_IN_CONNECT, W_WHY, X_CONNECT_TIMEOUT,
@@ -136,6 +148,8 @@ static const tx_errrow rows[] = {
 	 "connect({path}): no listener accepted and completed the handshake within the timeout; is "
 	 "the listener running (Bus.listen) on this path?"},
 	{ENAMETOOLONG, TX_IN_CONNECT, W_ANY, X_VALUE, PATH_TOO_LONG},
+	{EMFILE, TX_IN_CONNECT, W_ANY, X_HANDSHAKE, "connect({path}): {fds}"},
+	{ENFILE, TX_IN_CONNECT, W_ANY, X_HANDSHAKE, "connect({path}): {files}"},
 	{TACHYON_EABI, TX_IN_CONNECT, W_WHY, X_ABI,
 	 "connect({path}): the listener speaks another wire format: {why}"},
 	{TACHYON_EHANDSHAKE, TX_IN_CONNECT, W_WHY, X_HANDSHAKE,
@@ -291,6 +305,10 @@ static void expand(tx_text *t, const char *tpl, int e, const tx_errctx *cx, cons
 			put_str(t, cx->call ? cx->call : "");
 		else if (IS("what"))
 			put_str(t, tachyon_strerror(e));
+		else if (IS("fds"))
+			expand(t, NO_FD_LEFT, e, cx, why, u);
+		else if (IS("files"))
+			expand(t, NO_FILE_LEFT, e, cx, why, u);
 		else if (IS("why"))
 			put_str(t, why ? why : "");
 		else if (IS("path"))
@@ -356,6 +374,21 @@ static void set_unreleased(tx_state *st, const tx_unreleased *u)
 	tx_err_restore(exc);
 }
 
+/* A HandshakeError is an OSError (through ConnectionError): give it the
+ * errno of the failure. strerror stays None, so str() is our sentence. */
+static void set_errno(int e)
+{
+	PyObject *exc = tx_err_fetch(), *v;
+	if (!exc)
+		return;
+	if ((v = PyLong_FromLong(e))) {
+		(void)PyObject_SetAttrString(exc, "errno", v);
+		Py_DECREF(v);
+	}
+	PyErr_Clear();
+	tx_err_restore(exc);
+}
+
 PyObject *tx_raise(tx_state *st, int err, const tx_errctx *cx)
 {
 	int e = err < 0 ? -err : err;
@@ -410,6 +443,8 @@ PyObject *tx_raise(tx_state *st, int err, const tx_errctx *cx)
 	PyErr_SetString(exception_of(st, row->exc), t.buf);
 	if (when & W_PRODUCER)
 		set_unreleased(st, &u);
+	else if (row->exc == X_HANDSHAKE || row->exc == X_ABI)
+		set_errno(e);
 	return NULL;
 }
 
