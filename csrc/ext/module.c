@@ -18,12 +18,12 @@
 static int part16(PyObject *o, const char *what, long *out)
 {
 	long v;
-	/* bool refused, as for a whole type_id (args.c) */
-	if (!PyLong_Check(o) || PyBool_Check(o)) {
-		PyErr_Format(PyExc_TypeError, "%s must be an int, not %.100s", what, Py_TYPE(o)->tp_name);
+	/* as for a whole type_id (args.c) */
+	PyObject *i = tx_as_int(o, what);
+	if (!i)
 		return -1;
-	}
-	v = PyLong_AsLong(o);
+	v = PyLong_AsLong(i);
+	Py_DECREF(i);
 	if (v == -1 && PyErr_Occurred()) {
 		if (!PyErr_ExceptionMatches(PyExc_OverflowError))
 			return -1;
