@@ -12,8 +12,6 @@ import numpy as np
 import pytest
 
 import tachyon
-from conftest import make_pair
-
 
 class Index:
     """An integer only through __index__."""
@@ -32,17 +30,9 @@ def as_kind(kind, v):
     return kind(v)
 
 
-@pytest.fixture
-def ring(sock_path):
-    prod, cons = make_pair(sock_path, 4096)
-    yield prod, cons
-    prod.close()
-    cons.close()
-
-
 @pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.__name__)
-def test_integer_arguments_take_index_objects(ring, kind):
-    prod, cons = ring
+def test_integer_arguments_take_index_objects(pair, kind):
+    prod, cons = pair
     one, two, three, five, nine = (as_kind(kind, v) for v in (1, 2, 3, 5, 9))
     prod.send(b"a", type_id=five, timeout=one)
     prod.send(b"b", nine)
@@ -88,8 +78,8 @@ def test_capacity_and_open_timeouts_take_index_objects(sock_path, kind):
 
 
 @pytest.mark.parametrize("kind", [np.int64, Index], ids=lambda k: k.__name__)
-def test_python_level_calls_take_index_objects(ring, kind):
-    prod, cons = ring
+def test_python_level_calls_take_index_objects(pair, kind):
+    prod, cons = pair
     asyncio.run(prod.send_async(b"x", as_kind(kind, 4), timeout=as_kind(kind, 1)))
     assert asyncio.run(cons.recv_async(timeout=as_kind(kind, 1))).type_id == 4
     with prod.send_array_zero_copy(as_kind(kind, 3), "i2", type_id=as_kind(kind, 7)) as arr:
@@ -98,8 +88,8 @@ def test_python_level_calls_take_index_objects(ring, kind):
 
 
 @pytest.mark.parametrize("bad", [True, np.True_, 1.5, np.float32(1)], ids=repr)
-def test_bool_and_floats_stay_refused_for_counts(ring, bad):
-    prod, cons = ring
+def test_bool_and_floats_stay_refused_for_counts(pair, bad):
+    prod, cons = pair
     for call in (lambda: prod.send(b"x", type_id=bad), lambda: prod.send_zero_copy(bad),
                  lambda: cons.drain_batch(max_msgs=bad, timeout=0), lambda: tachyon.make_type_id(bad, 1),
                  lambda: tachyon.Message(bad, b"")):
@@ -108,8 +98,8 @@ def test_bool_and_floats_stay_refused_for_counts(ring, bad):
 
 
 @pytest.mark.parametrize("bad", [True, np.True_], ids=repr)
-def test_bool_stays_refused_for_timeouts(ring, bad):
-    prod, cons = ring
+def test_bool_stays_refused_for_timeouts(pair, bad):
+    prod, cons = pair
     for call in (lambda: cons.recv(timeout=bad), lambda: prod.send(b"x", timeout=bad),
                  lambda: asyncio.run(cons.recv_async(timeout=bad))):
         with pytest.raises(TypeError, match="timeout must be a number of seconds or None"):
