@@ -428,6 +428,34 @@ static void test_interrupt_request(void)
 	free_pair(l, c);
 }
 
+/* What a producer sent and its consumer has not released: ring bytes and
+ * messages, counted from the producer's own slot headers. */
+static void test_unreleased(void)
+{
+	tachyon_bus *l, *c;
+	make_pair(&l, &c);
+	uint64_t bytes = 1, msgs = 1;
+	CHECK_EQ(tachyon_bus_unreleased(c, &bytes, &msgs), -EINVAL); /* no role yet */
+	CHECK_EQ(send_fill(c, 200, 'u', 0, 0), 0);
+	CHECK_EQ(tachyon_bus_unreleased(c, &bytes, &msgs), 0);
+	CHECK_EQ(bytes, 320); /* 64-byte header + 200, rounded up to 64 */
+	CHECK_EQ(msgs, 1);
+	int n = 1 + fill_ring(c);
+	CHECK_EQ(tachyon_bus_unreleased(c, &bytes, &msgs), 0);
+	CHECK_EQ(msgs, n);
+	CHECK_EQ(bytes, 320 * (uint64_t)n);
+	/* read two, release one: only the released one leaves the count */
+	tachyon_msg m[2];
+	tachyon_wait w = now_wait();
+	CHECK_EQ(tachyon_bus_recv_batch(l, m, 2, &w), 2);
+	CHECK_EQ(tachyon_bus_release_to(l, m[0].end, 1), 0);
+	CHECK_EQ(tachyon_bus_publish_release(l), 0);
+	CHECK_EQ(tachyon_bus_unreleased(c, &bytes, &msgs), 0);
+	CHECK_EQ(msgs, n - 1);
+	CHECK_EQ(tachyon_bus_unreleased(l, &bytes, &msgs), -EINVAL); /* a consumer end */
+	free_pair(l, c);
+}
+
 static void test_fork(void)
 {
 	tachyon_bus *l, *c;
@@ -848,6 +876,7 @@ int main(void)
 	test_close_idempotent_and_flush();
 	test_interrupted();
 	test_interrupt_request();
+	test_unreleased();
 	test_fork();
 	test_polling_mode();
 	test_stats();
