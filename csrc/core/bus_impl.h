@@ -208,16 +208,18 @@ int tachyon_wait_peer_gone(const tachyon_bus *b);
  * Peer liveness at least every watchdog period, and at once after a wake-up
  * (woke); the time of the last poll is kept across calls, so non-waiting
  * calls poll at most that often, and a death seen once is sticky. Inside
- * the gate. Returns 0, or the code of tachyon_wait_peer_gone.
+ * the gate. Returns 0 or -TACHYON_EPEERDEAD: the process is gone; whether
+ * the ring was closed first is tachyon_wait_peer_gone's to say (kept out of
+ * here so that a caller that ignores the result pays nothing for it).
  */
 static inline int bus_check_peer(tachyon_bus *b, int64_t now, int woke)
 {
 	if (woke || now - b->last_peer_check_ns >= TACHYON_WATCHDOG_NS) {
 		b->last_peer_check_ns = now;
-		return tachyon_wait_poll_peer(b) ? tachyon_wait_peer_gone(b) : 0;
+		return tachyon_wait_poll_peer(b) ? -TACHYON_EPEERDEAD : 0;
 	}
 	/* Relaxed: the sticky flag carries no data. */
-	return tachyon_atomic_load_relaxed32(&b->peer_dead) ? tachyon_wait_peer_gone(b) : 0;
+	return tachyon_atomic_load_relaxed32(&b->peer_dead) ? -TACHYON_EPEERDEAD : 0;
 }
 
 /* ---- waitany.c --------------------------------------------------------- */

@@ -136,7 +136,7 @@ static inline __attribute__((always_inline)) int wait_loop(tachyon_bus *b, const
 		int r = bus_check_peer(b, now, woke);
 		if (r < 0) {
 			if (!s->drain_on_death)
-				return r;
+				return tachyon_wait_peer_gone(b);
 			/* Everything published before the death first. */
 			r = s->attempt(b, arg);
 			return r == -EAGAIN ? -TACHYON_EPEERDEAD : r;
