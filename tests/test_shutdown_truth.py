@@ -11,6 +11,7 @@ everything was delivered, which it was, and carries None."""
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -112,3 +113,30 @@ def test_consumer_side(sock_path, case):
             assert err.unreleased_bytes is None and err.unreleased_messages is None
     finally:
         cleanup(proc)
+
+
+def test_producer_side_against_a_0_5_1_consumer(sock_path):
+    """A consumer that does not carry our marker publishes its tail only
+    every 32 messages: the bytes are still stated, the message count is not."""
+    sys.path.insert(0, str(ISOLATED))
+    import fakepeer
+
+    box = {}
+    t = threading.Thread(target=lambda: box.setdefault("fd", fakepeer.legacy_listen(sock_path, 4096)))
+    t.start()
+    prod = tachyon.Bus.connect(sock_path, timeout=10, role="producer")
+    t.join()
+    try:
+        for i in range(3):
+            prod.send(i.to_bytes(8, "little"), timeout=0)
+        os.pwrite(box["fd"], (fakepeer.STATE_CLOSED).to_bytes(4, "little"), fakepeer.OFF_STATE)
+        with pytest.raises(tachyon.PeerClosedError) as info:
+            prod.send(b"late", timeout=0)
+        err = info.value
+        print(f"against a 0.5.1 consumer: {err}")
+        assert err.unreleased_bytes == 3 * SLOT
+        assert err.unreleased_messages is None
+        assert f"{3 * SLOT} bytes of the ring" in str(err) and "0.5.1" in str(err)
+    finally:
+        prod.close()
+        os.close(box["fd"])
