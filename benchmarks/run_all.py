@@ -123,6 +123,9 @@ def make_steps(a, bench=None):
         Step("py_dlpack", "DLPack hand-over, 64 MiB against 64 B",
              py + [PY / "dlpack.py", "--cpus", cpus, "--rounds", rounds(12, 5), "--per-round", "12" if not q else "6",
                    "--json", pyjson("py_dlpack")]),
+        Step("py_handoff", "receive here, process there: worker threads dropping zero-copy arrays",
+             py + [PY / "handoff.py", "--cpus", cpus, "--rounds", rounds(7, 3),
+                   "--json", pyjson("py_handoff")] + (["--quick"] if q else [])),
         Step("py_arrays", "arrays as messages: send_array against shared_memory + Queue and mp.Pipe",
              py + [PY / "arrays.py", "--cpus", cpus, "--rounds", rounds(7, 3), "--window", "0.5" if not q else "0.3",
                    "--json", pyjson("py_arrays")]),
@@ -627,6 +630,24 @@ def build_rows(steps, a):
         R.append(row(S3, "DLPack hand-over, 64 MiB / 64 B with no copy before the 64 B one (cache state differs)",
                      ours=f"p50 {ns(d['big_summary']['p50'])}", ref=f"p50 {ns(d['small_clean_summary']['p50'])}",
                      ratio=f"{v['ratio_median']:.2f}"))
+    m = missing(steps, "py_handoff")
+    for size in ("64", "65536"):
+        for w in (1, 2, 4):
+            meas = (f"receive here, process there, {fmt_size(int(size))}: recv_zero_copy + np.from_dlpack, "
+                    f"{w} worker thread{'s' if w > 1 else ''} drop the arrays / the receiving thread drops them")
+            if m:
+                R.append(row(S3, meas, ours=m, target=">= 0.5"))
+                continue
+            h = res["py_handoff"]
+            d = h["sizes"].get(size)
+            if not d:
+                R.append(row(S3, meas, ours="no data", target=">= 0.5"))
+                continue
+            q = d[f"w{w}_ratio_median"]
+            R.append(row(S3, meas + f" ({h['rounds']} rounds, capacity {fmt_size(h['capacity'])})",
+                         ours=f"{d[f'w{w}_msgs_per_s'] / 1e3:.0f} k msg/s", ref=f"{d['here_msgs_per_s'] / 1e3:.0f} k msg/s",
+                         ratio=f"{q:.2f} (rounds {d[f'w{w}_ratio_min']:.2f}..{d[f'w{w}_ratio_max']:.2f})",
+                         target=">= 0.5", met=q >= 0.5))
     m = missing(steps, "py_arrays")
     for case, label in (("frame_1080p_uint8", "1920x1080x3 uint8 frame"),
                         ("tensor_4096_float32", "4096x4096 float32 tensor")):

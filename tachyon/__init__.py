@@ -16,6 +16,7 @@ array itself).
 """
 import contextlib as _contextlib
 import typing as _typing
+import operator as _operator
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 from typing import AsyncIterator as _AsyncIterator
@@ -26,6 +27,7 @@ from typing import List as _List
 from typing import Optional as _Optional
 from typing import Sequence as _Sequence
 from typing import TypeVar as _TypeVar
+from typing import SupportsIndex as _SupportsIndex
 from typing import Union as _Union
 
 if _TYPE_CHECKING:
@@ -35,6 +37,9 @@ if _TYPE_CHECKING:
 
     from ._core import _Path, _Role
     from numpy.typing import NDArray as _NDArray
+
+# A timeout: seconds as a float or an integer (anything with __index__).
+_Seconds = _Union[float, _SupportsIndex]
 
 from ._core import (
     CORE_VERSION,
@@ -159,12 +164,12 @@ class Bus(TachyonBus, metaclass=_BusMeta):
 
     if _typing.TYPE_CHECKING:  # (the spelling mypy reads as the type checker's branch)
         @classmethod
-        def listen(cls, socket_path: "_Path", capacity: int, *, timeout: _Optional[float] = None,
+        def listen(cls, socket_path: "_Path", capacity: "_SupportsIndex", *, timeout: "_Optional[_Seconds]" = None,
                    role: "_Role" = None, allow_uids: "_Optional[_Iterable[int]]" = None,
                    liveness: _Optional[float] = None) -> "_Self": ...
 
         @classmethod
-        def connect(cls, socket_path: "_Path", *, timeout: _Optional[float] = 5.0,
+        def connect(cls, socket_path: "_Path", *, timeout: "_Optional[_Seconds]" = 5.0,
                     role: "_Role" = None, liveness: _Optional[float] = None) -> "_Self": ...
     else:
         # Unannotated at run time, so that inspect.signature reads as the C
@@ -198,7 +203,7 @@ class Bus(TachyonBus, metaclass=_BusMeta):
                 raise TypeError("connect: liveness applies to tcp:// addresses only")
             return super().connect(socket_path, timeout=timeout, role=role)
 
-    async def recv_async(self, timeout: _Optional[float] = None) -> Message:
+    async def recv_async(self, timeout: "_Optional[_Seconds]" = None) -> Message:
         """Receive one Message without blocking the event loop (tachyon.aio).
 
         TachyonTimeoutError after ``timeout`` seconds (None: no limit).
@@ -208,8 +213,8 @@ class Bus(TachyonBus, metaclass=_BusMeta):
 
         return await aio.recv_async(self, timeout)
 
-    async def send_async(self, data: _Any, type_id: int = 0,
-                         timeout: _Optional[float] = None) -> None:
+    async def send_async(self, data: _Any, type_id: _SupportsIndex = 0,
+                         timeout: "_Optional[_Seconds]" = None) -> None:
         """Send one message, awaiting room while the ring is full (tachyon.aio).
 
         BusFullError after ``timeout`` seconds without room (None: no limit).
@@ -225,7 +230,7 @@ class Bus(TachyonBus, metaclass=_BusMeta):
 
         return aio.iterate(self)
 
-    def recv_array(self, timeout: _Optional[float] = None) -> "_NDArray[_Any]":
+    def recv_array(self, timeout: "_Optional[_Seconds]" = None) -> "_NDArray[_Any]":
         """Receive one tensor frame as a writable numpy array of its own memory.
 
         The copy is made straight from the slot, which goes back to the
@@ -245,11 +250,11 @@ class Bus(TachyonBus, metaclass=_BusMeta):
     @_contextlib.contextmanager
     def send_array_zero_copy(
         self,
-        shape: _Union[int, _Sequence[int]],
+        shape: "_Union[_SupportsIndex, _Sequence[_SupportsIndex]]",
         dtype: "_DTypeLike",
-        type_id: int = 0,
+        type_id: _SupportsIndex = 0,
         *,
-        timeout: _Optional[float] = 0,
+        timeout: "_Optional[_Seconds]" = 0,
     ) -> "_Iterator[_NDArray[_Any]]":
         """Reserve a tensor frame of ``shape`` and ``dtype`` and yield a writable
         numpy array over its data in the slot, to be filled in place.
@@ -267,17 +272,18 @@ class Bus(TachyonBus, metaclass=_BusMeta):
             raise TypeError(f"send_array_zero_copy: dtype {dt} has no DLPack form a tensor frame "
                             "can carry (bool, int/uint 8-64, float 16-64, complex 64/128, native "
                             "byte order)")
-        if isinstance(shape, int):
-            shape = (shape,)
-        dims = tuple(int(n) for n in shape)
+        # integers as everywhere: anything with __index__, never a float
+        dims = ((_operator.index(shape),) if hasattr(type(shape), "__index__")
+                else tuple(_operator.index(n) for n in shape))
         nbytes = dt.itemsize
         for n in dims:
             nbytes *= max(n, 0)
         with self.send_zero_copy(_FRAME_HEADER + nbytes, type_id, timeout=timeout) as tx:
-            if not 0 <= type_id <= 0xFFFF:
+            tid = _operator.index(type_id)  # send_zero_copy checked it is one
+            if not 0 <= tid <= 0xFFFF:
                 raise ValueError("send_array_zero_copy: type_id is the frame's 16-bit message "
-                                 f"type (0..65535), got {type_id}")
-            tx.type_id = 0xFFFF0000 | type_id
+                                 f"type (0..65535), got {tid}")
+            tx.type_id = 0xFFFF0000 | tid
             arr = numpy.asarray(_SlotArray(_frame_zero_copy(tx, dims, code, dt.itemsize * 8,
                                                             dt.str), tx))
             try:
@@ -289,7 +295,7 @@ class Bus(TachyonBus, metaclass=_BusMeta):
 _Waitable = _TypeVar("_Waitable", bound=_Union[TachyonBus, _CoreRpcBus])
 
 
-def wait(buses: "_Iterable[_Waitable]", timeout: _Optional[float] = None) -> "_List[_Waitable]":
+def wait(buses: "_Iterable[_Waitable]", timeout: "_Optional[_Seconds]" = None) -> "_List[_Waitable]":
     """The buses among ``buses`` that have a message now: those whose receive
     would return (or raise: closed, peer closed or dead) at once.
 

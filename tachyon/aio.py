@@ -22,9 +22,10 @@ the event loop (a short spin, then ``asyncio.sleep`` steps from 0.1 ms up to
 sent its message whole or not at all.
 """
 import asyncio
+import operator
 import threading
 import time
-from typing import TYPE_CHECKING, Any, AsyncIterator, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, AsyncIterator, Dict, List, Optional, SupportsIndex, Tuple, Union
 
 from ._core import BusFullError, Message, PeerClosedError, TachyonTimeoutError, _wait_any
 
@@ -156,7 +157,18 @@ def _spin_try(bus: "Bus") -> Optional[Message]:
             return m
 
 
-async def recv_async(bus: "Bus", timeout: Optional[float] = None) -> Message:
+def _seconds(timeout: "Optional[Union[float, SupportsIndex]]", who: str) -> Optional[float]:
+    """A timeout by the rules of the C calls: None, a float, or an integer
+    (any object with __index__, numpy's too), never a bool."""
+    if timeout is None or isinstance(timeout, float):
+        return timeout
+    if isinstance(timeout, bool) or not hasattr(type(timeout), "__index__"):
+        raise TypeError(f"{who}: timeout must be a number of seconds or None, "
+                        f"not {type(timeout).__name__}")
+    return operator.index(timeout)
+
+
+async def recv_async(bus: "Bus", timeout: "Optional[Union[float, SupportsIndex]]" = None) -> Message:
     """Receive one Message without blocking the event loop.
 
     TachyonTimeoutError after ``timeout`` seconds (None: no limit); the
@@ -165,6 +177,7 @@ async def recv_async(bus: "Bus", timeout: Optional[float] = None) -> Message:
     m = bus.try_recv()
     if m is not None:
         return m
+    timeout = _seconds(timeout, "recv_async")
     if timeout is not None and timeout < 0:
         raise ValueError("recv_async: timeout must be >= 0 or None")
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -191,13 +204,14 @@ async def iterate(bus: "Bus") -> AsyncIterator[Message]:
         yield m
 
 
-async def send_async(bus: "Bus", data: Any, type_id: int = 0,
-                     timeout: Optional[float] = None) -> None:
+async def send_async(bus: "Bus", data: Any, type_id: SupportsIndex = 0,
+                     timeout: "Optional[Union[float, SupportsIndex]]" = None) -> None:
     """Send one message, waiting in the event loop while the ring is full.
 
     BusFullError after ``timeout`` seconds without room (None: no limit); the
     errors of ``send`` otherwise.
     """
+    timeout = _seconds(timeout, "send_async")
     try:
         bus.send(data, type_id, timeout=0)
         return

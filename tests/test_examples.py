@@ -35,6 +35,7 @@ EXPECTED = {
         "found the bus: sent 1000 messages (32000 bytes), received 1000\n"
         "listener: consumer, ours, alive\nconnector: producer, ours, alive\n"
     ),
+    "worker_threads.py": "5000 arrays summed by 2 worker threads: total=12497500\n",
     "arrays.py": (
         "frame: type_id=1 shape=(1080, 1920, 3) dtype=uint8 mean=85.0\n"
         "matrix: shape=(4, 4) dtype=float32 trace=10.0\n"

@@ -67,7 +67,11 @@ def errors() -> None:
         tachyon.Bus.connect("/tmp/none.sock", timeout=0.1)
     except tachyon.ConnectTimeoutError:
         pass
-    except (tachyon.HandshakeError, tachyon.PeerClosedError, tachyon.PeerDeadError, tachyon.RingCorruptError):
+    except (tachyon.PeerClosedError, tachyon.PeerDeadError) as gone:
+        left: Optional[int] = gone.unreleased_bytes
+        msgs: Optional[int] = gone.unreleased_messages
+        print(left, msgs)
+    except (tachyon.HandshakeError, tachyon.RingCorruptError):
         pass
     except (tachyon.BusClosedError, tachyon.TachyonTimeoutError, tachyon.AbiMismatchError, tachyon.TachyonError):
         pass

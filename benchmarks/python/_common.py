@@ -180,6 +180,17 @@ def spawn_ctx():
     return mp.get_context("spawn")
 
 
+def report_failure(ctrl) -> None:
+    """In a spawned child, inside `except BaseException:`: send the traceback
+    over the control pipe (best effort), so the parent says why it stopped."""
+    import traceback
+
+    try:
+        ctrl.send("error: " + traceback.format_exc())
+    except Exception:
+        pass
+
+
 def sock_path(tag: str) -> str:
     return f"/tmp/tbench-{os.getpid()}-{tag}.sock"
 

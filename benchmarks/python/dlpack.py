@@ -29,7 +29,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common as C  # noqa: E402
@@ -58,10 +57,7 @@ def _producer(path, plan, count, cpu, ctrl):
                 break
         bus.close()
     except BaseException:
-        try:
-            ctrl.send("error: " + traceback.format_exc())
-        except Exception:
-            pass
+        C.report_failure(ctrl)
         raise
 
 

@@ -382,10 +382,9 @@ static int reserve_locked(tachyon_bus *b, size_t max_payload, void **payload, co
 {
 	/* A non-waiting send still notices a dead consumer within the watchdog
 	 * period: a coarse clock read per message, a poll at most that often. */
-	int r = bus_check_peer(b, tachyon_coarse_now_ns(), 0);
-	if (r < 0)
-		return r;
-	r = tachyon_producer_try_reserve(&b->end.prod, max_payload, payload);
+	if (bus_check_peer(b, tachyon_coarse_now_ns(), 0) < 0)
+		return tachyon_wait_peer_gone(b);
+	int r = tachyon_producer_try_reserve(&b->end.prod, max_payload, payload);
 	if (r == -EAGAIN)
 		r = tachyon_wait_room(b, max_payload, payload, w);
 	return r;
@@ -479,7 +478,7 @@ int tachyon_bus_send(tachyon_bus *b, const void *data, size_t size, uint32_t typ
 		return r;
 	/* Relaxed: the sticky flag carries no data. */
 	if (__builtin_expect(tachyon_atomic_load_relaxed32(&b->peer_dead) != 0, 0)) {
-		r = -TACHYON_EPEERDEAD;
+		r = tachyon_wait_peer_gone(b);
 	} else {
 		/* The per-message path: room now, one call. */
 		r = tachyon_producer_try_send(&b->end.prod, data, size, type_id);

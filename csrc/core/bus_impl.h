@@ -72,6 +72,7 @@ struct tachyon_bus {
 	pid_t pid;                  /* getpid() at creation */
 	uint64_t lost_wakeups;      /* atomic: written by the consumer call only */
 	uint32_t role_lock;         /* atomic: held while the role is fixed (bus.c) */
+	uint32_t interrupt;         /* atomic: tachyon_bus_interrupt asked a waiting call to look up (wait.c) */
 
 	/* Changed by any thread that takes or drops a reference. */
 	_Alignas(64) uint32_t refs; /* atomic (atomics.h helpers) */
@@ -198,11 +199,18 @@ static inline int bus_gate_enter(tachyon_bus *b)
 /* Poll the peer's pidfd now: 1 when it is dead (sticky from then on). */
 int tachyon_wait_poll_peer(tachyon_bus *b);
 
+/* The peer's process is gone: -TACHYON_EPEERCLOSED when the state word says
+ * the ring was closed (a clean close, whatever the process did after it),
+ * else -TACHYON_EPEERDEAD. */
+int tachyon_wait_peer_gone(const tachyon_bus *b);
+
 /*
  * Peer liveness at least every watchdog period, and at once after a wake-up
  * (woke); the time of the last poll is kept across calls, so non-waiting
  * calls poll at most that often, and a death seen once is sticky. Inside
- * the gate. Returns 0 or -TACHYON_EPEERDEAD.
+ * the gate. Returns 0 or -TACHYON_EPEERDEAD: the process is gone; whether
+ * the ring was closed first is tachyon_wait_peer_gone's to say (kept out of
+ * here so that a caller that ignores the result pays nothing for it).
  */
 static inline int bus_check_peer(tachyon_bus *b, int64_t now, int woke)
 {
@@ -229,12 +237,12 @@ static inline void bus_publish_read_pos(tachyon_bus *b)
 
 /* Inside the gate, after a try found the ring empty: wait for at least one
  * message (up to max) on w's terms. Returns the count, -ETIMEDOUT, -EINTR,
- * -TACHYON_ECLOSED, -TACHYON_EPEERDEAD or a ring error. */
+ * -TACHYON_ECLOSED, -TACHYON_EPEERCLOSED, -TACHYON_EPEERDEAD or a ring error. */
 int tachyon_wait_message(tachyon_bus *b, tachyon_msg *msgs, size_t max, const tachyon_wait *w);
 
 /* Inside the gate, after try_reserve found no room (head published): wait
  * for room on w's terms and reserve it. Returns 0, -EAGAIN (the deadline
- * passed), -EINTR, -TACHYON_ECLOSED, -TACHYON_EPEERDEAD, -TACHYON_ESTUCK or
+ * passed), -EINTR, -TACHYON_ECLOSED, -TACHYON_EPEERCLOSED, -TACHYON_EPEERDEAD, -TACHYON_ESTUCK or
  * a ring error. */
 int tachyon_wait_room(tachyon_bus *b, size_t max_payload, void **payload, const tachyon_wait *w);
 

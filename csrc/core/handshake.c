@@ -549,6 +549,18 @@ static int connect_retry(const struct sockaddr_un *addr, const tachyon_wait *w)
 	}
 }
 
+/* -EMFILE or -ENFILE when this process cannot open one more descriptor
+ * (fd is any open one, to duplicate), else 0. */
+static int fd_table_full(int fd)
+{
+	int d = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (d >= 0) {
+		close(d);
+		return 0;
+	}
+	return errno == EMFILE || errno == ENFILE ? -errno : 0;
+}
+
 static void close_fds(int *fds, int n)
 {
 	for (int i = 0; i < n; i++)
@@ -561,7 +573,7 @@ static void close_fds(int *fds, int n)
  * only with the first read; short reads are fine; a truncated control
  * message, fds in a later read or EOF is -TACHYON_EHANDSHAKE, with every
  * received fd closed. Returns 0 and the fds (the caller judges how many),
- * -ETIMEDOUT, -EINTR or -TACHYON_EHANDSHAKE.
+ * -ETIMEDOUT, -EINTR, -TACHYON_EHANDSHAKE, or -EMFILE / -ENFILE (no room for the memfd).
  */
 static int recv_handshake(int fd, const tachyon_wait *w, unsigned char *buf, int *out_fds,
                           int *out_nfds)
@@ -616,7 +628,13 @@ static int recv_handshake(int fd, const tachyon_wait *w, unsigned char *buf, int
 		/* Collect what arrived before judging it, so that every fd the
 		 * kernel installed is closed on failure. */
 		int bad = (msg.msg_flags & MSG_CTRUNC) != 0;
-		if (bad)
+		/* The kernel also truncates when our own table has no room for the
+		 * memfd: then the limit is ours, not the listener's doing. */
+		int full = bad ? fd_table_full(fd) : 0;
+		if (full)
+			tachyon_detail_fail(full, "this process had no descriptor left to receive the "
+			                          "ring's memfd");
+		else if (bad)
 			tachyon_detail_fail(-TACHYON_EHANDSHAKE,
 			                       "it sent more descriptors or control data with the "
 			                       "handshake than a wire-4 listener sends (at most %d "
@@ -652,7 +670,7 @@ static int recv_handshake(int fd, const tachyon_wait *w, unsigned char *buf, int
 			                             "bytes; they come with the first byte",
 			                             got);
 		if (bad) {
-			rc = -TACHYON_EHANDSHAKE;
+			rc = full ? full : -TACHYON_EHANDSHAKE;
 			goto fail;
 		}
 		if (n == 0) { /* EOF before 32 bytes */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "bus_impl.h"
+#include "shared.h"
 
 int tachyon_bus_stats(tachyon_bus *b, tachyon_stats *out)
 {
@@ -101,4 +102,51 @@ int tachyon_bus_peer_liveness(tachyon_bus *b)
 		/* Relaxed: as above; any thread may set it, it only goes 0 -> 1. */
 		tachyon_atomic_store_relaxed32(&b->peer_dead, 1);
 	return l;
+}
+
+int tachyon_bus_unreleased(tachyon_bus *b, uint64_t *bytes, uint64_t *messages)
+{
+	if (!b || !bytes || !messages)
+		return -EINVAL;
+	*bytes = *messages = 0;
+	if (bus_forked(b))
+		return -TACHYON_EFORKED;
+	/* Acquire, as in stats: the producer end is attached once the role
+	 * says so; its ring pointer and capacity never change after. */
+	if (tachyon_atomic_load_acquire32(&b->role) != TACHYON_ROLE_PRODUCER)
+		return -EINVAL;
+	const tachyon_producer *p = &b->end.prod;
+	uint64_t cap = p->capacity, mask = cap - 1;
+	/* Relaxed head: our own producer's store, and no producer call runs
+	 * meanwhile (the caller's promise). Acquire tail: pairs with the
+	 * consumer's release store of it; the slots from tail on are not its
+	 * to reuse, so the headers read below are the ones we wrote. */
+	uint64_t head = tachyon_atomic_load_relaxed64(&b->hdr->head);
+	uint64_t tail = tachyon_atomic_load_acquire64(&b->hdr->tail);
+	uint64_t used = head - tail;
+	if (used > cap || (tail & (TACHYON_MSG_ALIGNMENT - 1)) != 0)
+		return -ENODATA; /* a tail no honest consumer writes: nothing adds up */
+	*bytes = used;
+	if (!bus_peer_is_ours(b))
+		return -ENODATA;
+	uint64_t n = 0;
+	for (uint64_t pos = tail; pos != head;) {
+		const struct tachyon_slot_header *h =
+		        (const struct tachyon_slot_header *)(const void *)(p->ring + (pos & mask));
+		uint64_t step;
+		if (TACHYON_SLOT_LOAD32(h, size) == TACHYON_SKIP) {
+			step = cap - (pos & mask); /* padding runs to the end of the lap */
+		} else {
+			step = TACHYON_SLOT_LOAD32(h, reserved_size);
+			n++;
+		}
+		/* Each header is loaded once and the step checked before use, so
+		 * the walk ends within head - tail whatever the ring holds. */
+		if (step < TACHYON_MSG_ALIGNMENT || (step & (TACHYON_MSG_ALIGNMENT - 1)) != 0 ||
+		    step > head - pos)
+			return -ENODATA;
+		pos += step;
+	}
+	*messages = n;
+	return 0;
 }

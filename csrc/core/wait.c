@@ -14,6 +14,11 @@
  * The sleep protocols are ABI.md's "Publication and waking": announce on a
  * wait word, fence, look once more, then FUTEX_WAIT on the word; the other
  * side publishes, fences, and claims the wake (tachyon_futex_claim_wake).
+ *
+ * Another thread of this process may ask a waiting call to consult its
+ * interrupt callback now (tachyon_bus_interrupt, at the end of this file):
+ * it raises the bus's interrupt word and claims the wake of the word this
+ * end sleeps on, by the same protocol as a publication.
  */
 #include <errno.h>
 
@@ -41,6 +46,27 @@ _Static_assert(-0x10002 < -TACHYON_MAX_ERRNO, "sleep outcomes never equal a -err
 static inline int64_t min64(int64_t a, int64_t b)
 {
 	return a < b ? a : b;
+}
+
+/* Has another thread asked for an early look at the callback? Peeking does
+ * not take the request (the loop's next round does), so a sleep that finds
+ * it returns and the round after the sleep asks the callback. */
+static inline int interrupt_asked(const tachyon_bus *b)
+{
+	/* Relaxed: the request carries no data (the asker's own state is
+	 * shared through the caller's lock). A sleeper reads it after its
+	 * announcement and full fence, which is what orders it. */
+	return tachyon_atomic_load_relaxed32(&b->interrupt) != 0;
+}
+
+/* Take a pending request: 1 when there was one. */
+static inline int interrupt_take(tachyon_bus *b)
+{
+	if (__builtin_expect(!interrupt_asked(b), 1))
+		return 0;
+	/* seq_cst CAS 1 -> 0: one round takes one request; a request made
+	 * after it is a new 0 -> 1 and is seen by the next round. */
+	return tachyon_atomic_cas32(&b->interrupt, 1, 0);
 }
 
 /* The caller's terms with the defaults filled in. */
@@ -106,15 +132,16 @@ static inline __attribute__((always_inline)) int wait_loop(tachyon_bus *b, const
 	for (;;) {
 		if (bus_is_closing(b))
 			return -TACHYON_ECLOSED;
+		int asked = interrupt_take(b);
 		int r = bus_check_peer(b, now, woke);
 		if (r < 0) {
 			if (!s->drain_on_death)
-				return r;
+				return tachyon_wait_peer_gone(b);
 			/* Everything published before the death first. */
 			r = s->attempt(b, arg);
 			return r == -EAGAIN ? -TACHYON_EPEERDEAD : r;
 		}
-		r = tachyon_wait_check(&wt.w, now, &wt.last_check, woke);
+		r = tachyon_wait_check(&wt.w, now, &wt.last_check, woke || asked);
 		if (r == -ETIMEDOUT)
 			return s->deadline_rc;
 		if (r < 0)
@@ -168,6 +195,15 @@ TACHYON_SLOW int tachyon_wait_poll_peer(tachyon_bus *b)
 	/* Relaxed: as above; stats may see it a moment late. */
 	tachyon_atomic_store_relaxed32(&b->peer_dead, 1);
 	return 1;
+}
+
+TACHYON_COLD int tachyon_wait_peer_gone(const tachyon_bus *b)
+{
+	/* Acquire: pairs with the peer's close, a CAS to 3 made after its last
+	 * publication; the word never leaves 3, so a death seen afterwards (or
+	 * a stats read that noticed it) cannot make the close untrue. */
+	uint32_t state = tachyon_atomic_load_acquire32(&b->hdr->state);
+	return state == TACHYON_STATE_CLOSED ? -TACHYON_EPEERCLOSED : -TACHYON_EPEERDEAD;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -233,6 +269,8 @@ static int sleep_for_message(tachyon_bus *b, void *arg, int64_t timeout, const w
 	int r = peek_msgs(b, arg);
 	if (r == -EAGAIN && bus_is_closing(b))
 		r = -TACHYON_ECLOSED;
+	if (r == -EAGAIN && interrupt_asked(b))
+		r = SLEPT_ON_WORD; /* as if woken: the next round asks the callback */
 	if (r != -EAGAIN) {
 		(void)tachyon_atomic_cas32(word, TACHYON_WAIT_SLEEPING, TACHYON_WAIT_AWAKE);
 		return r;
@@ -315,6 +353,8 @@ static int sleep_for_room(tachyon_bus *b, void *arg, int64_t timeout, const wait
 	int r = reserve_room(b, arg);
 	if (r == -EAGAIN && bus_is_closing(b))
 		r = -TACHYON_ECLOSED;
+	if (r == -EAGAIN && interrupt_asked(b))
+		r = SLEPT_ON_WORD; /* as if woken: the next round asks the callback */
 	if (r != -EAGAIN) {
 		(void)tachyon_atomic_cas32(word, TACHYON_WAIT_SLEEPING, TACHYON_WAIT_AWAKE);
 		return r;
@@ -341,4 +381,29 @@ TACHYON_SLOW int tachyon_wait_room(tachyon_bus *b, size_t max_payload, void **pa
 {
 	struct room_arg a = {max_payload, payload};
 	return wait_loop(b, &producer_side, &a, w);
+}
+
+/* ------------------------------------------------------------------------ */
+/* an early look at the callback, asked from another thread                  */
+
+void tachyon_bus_interrupt(tachyon_bus *b)
+{
+	if (!b || bus_forked(b))
+		return; /* a forked child writes nothing shared */
+	/* Release store: the request. Its meaning lives in the asker's and the
+	 * waiter's own (locked) state, so nothing else needs publishing. */
+	tachyon_atomic_store_release32(&b->interrupt, 1);
+	/* Full fence: our request before the load of the wait word (store-load).
+	 * The sleeper announces itself on the word, fences, then loads the
+	 * request: either it sees the request and does not sleep, or the claim
+	 * below sees its 1, takes it and wakes it. */
+	tachyon_atomic_fence();
+	/* Relaxed: the role is fixed before any call can wait; a call racing
+	 * with the fixing of the role has not started to wait yet and sees the
+	 * request at its first round. */
+	uint32_t role = tachyon_atomic_load_relaxed32(&b->role);
+	if (role == TACHYON_ROLE_CONSUMER)
+		tachyon_futex_claim_wake(&b->hdr->consumer_wait);
+	else if (role == TACHYON_ROLE_PRODUCER)
+		tachyon_futex_claim_wake(&b->hdr->producer_wait);
 }

@@ -9,8 +9,9 @@
 
 /* Sizes, counts, timeouts and type ids are numbers: a bool passed for one
  * is a mistake (send(data, True) is not type_id 1, timeout=True is not one
- * second), so bool is refused everywhere here, while ints (and int
- * subclasses, and objects with __index__ where a count is taken) are not. */
+ * second), so bool is refused everywhere here, while ints, int subclasses
+ * and objects with __index__ (numpy integers) are taken wherever an integer
+ * is (docs/PYTHON_API.md, "Timeouts"). */
 static int refuse_bool(PyObject *o, const char *what)
 {
 	if (!PyBool_Check(o))
@@ -24,24 +25,39 @@ static int refuse_bool(PyObject *o, const char *what)
  * from overflowing whatever the clock says. */
 #define TIMEOUT_NO_LIMIT_S 4.0e9
 
+PyObject *tx_as_int(PyObject *o, const char *what)
+{
+	if (PyLong_CheckExact(o))
+		return Py_NewRef(o);
+	if (refuse_bool(o, what) < 0)
+		return NULL;
+	if (!PyIndex_Check(o)) {
+		PyErr_Format(PyExc_TypeError, "%s must be an int, not %.100s", what, Py_TYPE(o)->tp_name);
+		return NULL;
+	}
+	return PyNumber_Index(o);
+}
+
 static int timeout_value(PyObject *o, double *t)
 {
 	if (PyFloat_Check(o)) {
 		*t = PyFloat_AS_DOUBLE(o);
 		return 0;
 	}
-	if (PyLong_Check(o)) {
-		if (refuse_bool(o, "timeout") < 0)
+	if (PyLong_Check(o) || (PyIndex_Check(o) && !PyBool_Check(o))) {
+		PyObject *i;
+		if (refuse_bool(o, "timeout") < 0 || !(i = PyNumber_Index(o)))
 			return -1;
-		*t = PyLong_AsDouble(o);
+		*t = PyLong_AsDouble(i);
 		if (*t == -1.0 && PyErr_Occurred()) {
 			/* beyond a double's range: a huge wait is no limit, a huge
 			 * negative one is as wrong as -1 */
 			if (!PyErr_ExceptionMatches(PyExc_OverflowError))
 				return -1;
 			PyErr_Clear();
-			*t = _PyLong_Sign(o) < 0 ? -1.0 : HUGE_VAL;
+			*t = _PyLong_Sign(i) < 0 ? -1.0 : HUGE_VAL;
 		}
+		Py_DECREF(i);
 		return 0;
 	}
 	PyErr_Format(PyExc_TypeError, "timeout must be a number of seconds or None, not %.100s",
@@ -80,14 +96,14 @@ int tx_parse_type_id(PyObject *o, uint32_t *out)
 		*out = 0;
 		return 0;
 	}
-	if (!PyLong_CheckExact(o)) {
-		if (!PyLong_Check(o)) {
-			PyErr_Format(PyExc_TypeError, "type_id must be an int, not %.100s",
-			             Py_TYPE(o)->tp_name);
+	if (TX_UNLIKELY(!PyLong_CheckExact(o))) {
+		PyObject *i = tx_as_int(o, "type_id");
+		int r;
+		if (!i)
 			return -1;
-		}
-		if (refuse_bool(o, "type_id") < 0)
-			return -1;
+		r = tx_parse_type_id(i, out);
+		Py_DECREF(i);
+		return r;
 	}
 	v = PyLong_AsLongLongAndOverflow(o, &overflow);
 	if (v == -1 && PyErr_Occurred())
@@ -117,14 +133,7 @@ int tx_parse_index_slow(PyObject *o, const char *what, Py_ssize_t *out)
 		}
 		return 0;
 	}
-	if (refuse_bool(o, what) < 0)
-		return -1;
-	if (!PyIndex_Check(o)) {
-		PyErr_Format(PyExc_TypeError, "%s must be an int, not %.100s", what, Py_TYPE(o)->tp_name);
-		return -1;
-	}
-	i = PyNumber_Index(o);
-	if (!i)
+	if (!(i = tx_as_int(o, what)))
 		return -1;
 	v = PyLong_AsSsize_t(i);
 	if (v >= 0) {

@@ -10,7 +10,11 @@
  * -> TACHYON_FOREVER, else seconds >= 0 (0: do not wait). NaN, negative
  * values and bool are refused. */
 int tx_parse_timeout(PyObject *o, int64_t *ns);
-/* Parse a type_id in 0..2**32-1 (NULL: 0); bool is refused. */
+/* o as an exact int, for an integer argument named `what`: an int (or int
+ * subclass) or any object with __index__ (a numpy integer, say), never a
+ * bool. A new reference, or NULL with TypeError ("<what> must be an int"). */
+PyObject *tx_as_int(PyObject *o, const char *what);
+/* Parse a type_id in 0..2**32-1 (NULL: 0): tx_as_int's rules. */
 int tx_parse_type_id(PyObject *o, uint32_t *out);
 /* Parse a size or count named `what`: an int or an object with __index__,
  * not bool, not a float. Never fails on the value: below 0 comes out as -1,

@@ -131,15 +131,16 @@ static PyObject *Bus_listen(PyObject *cls, PyTypeObject *defining, PyObject *con
 
 	if (tx_parse_args("listen", args, PyVectorcall_NARGS(nargsf), kwnames, names, 5, 2, 2, a) < 0)
 		return NULL;
-	if (!PyLong_Check(a[1]) || PyBool_Check(a[1])) {
-		PyErr_Format(PyExc_TypeError, "capacity must be an int, not %.100s",
-		             Py_TYPE(a[1])->tp_name);
-		return NULL;
-	}
-	cap = PyLong_AsUnsignedLongLong(a[1]);
-	if (cap == (unsigned long long)-1 && PyErr_Occurred()) {
-		PyErr_Clear();
-		cap = 0;
+	{
+		PyObject *c = tx_as_int(a[1], "capacity");
+		if (!c)
+			return NULL;
+		cap = PyLong_AsUnsignedLongLong(c);
+		Py_DECREF(c);
+		if (cap == (unsigned long long)-1 && PyErr_Occurred()) {
+			PyErr_Clear();
+			cap = 0;
+		}
 	}
 	if (!tachyon_capacity_valid(cap)) {
 		PyErr_Format(PyExc_ValueError,

@@ -70,8 +70,14 @@ int tx_blocking(tx_call *c)
 		tachyon_wait w;
 		int r = -EINVAL;
 
-		if (c->op == OP_RECV || c->op == OP_RECV_BATCH)
+		if (c->op == OP_RECV || c->op == OP_RECV_BATCH) {
 			wt.fam = FAM_RX;
+			/* A release deferred to us (e.g. by a handler we ran) goes out
+			 * before we sleep: later releases only ask us to look up when
+			 * none is pending yet (slots.c). */
+			if (TX_UNLIKELY(c->self->rx_release_pending))
+				tx_slots_flush_locked(c->self);
+		}
 		w.deadline_ns = c->deadline;
 		w.spin = c->spin;
 		w.interrupted = tx_interrupted;

@@ -14,7 +14,9 @@
  * {peer_verb} what the other end already does, {other} what a second bus
  * would carry.
  * {timeout} the call's timeout in seconds, {in_use} the bytes of the ring
- * the consumer has not released (as the producer sees them now).
+ * the consumer has not released (as the producer sees them now),
+ * {unreleased} the same for a consumer that is gone, with the message count
+ * where it is known (the exception carries both as attributes).
  */
 #include "errors.h"
 
@@ -44,6 +46,7 @@ enum {
 	W_OWN = 4,   /* this end already has a role (else the other end holds the one asked for) */
 	W_WAITED = 8, /* the call had a timeout and waited it out */
 	W_SOMEWHERE = 16, /* the payload fits this ring, but not at the current offset */
+	W_PRODUCER = 32, /* a producer end: its peer is the consumer, which may have left data unread */
 };
 
 #define ANY_CODE 0
@@ -72,6 +75,11 @@ static const char BUSY_NOW[] =
 	"a timeout (or timeout=None) to wait for it";
 static const char NO_MESSAGE[] = "{call}: no message within the timeout";
 static const char PATH_TOO_LONG[] = "socket path {path} is longer than the platform limit";
+static const char NO_FD_LEFT[] =
+	"{what}: this process has no file descriptor left (its limit, RLIMIT_NOFILE, is what "
+	"`ulimit -n` shows); raise the limit or close descriptors";
+static const char NO_FILE_LEFT[] =
+	"{what}: the system-wide table of open files is full (fs.file-max)";
 
 static const tx_errrow rows[] = {
 	/* before a call starts, and while it waits for its family */
@@ -121,10 +129,17 @@ static const tx_errrow rows[] = {
 	{ENAMETOOLONG, TX_IN_LISTEN, W_ANY, X_VALUE, PATH_TOO_LONG},
 	{EINVAL, TX_IN_LISTEN, W_ANY, X_VALUE, "cannot listen on {path} with capacity {capacity}: {what}"},
 	{ENOMEM, TX_IN_LISTEN, W_ANY, X_MEMORY, NULL},
+	{EMFILE, TX_IN_LISTEN, W_ANY, X_HANDSHAKE, "cannot listen on {path}: {fds}"},
+	{ENFILE, TX_IN_LISTEN, W_ANY, X_HANDSHAKE, "cannot listen on {path}: {files}"},
 	{ANY_CODE, TX_IN_LISTEN, W_ANY, X_HANDSHAKE, "cannot listen on {path}: {what}"},
 
-	/* waiting for the peer */
+	/* waiting for the peer: every code has a sentence, a HandshakeError
+	 * unless it is a timeout or memory */
 	{ETIMEDOUT, TX_IN_ACCEPT, W_ANY, X_TIMEOUT, "listen({path}): no peer connected within the timeout"},
+	{ENOMEM, TX_IN_ACCEPT, W_ANY, X_MEMORY, NULL},
+	{EMFILE, TX_IN_ACCEPT, W_ANY, X_HANDSHAKE, "listen({path}): accepting the peer: {fds}"},
+	{ENFILE, TX_IN_ACCEPT, W_ANY, X_HANDSHAKE, "listen({path}): accepting the peer: {files}"},
+	{ANY_CODE, TX_IN_ACCEPT, W_ANY, X_HANDSHAKE, "listen({path}): accepting the peer: {what}"},
 
 	/* connecting: every code has a connect sentence */
 	{ETIMEDOUT, TX_IN_CONNECT, W_WHY, X_CONNECT_TIMEOUT,
@@ -133,6 +148,8 @@ static const tx_errrow rows[] = {
 	 "connect({path}): no listener accepted and completed the handshake within the timeout; is "
 	 "the listener running (Bus.listen) on this path?"},
 	{ENAMETOOLONG, TX_IN_CONNECT, W_ANY, X_VALUE, PATH_TOO_LONG},
+	{EMFILE, TX_IN_CONNECT, W_ANY, X_HANDSHAKE, "connect({path}): {fds}"},
+	{ENFILE, TX_IN_CONNECT, W_ANY, X_HANDSHAKE, "connect({path}): {files}"},
 	{TACHYON_EABI, TX_IN_CONNECT, W_WHY, X_ABI,
 	 "connect({path}): the listener speaks another wire format: {why}"},
 	{TACHYON_EHANDSHAKE, TX_IN_CONNECT, W_WHY, X_HANDSHAKE,
@@ -147,6 +164,11 @@ static const tx_errrow rows[] = {
 
 	/* any call */
 	{TACHYON_ECLOSED, ANY_PLACE, W_ANY, X_CLOSED, "{call}: this end of the bus is closed"},
+	{TACHYON_EPEERCLOSED, ANY_PLACE, W_PRODUCER, X_PEER_CLOSED,
+	 "{call}: the consumer closed the bus; {unreleased}"},
+	{TACHYON_EPEERDEAD, ANY_PLACE, W_PRODUCER, X_PEER_DEAD,
+	 "{call}: the consumer process exited without closing the bus; {unreleased}; reconnect to "
+	 "a new peer"},
 	{TACHYON_EPEERCLOSED, ANY_PLACE, W_ANY, X_PEER_CLOSED,
 	 "{call}: the peer closed the bus (everything it sent was delivered)"},
 	{TACHYON_EPEERDEAD, ANY_PLACE, W_ANY, X_PEER_DEAD,
@@ -237,8 +259,35 @@ static void put_repr(tx_text *t, PyObject *o)
 	Py_XDECREF(r);
 }
 
+/* What a producer sent that its departed consumer never gave back. */
+typedef struct {
+	int known;               /* tachyon_bus_unreleased answered */
+	int exact;               /* ... with the message count too */
+	uint64_t bytes, messages;
+} tx_unreleased;
+
+static void put_unreleased(tx_text *t, const tx_unreleased *u)
+{
+	if (!u->known) {
+		put_str(t, "what it left unreleased is unknown");
+	} else if (u->bytes == 0) {
+		put_str(t, "it had released everything this end sent");
+	} else if (u->exact) {
+		put_u64(t, u->messages);
+		put_str(t, u->messages == 1 ? " message (" : " messages (");
+		put_u64(t, u->bytes);
+		put_str(t, " bytes of the ring) this end sent were never released by it");
+	} else {
+		put_u64(t, u->bytes);
+		put_str(t, " bytes of the ring this end sent were never released by it (the message "
+		           "count is unknown: a 0.5.1 consumer reports its position only every 32 "
+		           "messages)");
+	}
+}
+
 /* Fill the template's placeholders (see the top of this file). */
-static void expand(tx_text *t, const char *tpl, int e, const tx_errctx *cx, const char *why)
+static void expand(tx_text *t, const char *tpl, int e, const tx_errctx *cx, const char *why,
+                   const tx_unreleased *u)
 {
 	const char *p = tpl;
 	while (*p) {
@@ -256,6 +305,10 @@ static void expand(tx_text *t, const char *tpl, int e, const tx_errctx *cx, cons
 			put_str(t, cx->call ? cx->call : "");
 		else if (IS("what"))
 			put_str(t, tachyon_strerror(e));
+		else if (IS("fds"))
+			expand(t, NO_FD_LEFT, e, cx, why, u);
+		else if (IS("files"))
+			expand(t, NO_FILE_LEFT, e, cx, why, u);
 		else if (IS("why"))
 			put_str(t, why ? why : "");
 		else if (IS("path"))
@@ -282,6 +335,8 @@ static void expand(tx_text *t, const char *tpl, int e, const tx_errctx *cx, cons
 				put_u64(t, s.bytes_in_use);
 			else
 				put_str(t, "?");
+		} else if (IS("unreleased")) {
+			put_unreleased(t, u);
 		} else if (IS("node")) {
 			char num[24];
 			put(t, num, (size_t)snprintf(num, sizeof num, "%ld", cx->node));
@@ -299,12 +354,48 @@ static void expand(tx_text *t, const char *tpl, int e, const tx_errctx *cx, cons
 	}
 }
 
+/* The counts as attributes of the exception being raised (the class says
+ * None for what is unknown, and on the consumer side). */
+static void set_unreleased(tx_state *st, const tx_unreleased *u)
+{
+	PyObject *exc = tx_err_fetch(), *v;
+	if (!exc)
+		return;
+	if (u->known && (v = PyLong_FromUnsignedLongLong(u->bytes))) {
+		(void)PyObject_SetAttr(exc, st->str_unreleased_bytes, v);
+		Py_DECREF(v);
+	}
+	if (u->exact && (v = PyLong_FromUnsignedLongLong(u->messages))) {
+		(void)PyObject_SetAttr(exc, st->str_unreleased_messages, v);
+		Py_DECREF(v);
+	}
+	/* a failure above (MemoryError) only leaves the class's None */
+	PyErr_Clear();
+	tx_err_restore(exc);
+}
+
+/* A HandshakeError is an OSError (through ConnectionError): give it the
+ * errno of the failure. strerror stays None, so str() is our sentence. */
+static void set_errno(int e)
+{
+	PyObject *exc = tx_err_fetch(), *v;
+	if (!exc)
+		return;
+	if ((v = PyLong_FromLong(e))) {
+		(void)PyObject_SetAttrString(exc, "errno", v);
+		Py_DECREF(v);
+	}
+	PyErr_Clear();
+	tx_err_restore(exc);
+}
+
 PyObject *tx_raise(tx_state *st, int err, const tx_errctx *cx)
 {
 	int e = err < 0 ? -err : err;
 	const char *why = NULL;
 	unsigned when = 0;
 	const tx_errrow *row;
+	tx_unreleased u = {0, 0, 0, 0};
 	tx_text t;
 
 	if (e == EINTR) {
@@ -331,6 +422,13 @@ PyObject *tx_raise(tx_state *st, int err, const tx_errctx *cx)
 		when |= W_SOMEWHERE;
 	if (cx->timeout_ns != 0)
 		when |= W_WAITED;
+	if ((e == TACHYON_EPEERCLOSED || e == TACHYON_EPEERDEAD) && cx->bus &&
+	    tachyon_bus_role(cx->bus) == TACHYON_ROLE_PRODUCER) {
+		int r = tachyon_bus_unreleased(cx->bus, &u.bytes, &u.messages);
+		when |= W_PRODUCER;
+		u.exact = r == 0;
+		u.known = r == 0 || r == -ENODATA;
+	}
 
 	for (row = rows;; row++) {
 		if ((row->err == e || row->err == ANY_CODE) && (row->in == cx->in || row->in == ANY_PLACE) &&
@@ -341,8 +439,12 @@ PyObject *tx_raise(tx_state *st, int err, const tx_errctx *cx)
 		return PyErr_NoMemory();
 	t.len = 0;
 	t.buf[0] = '\0';
-	expand(&t, row->text, e, cx, why);
+	expand(&t, row->text, e, cx, why, &u);
 	PyErr_SetString(exception_of(st, row->exc), t.buf);
+	if (when & W_PRODUCER)
+		set_unreleased(st, &u);
+	else if (row->exc == X_HANDSHAKE || row->exc == X_ABI)
+		set_errno(e);
 	return NULL;
 }
 

@@ -28,7 +28,8 @@
  *   0  ext.h      this file
  *
  * Deferred work does not call up either: a release or rollback that finds
- * its family busy only sets a flag (slots.c); the family's holder calls
+ * its family busy only sets a flag (slots.c; a release also asks the
+ * holder's wait in the core to look up at once); the family's holder calls
  * down into slots.c to apply it on its way in or out (family.h) or while
  * it waits (calls.c).
  *
@@ -136,6 +137,8 @@ typedef struct {
 	PyObject *bus_state_enum;      /* tachyon.BusState (IntEnum of the state word) */
 	PyObject *consumer_state_enum; /* tachyon.ConsumerState (of the consumer wait word) */
 	PyObject *str_sent;
+	PyObject *str_unreleased_bytes;    /* PeerClosedError / PeerDeadError attributes */
+	PyObject *str_unreleased_messages;
 	PyObject *str_add_note;
 } tx_state;
 

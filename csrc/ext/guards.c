@@ -250,18 +250,9 @@ static int TxGuard_set_actual_size(TxGuardObject *g, PyObject *v, void *c)
 		PyErr_SetString(PyExc_TypeError, "actual_size cannot be deleted");
 		return -1;
 	}
-	if (!PyLong_Check(v) || PyBool_Check(v)) { /* bool refused, as for every size */
-		PyErr_Format(PyExc_TypeError, "actual_size must be an int, not %.100s",
-		             Py_TYPE(v)->tp_name);
+	/* as every size: bool refused; below 0 comes back as -1 */
+	if (tx_parse_index(v, "actual_size", &n) < 0)
 		return -1;
-	}
-	n = PyLong_AsSsize_t(v);
-	if (n == -1 && PyErr_Occurred()) {
-		if (!PyErr_ExceptionMatches(PyExc_OverflowError))
-			return -1;
-		PyErr_Clear();
-		n = -1;
-	}
 	if (n < 0 || n > g->size) {
 		PyErr_Format(PyExc_ValueError,
 		             "actual_size must be in 0..%zd (the size reserved by send_zero_copy); got %R",

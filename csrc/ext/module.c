@@ -20,12 +20,12 @@
 static int part16(PyObject *o, const char *what, long *out)
 {
 	long v;
-	/* bool refused, as for a whole type_id (args.c) */
-	if (!PyLong_Check(o) || PyBool_Check(o)) {
-		PyErr_Format(PyExc_TypeError, "%s must be an int, not %.100s", what, Py_TYPE(o)->tp_name);
+	/* as for a whole type_id (args.c) */
+	PyObject *i = tx_as_int(o, what);
+	if (!i)
 		return -1;
-	}
-	v = PyLong_AsLong(o);
+	v = PyLong_AsLong(i);
+	Py_DECREF(i);
 	if (v == -1 && PyErr_Occurred()) {
 		if (!PyErr_ExceptionMatches(PyExc_OverflowError))
 			return -1;
@@ -320,6 +320,10 @@ static int module_exec(PyObject *m)
 	st->str_add_note = PyUnicode_InternFromString("add_note");
 	if (!st->str_sent || !st->str_add_note)
 		return -1;
+	st->str_unreleased_bytes = PyUnicode_InternFromString("unreleased_bytes");
+	st->str_unreleased_messages = PyUnicode_InternFromString("unreleased_messages");
+	if (!st->str_unreleased_bytes || !st->str_unreleased_messages)
+		return -1;
 
 	if (!(st->TachyonError = new_exc(m, "TachyonError",
 	                                  "Every error the bus raises, except bad arguments "
@@ -359,15 +363,27 @@ static int module_exec(PyObject *m)
 	                                    "This end was closed (by us, or from another thread).",
 	                                    st->TachyonError, NULL, NULL)))
 		return -1;
-	if (!(st->PeerClosedError = new_exc(m, "PeerClosedError",
-	                                     "The peer called close() and everything it sent was "
-	                                     "delivered; iteration turns it into StopIteration.",
-	                                     st->TachyonError, PyExc_EOFError, NULL)))
+	/* What a producer sent that its departed consumer never released: ring
+	 * bytes and messages, set on the producer side; None where unknown. */
+	dict = Py_BuildValue("{s:O,s:O}", "unreleased_bytes", Py_None, "unreleased_messages", Py_None);
+	if (!dict)
 		return -1;
-	if (!(st->PeerDeadError = new_exc(m, "PeerDeadError",
-	                                   "The peer process exited without close(); everything it "
-	                                   "published was delivered first.",
-	                                   st->TachyonError, NULL, NULL)))
+	st->PeerClosedError = new_exc(m, "PeerClosedError",
+	                              "The peer called close(). A consumer gets it after everything "
+	                              "was delivered (iteration turns it into StopIteration); a "
+	                              "producer learns from unreleased_bytes and "
+	                              "unreleased_messages what the consumer left unreleased.",
+	                              st->TachyonError, PyExc_EOFError, dict);
+	st->PeerDeadError = st->PeerClosedError
+	                            ? new_exc(m, "PeerDeadError",
+	                                      "The peer process exited without close(). A consumer "
+	                                      "gets it after everything published was delivered; a "
+	                                      "producer learns from unreleased_bytes and "
+	                                      "unreleased_messages what the consumer left unreleased.",
+	                                      st->TachyonError, NULL, dict)
+	                            : NULL;
+	Py_DECREF(dict);
+	if (!st->PeerDeadError)
 		return -1;
 	if (!(st->RingCorruptError = new_exc(m, "RingCorruptError",
 	                                      "The ring is fatal (state 4): nothing more is delivered.",
@@ -466,6 +482,8 @@ static int module_clear(PyObject *m)
 	Py_CLEAR(st->consumer_state_enum);
 	Py_CLEAR(st->str_sent);
 	Py_CLEAR(st->str_add_note);
+	Py_CLEAR(st->str_unreleased_bytes);
+	Py_CLEAR(st->str_unreleased_messages);
 	return 0;
 }
 

@@ -58,10 +58,14 @@ typedef struct {
 
 static int parse_msg_type(PyObject *o, uint16_t *out)
 {
-	uint32_t v;
-	if (tx_parse_type_id(o, &v) < 0)
+	PyObject *n = tx_as_int(o, "msg_type");
+	if (!n)
 		return -1;
-	if (v > 0xFFFF) {
+	long v = PyLong_AsLong(n);
+	Py_DECREF(n);
+	if (v == -1 && PyErr_Occurred())
+		PyErr_Clear(); /* out of range for a long: refused below */
+	if (v < 0 || v > 0xFFFF) {
 		PyErr_Format(PyExc_ValueError,
 		             "msg_type must be in 0..65535 (request/reply messages carry route 0); "
 		             "got %R",
@@ -74,12 +78,11 @@ static int parse_msg_type(PyObject *o, uint16_t *out)
 
 static int parse_cid(PyObject *o, uint64_t *out)
 {
-	if (!PyLong_Check(o) || PyBool_Check(o)) {
-		PyErr_Format(PyExc_TypeError, "correlation_id must be an int, not %.100s",
-		             Py_TYPE(o)->tp_name);
+	PyObject *n = tx_as_int(o, "correlation_id");
+	if (!n)
 		return -1;
-	}
-	unsigned long long v = PyLong_AsUnsignedLongLong(o);
+	unsigned long long v = PyLong_AsUnsignedLongLong(n);
+	Py_DECREF(n);
 	if (v == (unsigned long long)-1 && PyErr_Occurred()) {
 		PyErr_Clear();
 		PyErr_Format(PyExc_ValueError, "correlation_id must be in 1..2**64-1 (got %R)", o);
@@ -108,12 +111,11 @@ static int parse_spin(PyObject *o, uint32_t *spin)
 
 static int parse_capacity(PyObject *o, const char *what, uint64_t *out)
 {
-	unsigned long long cap = 0;
-	if (!PyLong_Check(o) || PyBool_Check(o)) {
-		PyErr_Format(PyExc_TypeError, "%s must be an int, not %.100s", what, Py_TYPE(o)->tp_name);
+	PyObject *n = tx_as_int(o, what);
+	if (!n)
 		return -1;
-	}
-	cap = PyLong_AsUnsignedLongLong(o);
+	unsigned long long cap = PyLong_AsUnsignedLongLong(n);
+	Py_DECREF(n);
 	if (cap == (unsigned long long)-1 && PyErr_Occurred()) {
 		PyErr_Clear();
 		cap = 0;

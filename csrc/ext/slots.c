@@ -2,6 +2,8 @@
  * Received slots not yet released, and the deferred rollback of an
  * abandoned reservation (see slots.h for when each runs).
  */
+#include <pthread.h>
+
 #include "slots.h"
 
 int tx_slots_grow(BusObject *self)
@@ -57,6 +59,23 @@ void tx_slots_flush_locked(BusObject *self)
 		(void)tachyon_bus_publish_release(self->bus);
 }
 
+/* The family is busy: leave the release to its holder. Out of line, so the
+ * common path of tx_slot_decref stays as small as it was. */
+static __attribute__((noinline, cold)) void defer_release(BusObject *self)
+{
+	if (self->rx_release_pending)
+		return; /* already asked: the holder flushes everything at once */
+	self->rx_release_pending = 1;
+	/* The holder is another thread; as we hold the GIL it is (or is about
+	 * to be) waiting in the core, the one place it lets the GIL go. Ask
+	 * that wait to run its callback now, which applies the release
+	 * (calls.c), instead of at its watchdog tick; the request stays until
+	 * a wait sees it. A holder that is this thread applies it on its way
+	 * out. */
+	if (self->owner[FAM_RX] != (unsigned long)pthread_self())
+		tachyon_bus_interrupt(self->bus);
+}
+
 void tx_slot_decref(BusObject *self, uint64_t seq)
 {
 	tx_pending *e = slot_at(self, seq);
@@ -71,7 +90,7 @@ void tx_slot_decref(BusObject *self, uint64_t seq)
 	if (!self->busy[FAM_RX] || tachyon_bus_forked(self->bus))
 		tx_slots_flush_locked(self);
 	else
-		self->rx_release_pending = 1;
+		defer_release(self);
 }
 
 void tx_rollback_locked(BusObject *self)

@@ -12,6 +12,9 @@
  * run at once; otherwise a flag defers them to the family's holder, which
  * applies them with tx_slots_apply_deferred on its way in or out
  * (family.h) or while it waits (calls.c).
+ * A release deferred to a holder of another thread that is waiting in the
+ * core also asks that wait to look up at once (tachyon_bus_interrupt), so
+ * the tail is published within microseconds, not at the watchdog tick.
  */
 #ifndef TACHYON_EXT_SLOTS_H
 #define TACHYON_EXT_SLOTS_H

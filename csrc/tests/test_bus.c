@@ -362,6 +362,100 @@ static void test_interrupted(void)
 	free_pair(l, c);
 }
 
+/* tachyon_bus_interrupt from another thread: the waiting call asks its
+ * callback at once, not at the watchdog period. */
+struct ask_arg {
+	tachyon_bus *bus;
+	struct intr_arg *ia;
+	int delay_ms;
+	int64_t asked_ns;
+};
+
+static void *ask_main(void *p)
+{
+	struct ask_arg *a = p;
+	sleep_ms(a->delay_ms); /* the waiter sleeps on its word in watchdog-long steps by now */
+	a->ia->flag = 1;
+	a->asked_ns = tachyon_now_ns();
+	tachyon_bus_interrupt(a->bus);
+	return NULL;
+}
+
+static void test_interrupt_request(void)
+{
+	tachyon_bus *l, *c;
+	make_pair(&l, &c);
+	tachyon_msg m;
+	for (int side = 0; side < 2; side++) {
+		struct intr_arg ia = {0};
+		/* a waiting producer's sleeps grow from 50 us to the watchdog
+		 * period (and it asks the callback after each): ask once they are
+		 * long */
+		struct ask_arg aa = {side == 0 ? l : c, &ia, side == 0 ? 50 : 500, 0};
+		tachyon_wait w = test_wait_ms(-1);
+		w.interrupted = intr_cb;
+		w.arg = &ia;
+		pthread_t t;
+		if (side == 1)
+			(void)fill_ring(c);
+		REQUIRE(pthread_create(&t, NULL, ask_main, &aa) == 0);
+		int r;
+		if (side == 0) {
+			r = tachyon_bus_recv(l, &m, &w);
+		} else {
+			void *payload;
+			r = tachyon_bus_reserve(c, 200, &payload, &w);
+		}
+		double lag = ms_since(aa.asked_ns);
+		pthread_join(t, NULL);
+		printf("%s: an interrupt request ended the wait %.2f ms after it was made (bound 50 ms)\n",
+		       side == 0 ? "recv" : "reserve", lag);
+		CHECK_EQ(r, -EINTR);
+		CHECK(lag < 50.0); /* 5x of 10 ms; the watchdog period is 200 ms */
+	}
+	/* A request made while nothing waits is kept: the next wait asks the
+	 * callback at its first round. The ring is still full of 'f's. */
+	while (tachyon_bus_recv(l, &m, &(tachyon_wait){.deadline_ns = 0}) == 0)
+		CHECK_EQ(tachyon_bus_release_to(l, m.end, 1), 0);
+	struct intr_arg ia = {.flag = 1};
+	tachyon_bus_interrupt(l);
+	tachyon_wait w = test_wait_ms(-1);
+	w.interrupted = intr_cb;
+	w.arg = &ia;
+	int64_t t0 = tachyon_now_ns();
+	CHECK_EQ(tachyon_bus_recv(l, &m, &w), -EINTR);
+	CHECK(ms_since(t0) < 50.0);
+	free_pair(l, c);
+}
+
+/* What a producer sent and its consumer has not released: ring bytes and
+ * messages, counted from the producer's own slot headers. */
+static void test_unreleased(void)
+{
+	tachyon_bus *l, *c;
+	make_pair(&l, &c);
+	uint64_t bytes = 1, msgs = 1;
+	CHECK_EQ(tachyon_bus_unreleased(c, &bytes, &msgs), -EINVAL); /* no role yet */
+	CHECK_EQ(send_fill(c, 200, 'u', 0, 0), 0);
+	CHECK_EQ(tachyon_bus_unreleased(c, &bytes, &msgs), 0);
+	CHECK_EQ(bytes, 320); /* 64-byte header + 200, rounded up to 64 */
+	CHECK_EQ(msgs, 1);
+	int n = 1 + fill_ring(c);
+	CHECK_EQ(tachyon_bus_unreleased(c, &bytes, &msgs), 0);
+	CHECK_EQ(msgs, n);
+	CHECK_EQ(bytes, 320 * (uint64_t)n);
+	/* read two, release one: only the released one leaves the count */
+	tachyon_msg m[2];
+	tachyon_wait w = now_wait();
+	CHECK_EQ(tachyon_bus_recv_batch(l, m, 2, &w), 2);
+	CHECK_EQ(tachyon_bus_release_to(l, m[0].end, 1), 0);
+	CHECK_EQ(tachyon_bus_publish_release(l), 0);
+	CHECK_EQ(tachyon_bus_unreleased(c, &bytes, &msgs), 0);
+	CHECK_EQ(msgs, n - 1);
+	CHECK_EQ(tachyon_bus_unreleased(l, &bytes, &msgs), -EINVAL); /* a consumer end */
+	free_pair(l, c);
+}
+
 static void test_fork(void)
 {
 	tachyon_bus *l, *c;
@@ -781,6 +875,8 @@ int main(void)
 	test_close_wakes_reserve();
 	test_close_idempotent_and_flush();
 	test_interrupted();
+	test_interrupt_request();
+	test_unreleased();
 	test_fork();
 	test_polling_mode();
 	test_stats();

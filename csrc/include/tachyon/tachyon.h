@@ -433,6 +433,13 @@ TACHYON_API int tachyon_bus_release_to(tachyon_bus *b, uint64_t pos, uint32_t nm
  * releases that come late (a zero-copy export dropped long after the read),
  * which a producer may be waiting for. Returns 0 or a negative errno. */
 TACHYON_API int tachyon_bus_publish_release(tachyon_bus *b);
+/* From another thread of this process: make a call of b that is waiting
+ * (recv, recv_batch, reserve, send) ask its w->interrupted callback at once
+ * instead of at the next watchdog period, e.g. because that thread has work
+ * waiting for it. The request is sticky until a waiting call sees it; a
+ * call that is not waiting sees it the next time it waits (one extra ask of
+ * the callback). Safe from any thread at any time, never blocks. */
+TACHYON_API void tachyon_bus_interrupt(tachyon_bus *b);
 
 /*
  * Wait until a receive on at least one of the n buses would return at once:
@@ -473,6 +480,17 @@ TACHYON_API pid_t tachyon_bus_peer_pid(const tachyon_bus *b);
  * ring state; NULL when the ring is not fatal here or the reason is unknown
  * (e.g. the ring was already fatal when this end attached). */
 TACHYON_API const char *tachyon_bus_fatal_reason(const tachyon_bus *b);
+/* On a producer end: what it published that the consumer has not given
+ * back, as the shared head and tail say now. *bytes: ring bytes (payloads,
+ * their 64-byte headers, wrap padding); *messages: the slots among them,
+ * counted from our own slot headers. Returns 0; -ENODATA when only *bytes
+ * is known (*messages is 0): the consumer is not ours (0.5.1 publishes its
+ * tail only every 32 messages) or the bytes do not add up to whole slots;
+ * -EINVAL when b is not a producer end; -TACHYON_EFORKED. Our consumer
+ * publishes its tail in batches too, so after its death up to 31 messages
+ * it had released may still be counted. Called while no producer call of b
+ * runs (the caller serializes them). */
+TACHYON_API int tachyon_bus_unreleased(tachyon_bus *b, uint64_t *bytes, uint64_t *messages);
 /* enum tachyon_liveness, from a poll of the pidfd (one syscall). */
 TACHYON_API int tachyon_bus_peer_liveness(tachyon_bus *b);
 
