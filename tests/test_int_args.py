@@ -132,3 +132,34 @@ def test_request_reply_arguments_take_index_objects(sock_path, kind):
     finally:
         caller.close()
         callee.close()
+
+
+def test_tcp_bus_follows_the_same_integer_rule():
+    pytest.importorskip("zmq")
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        url = f"tcp://127.0.0.1:{s.getsockname()[1]}"
+    box = {}
+    t = threading.Thread(target=lambda: box.setdefault("bus", tachyon.Bus.listen(
+        url, np.int64(1 << 16), timeout=np.int8(10), liveness=1.0)))
+    t.start()
+    prod = tachyon.Bus.connect(url, timeout=Index(10), liveness=1.0)
+    t.join()
+    cons = box["bus"]
+    try:
+        prod.send(b"x", type_id=np.uint32(7), timeout=np.int64(1))
+        with prod.send_zero_copy(Index(4), type_id=np.uint16(8), timeout=1) as tx:
+            tx[:4] = b"abcd"
+        assert cons.recv(timeout=np.int8(2)).type_id == 7
+        with cons.drain_batch(max_msgs=np.int32(4), timeout=Index(2)) as batch:
+            assert bytes(batch[0]) == b"abcd" and batch[0].type_id == 8
+        for bad in (True, np.True_, 1.5):
+            with pytest.raises(TypeError, match="must be an int"):
+                prod.send(b"x", type_id=bad)
+        with pytest.raises(TypeError, match="must be an int"):
+            cons.recv(timeout=True)
+    finally:
+        prod.close()
+        cons.close()
