@@ -26,6 +26,9 @@ except ImportError:  # Python 3.10 job: the torch tests say why they skip
     torch = None
 if os.environ.get("TACHYON_REQUIRE_TORCH") == "1":
     import mypy  # noqa: F401
+# Likewise pyzmq in both CI legs: without it the tcp:// tests would skip.
+if os.environ.get("TACHYON_REQUIRE_NET") == "1":
+    import zmq  # noqa: F401
 
 REPO = Path(__file__).resolve().parent.parent
 # The directory the tachyon under test was imported from: the checkout (an
