@@ -166,7 +166,7 @@ class Bus(TachyonBus, metaclass=_BusMeta):
         @classmethod
         def listen(cls, socket_path: "_Path", capacity: "_SupportsIndex", *, timeout: "_Optional[_Seconds]" = None,
                    role: "_Role" = None, allow_uids: "_Optional[_Iterable[int]]" = None,
-                   liveness: _Optional[float] = None) -> "_Self": ...
+                   liveness: _Optional[float] = None, insecure: bool = False) -> "_Self": ...
 
         @classmethod
         def connect(cls, socket_path: "_Path", *, timeout: "_Optional[_Seconds]" = 5.0,
@@ -176,18 +176,19 @@ class Bus(TachyonBus, metaclass=_BusMeta):
         # methods' do; the declarations above give the types.
         @classmethod
         def listen(cls, socket_path, capacity, *, timeout=None, role=None, allow_uids=None,
-                   liveness=None):
+                   liveness=None, insecure=False):
             """Create the ring at socket_path and wait for one peer; a
             tcp://ADDR:PORT address binds there instead and returns a bus across
             hosts (tachyon.net, needs pyzmq; ``liveness`` in seconds, default 5,
-            applies to it only)."""
+            and ``insecure``, needed to listen beyond loopback, apply to it only)."""
             if _tcp(socket_path):
                 address = socket_path.decode() if isinstance(socket_path, bytes) else socket_path
                 return _net().listen(address, capacity, timeout=timeout, role=role,
                                      allow_uids=allow_uids,
-                                     liveness=5.0 if liveness is None else liveness)
-            if liveness is not None:
-                raise TypeError("listen: liveness applies to tcp:// addresses only")
+                                     liveness=5.0 if liveness is None else liveness,
+                                     insecure=insecure)
+            if liveness is not None or insecure:
+                raise TypeError("listen: liveness and insecure apply to tcp:// addresses only")
             return super().listen(socket_path, capacity, timeout=timeout, role=role,
                                   allow_uids=allow_uids)
 
@@ -273,7 +274,7 @@ class Bus(TachyonBus, metaclass=_BusMeta):
                             "can carry (bool, int/uint 8-64, float 16-64, complex 64/128, native "
                             "byte order)")
         # integers as everywhere: anything with __index__, never a float
-        dims = ((_operator.index(shape),) if hasattr(type(shape), "__index__")
+        dims = ((_operator.index(shape),) if isinstance(shape, _SupportsIndex)
                 else tuple(_operator.index(n) for n in shape))
         nbytes = dt.itemsize
         for n in dims:

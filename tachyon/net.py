@@ -91,11 +91,10 @@ def _deadline(timeout: Any) -> Optional[float]:
     """Seconds (a float, or an integer by _int's rule; None: forever) to a deadline."""
     if timeout is None:
         return None
-    if not isinstance(timeout, float):
-        timeout = _int(timeout, "timeout")
-    if not timeout >= 0:  # also NaN
+    seconds: float = timeout if isinstance(timeout, float) else _int(timeout, "timeout")
+    if not seconds >= 0:  # also NaN
         raise ValueError(f"timeout must be >= 0 or None, got {timeout}")
-    return time.monotonic() + timeout
+    return time.monotonic() + seconds
 
 
 def _left(deadline: Optional[float]) -> float:
@@ -149,13 +148,27 @@ def _endpoint(url: str) -> str:
     return url
 
 
+def _is_loopback(url: str) -> bool:
+    """Whether a tcp:// listen address binds loopback only (127.0.0.0/8, ::1, localhost)."""
+    host = url[len(PREFIX):].rpartition(":")[0].strip("[]").lower()
+    return host == "localhost" or host == "::1" or host.startswith("127.")
+
+
 def listen(url: str, capacity: int, *, timeout: Optional[float] = None,
            role: Optional[str] = None, liveness: float = 5.0,
-           allow_uids: Optional[Iterable[int]] = None) -> "NetBus":
-    """Bind url, wait for one connector's handshake, and return the bus."""
+           allow_uids: Optional[Iterable[int]] = None, insecure: bool = False) -> "NetBus":
+    """Bind url, wait for one connector's handshake, and return the bus.
+
+    The connection is neither encrypted nor authenticated: anyone who reaches
+    the port can be the peer. A listener on anything but loopback therefore
+    needs insecure=True, the caller's statement that the network is trusted."""
     if allow_uids is not None:
         raise ValueError("allow_uids applies to local sockets; a tcp:// listener cannot see "
                          "the peer's uid")
+    if not insecure and not _is_loopback(url):
+        raise ValueError(f"{url!r} is reachable from other hosts, and a tcp:// bus is neither "
+                         "encrypted nor authenticated: pass insecure=True to listen there "
+                         "anyway (a trusted network only), or bind 127.0.0.1")
     cap = _check_capacity(capacity)
     live = _check_liveness(liveness)
     if role not in W.ROLE_CODES:

@@ -78,7 +78,8 @@ def test_signatures():
     assert str(inspect.signature(B.drain_batch)) == "(self, /, max_msgs=1024, spin_threshold=10000, timeout=None)"
     # liveness: tcp:// addresses only (tachyon.net)
     assert str(inspect.signature(B.listen)) == (
-        "(socket_path, capacity, *, timeout=None, role=None, allow_uids=None, liveness=None)"
+        "(socket_path, capacity, *, timeout=None, role=None, allow_uids=None, liveness=None, "
+        "insecure=False)"
     )
     assert str(inspect.signature(B.connect)) == "(socket_path, *, timeout=5.0, role=None, liveness=None)"
     assert str(inspect.signature(tachyon.RxMsgView.__dlpack__)) == (

@@ -477,3 +477,19 @@ def test_a_dropped_receive_guard_gives_its_credit_back():
             assert got.actual_size == len(chunk)
             del got
             lis.try_recv()  # a call: the credit due goes out
+
+
+def test_listening_beyond_loopback_needs_insecure():
+    # No encryption or authentication yet: a reachable port must be asked for.
+    for url in ("tcp://0.0.0.0:5999", "tcp://[::]:5999", "tcp://10.1.2.3:5999", "tcp://example.org:5999"):
+        with pytest.raises(ValueError, match="insecure=True"):
+            tachyon.Bus.listen(url, 1 << 16, timeout=0)
+    with pytest.raises(TypeError, match="tcp:// addresses only"):
+        tachyon.Bus.listen("/tmp/not-tcp", 1 << 16, insecure=True)
+    port = free_url().rpartition(":")[2]
+    # Asked for: it binds every interface and waits for its connector (here: none comes).
+    with pytest.raises(tachyon.ConnectTimeoutError):
+        tachyon.Bus.listen(f"tcp://0.0.0.0:{port}", 1 << 16, timeout=0.2, insecure=True)
+    for url in (f"tcp://127.0.0.1:{port}", f"tcp://localhost:{port}"):
+        with pytest.raises(tachyon.ConnectTimeoutError):
+            tachyon.Bus.listen(url, 1 << 16, timeout=0.2)
