@@ -16,7 +16,6 @@ array itself).
 """
 import contextlib as _contextlib
 import typing as _typing
-import operator as _operator
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 from typing import AsyncIterator as _AsyncIterator
@@ -65,6 +64,7 @@ from ._core import (
     TachyonError,
     TachyonTimeoutError,
     TxGuard,
+    _as_int,
     _frame_zero_copy,
     _wait_any,
     make_type_id,
@@ -274,13 +274,13 @@ class Bus(TachyonBus, metaclass=_BusMeta):
                             "can carry (bool, int/uint 8-64, float 16-64, complex 64/128, native "
                             "byte order)")
         # integers as everywhere: anything with __index__, never a float
-        dims = ((_operator.index(shape),) if isinstance(shape, _SupportsIndex)
-                else tuple(_operator.index(n) for n in shape))
+        dims = ((_as_int(shape, "shape"),) if isinstance(shape, _SupportsIndex)
+                else tuple(_as_int(n, "shape") for n in shape))
         nbytes = dt.itemsize
         for n in dims:
             nbytes *= max(n, 0)
         with self.send_zero_copy(_FRAME_HEADER + nbytes, type_id, timeout=timeout) as tx:
-            tid = _operator.index(type_id)  # send_zero_copy checked it is one
+            tid = _as_int(type_id, "type_id")  # send_zero_copy checked it is one
             if not 0 <= tid <= 0xFFFF:
                 raise ValueError("send_array_zero_copy: type_id is the frame's 16-bit message "
                                  f"type (0..65535), got {tid}")

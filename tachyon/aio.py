@@ -22,12 +22,11 @@ the event loop (a short spin, then ``asyncio.sleep`` steps from 0.1 ms up to
 sent its message whole or not at all.
 """
 import asyncio
-import operator
 import threading
 import time
 from typing import TYPE_CHECKING, Any, AsyncIterator, Dict, List, Optional, SupportsIndex, Tuple, Union
 
-from ._core import BusFullError, Message, PeerClosedError, TachyonTimeoutError, _wait_any
+from ._core import BusFullError, Message, PeerClosedError, TachyonTimeoutError, _as_int, _wait_any
 
 if TYPE_CHECKING:
     from . import Bus
@@ -162,10 +161,11 @@ def _seconds(timeout: "Optional[Union[float, SupportsIndex]]", who: str) -> Opti
     (any object with __index__, numpy's too), never a bool."""
     if timeout is None or isinstance(timeout, float):
         return timeout
-    if isinstance(timeout, bool) or not hasattr(type(timeout), "__index__"):
+    try:
+        return _as_int(timeout, "timeout")
+    except TypeError:
         raise TypeError(f"{who}: timeout must be a number of seconds or None, "
-                        f"not {type(timeout).__name__}")
-    return operator.index(timeout)
+                        f"not {type(timeout).__name__}") from None
 
 
 async def recv_async(bus: "Bus", timeout: "Optional[Union[float, SupportsIndex]]" = None) -> Message:

@@ -33,7 +33,6 @@ only. A connection cut is not resumed yet: a cut that lost a message is
 import collections
 import os
 import secrets
-import operator
 import threading
 import time
 from typing import Any, Deque, Iterable, Iterator, List, Optional, Tuple, cast
@@ -54,6 +53,7 @@ from ._core import (
     PeerDeadError,
     RoleError,
     TachyonTimeoutError,
+    _as_int,
     _ForeignView,
 )
 
@@ -76,22 +76,12 @@ _REASONS = {
 }
 
 
-def _int(v: Any, what: str) -> int:
-    """An integer argument, by the local bus's rule: an int or anything with
-    __index__ (a numpy integer), never a bool (docs/PYTHON_API.md)."""
-    if isinstance(v, bool) or type(v).__name__ == "bool_":
-        raise TypeError(f"{what} must be an int, not {type(v).__name__}")
-    try:
-        return operator.index(v)
-    except TypeError:
-        raise TypeError(f"{what} must be an int, not {type(v).__name__}") from None
-
-
 def _deadline(timeout: Any) -> Optional[float]:
     """Seconds (a float, or an integer by _int's rule; None: forever) to a deadline."""
     if timeout is None:
         return None
-    seconds: float = timeout if isinstance(timeout, float) else _int(timeout, "timeout")
+    # the C calls' rule: seconds as a float or an integer, never a bool
+    seconds: float = timeout if isinstance(timeout, float) else _as_int(timeout, "timeout")
     if not seconds >= 0:  # also NaN
         raise ValueError(f"timeout must be >= 0 or None, got {timeout}")
     return time.monotonic() + seconds
@@ -105,7 +95,7 @@ def _left(deadline: Optional[float]) -> float:
 
 
 def _check_capacity(capacity: int) -> int:
-    cap = _int(capacity, "capacity")
+    cap = _as_int(capacity, "capacity")
     if cap < 64 or cap > 1 << 31 or cap & (cap - 1):
         raise ValueError(f"capacity must be a power of two from 64 to 2**31, got {capacity}")
     return cap
@@ -685,7 +675,7 @@ class NetBus:
 
     def _send_data(self, call: str, data: Any, type_id: int, deadline: Optional[float],
                    sent: int) -> None:
-        type_id = _int(type_id, "type_id")
+        type_id = _as_int(type_id, "type_id")
         if not 0 <= type_id <= 0xFFFFFFFF:
             raise ValueError(f"{call}: type_id must be 0..2**32-1, got {type_id}")
         mv = self._check_payload(data)
@@ -753,7 +743,7 @@ class NetBus:
                        timeout: Optional[float] = 0) -> NetTxGuard:
         """A writable buffer of size bytes, sent when the with block exits
         cleanly. Credit is taken at the exit, waiting up to timeout then."""
-        size, type_id = _int(size, "size"), _int(type_id, "type_id")
+        size, type_id = _as_int(size, "size"), _as_int(type_id, "type_id")
         if not 0 <= size <= self.max_payload:
             raise ValueError(f"send_zero_copy: size must be 0..{self.max_payload}, got {size}")
         if not 0 <= type_id <= 0xFFFFFFFF:
@@ -843,7 +833,7 @@ class NetBus:
 
     def drain_batch(self, max_msgs: int = 1024, spin_threshold: int = 10000,
                     timeout: Optional[float] = None) -> NetRxBatch:
-        max_msgs = _int(max_msgs, "max_msgs")
+        max_msgs = _as_int(max_msgs, "max_msgs")
         if max_msgs < 1:
             raise ValueError(f"drain_batch: max_msgs must be >= 1, got {max_msgs}")
         deadline = _deadline(timeout)

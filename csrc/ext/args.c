@@ -12,12 +12,25 @@
  * second), so bool is refused everywhere here, while ints, int subclasses
  * and objects with __index__ (numpy integers) are taken wherever an integer
  * is (docs/PYTHON_API.md, "Timeouts"). */
+static int is_bool(PyObject *o)
+{
+	const char *name;
+	if (PyBool_Check(o))
+		return 1;
+	/* numpy's bool scalar: numpy 1.x and 2.0-2.2 still give it a deprecated
+	 * __index__ (a DeprecationWarning, an error under -W error); refused
+	 * by name, numpy is never imported for it. */
+	name = Py_TYPE(o)->tp_name;
+	return strcmp(name, "numpy.bool") == 0 || strcmp(name, "numpy.bool_") == 0;
+}
+
 static int refuse_bool(PyObject *o, const char *what)
 {
-	if (!PyBool_Check(o))
+	if (!is_bool(o))
 		return 0;
-	PyErr_Format(PyExc_TypeError, "%s must be %s, not bool", what,
-	             strcmp(what, "timeout") == 0 ? "a number of seconds or None" : "an int");
+	PyErr_Format(PyExc_TypeError, "%s must be %s, not %.100s", what,
+	             strcmp(what, "timeout") == 0 ? "a number of seconds or None" : "an int",
+	             Py_TYPE(o)->tp_name);
 	return -1;
 }
 
@@ -44,7 +57,7 @@ static int timeout_value(PyObject *o, double *t)
 		*t = PyFloat_AS_DOUBLE(o);
 		return 0;
 	}
-	if (PyLong_Check(o) || (PyIndex_Check(o) && !PyBool_Check(o))) {
+	if (PyLong_Check(o) || (PyIndex_Check(o) && !is_bool(o))) {
 		PyObject *i;
 		if (refuse_bool(o, "timeout") < 0 || !(i = PyNumber_Index(o)))
 			return -1;

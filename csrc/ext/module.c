@@ -80,6 +80,18 @@ static PyObject *mod_frame_zero_copy(PyObject *m, PyObject *const *args, Py_ssiz
 	return tx_frame_zero_copy(args, nargs, st->txguard_type);
 }
 
+/* The one integer rule (args.c) for the package's Python-level calls. */
+static PyObject *mod_as_int(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
+{
+	const char *what;
+	if (nargs != 2 || !PyUnicode_Check(args[1])) {
+		PyErr_SetString(PyExc_TypeError, "_as_int(value, what, /): what is a str");
+		return NULL;
+	}
+	what = PyUnicode_AsUTF8(args[1]);
+	return what ? tx_as_int(args[0], what) : NULL;
+}
+
 static PyMethodDef module_methods[] = {
 	{"make_type_id", (PyCFunction)(void (*)(void))mod_make_type_id, METH_FASTCALL | METH_KEYWORDS,
 	 "make_type_id(route, msg_type)\n--\n\n"
@@ -95,6 +107,10 @@ static PyMethodDef module_methods[] = {
 	 "_frame_zero_copy(guard, shape, code, bits, typestr, /)\n--\n\n"
 	 "Write a C-contiguous tensor frame header into an open TxGuard, set its actual_size, and\n"
 	 "return an __array_interface__ dict over the frame's data (Bus.send_array_zero_copy)."},
+	{"_as_int", (PyCFunction)(void (*)(void))mod_as_int, METH_FASTCALL,
+	 "_as_int(value, what, /)\n--\n\n"
+	 "value as an int by the rule of every integer argument: an int or any object with\n"
+	 "__index__, never a bool (Python's or numpy's); TypeError naming `what` otherwise."},
 	{"_wait_any", (PyCFunction)(void (*)(void))tx_wait_any, METH_FASTCALL | METH_KEYWORDS,
 	 "_wait_any(buses, timeout=None)\n--\n\n"
 	 "The indices of the buses among `buses` whose receive would return (or raise) at once;\n"
