@@ -3,7 +3,6 @@ request/reply bus"): call_array, reply_array and request_array write them;
 rx.array() finds them by the payload's own header, since the type_id of a
 request or reply is the user's msg_type. Two processes both ways with numpy
 and torch; hostile headers from a fake callee; payloads that are no frame."""
-import contextlib
 import struct
 import sys
 import threading
@@ -13,8 +12,8 @@ import pytest
 import torch
 
 import tachyon
-from conftest import ISOLATED, popen_isolated
-from test_rpc import fake_callee, rpc_pair
+from conftest import ISOLATED
+from test_rpc import fake_callee, peer_process, rpc_pair
 
 sys.path.insert(0, str(ISOLATED))
 import array_cases  # noqa: E402
@@ -23,18 +22,9 @@ import rpc_array_peer  # noqa: E402
 HEADER = 192
 
 
-@contextlib.contextmanager
-def peer_process(*args):
-    """tests/isolated/rpc_array_peer.py; killed and reaped if still running at the end."""
-    peer = popen_isolated("rpc_array_peer.py", *args)
-    try:
-        yield peer
-    finally:
-        if peer.poll() is None:
-            peer.kill()
-            peer.wait()
-        peer.stdout.close()
-        peer.stderr.close()
+def array_peer(mode, path):
+    """tests/isolated/rpc_array_peer.py in mode, as test_rpc runs its peer."""
+    return peer_process(mode, path, script="rpc_array_peer.py")
 
 
 @pytest.fixture
@@ -58,7 +48,7 @@ def test_arrays_to_a_callee_in_another_process(sock_path):
     by call_array (the peer answers torch with torch); a plain request's
     reply is no frame."""
     cases = array_cases.numpy_cases()
-    with peer_process("callee", sock_path) as peer:
+    with array_peer("callee", sock_path) as peer:
         with tachyon.RpcBus.rpc_connect(sock_path, timeout=20) as bus:
             assert peer.stdout.readline().strip() == "listening"
             for i, (name, sent, want) in enumerate(cases):
@@ -91,7 +81,7 @@ def test_arrays_from_a_caller_in_another_process(sock_path):
     cases = array_cases.numpy_cases()
     tcases = rpc_array_peer.torch_cases()
     served = 0
-    with peer_process("caller", sock_path) as peer:
+    with array_peer("caller", sock_path) as peer:
         with tachyon.RpcBus.rpc_listen(sock_path, 1 << 16, 1 << 16, timeout=20) as bus:
             while True:
                 try:

@@ -683,26 +683,32 @@ static int reserve_on(BusObject *bus, size_t reserve, void **p, int64_t deadline
 	return r;
 }
 
+/* What a send copies into its slot: a buffer's bytes, or an array as a
+ * tensor frame (ABI.md, "Tensor frames on the request/reply bus"). */
+typedef struct {
+	int is_array;
+	Py_buffer view;             /* bytes */
+	tx_array_src src;           /* array */
+	size_t reserve;             /* the slot's payload size */
+} rpc_payload;
+
 /* Send one request or reply: reply when is_reply (id cid), else a call
- * (its id to *cid). The payload is a copy of view, or, when src is given,
- * its array as a tensor frame of exactly `reserve` bytes. Returns the
- * core's result. */
-static int send_copy(RpcBusObject *self, int is_reply, const Py_buffer *view,
-                     const tx_array_src *src, size_t reserve, uint16_t mt, int64_t deadline,
-                     uint32_t spin, uint64_t *cid)
+ * (its id to *cid). Returns the core's result. */
+static int send_copy(RpcBusObject *self, int is_reply, const rpc_payload *pl, uint16_t mt,
+                     int64_t deadline, uint32_t spin, uint64_t *cid)
 {
 	BusObject *bus = is_reply ? self->rev : self->fwd;
 	void *p = NULL;
-	size_t len = src ? reserve : (size_t)view->len;
+	size_t len = pl->is_array ? pl->reserve : (size_t)pl->view.len;
 	int r = tx_family_enter(bus, FAM_TX, deadline);
 	if (r != 0)
 		return r == -1 ? -EINTR : r; /* -1: an exception is set */
-	r = reserve_on(bus, reserve, &p, deadline, spin);
+	r = reserve_on(bus, pl->reserve, &p, deadline, spin);
 	if (r == 0) {
-		if (src)
-			r = tx_array_src_write(src, bus->bus, p, reserve);
+		if (pl->is_array)
+			r = tx_array_src_write(&pl->src, bus->bus, p, pl->reserve);
 		else
-			tachyon_bus_copy_payload(bus->bus, p, view->buf, len);
+			tachyon_bus_copy_payload(bus->bus, p, pl->view.buf, len);
 		if (r < 0)
 			tachyon_bus_rollback(bus->bus);
 		else if (is_reply)
@@ -738,30 +744,65 @@ static int check_reply_due(RpcBusObject *self, uint64_t cid, const char *fname)
 	return -1;
 }
 
-/* The shared part of call, reply and request: usable, payload, reserve size. */
-static int send_prepare(RpcBusObject *self, int is_reply, PyObject *payload, PyObject *max_size,
-                        Py_buffer *view, size_t *reserve)
+/* The payload of call, reply and request (is_array 0: obj's bytes, room
+ * for max_size when given) or of the _array forms (obj's array, read with
+ * no family held, as send_array does). */
+static int payload_get(RpcBusObject *self, int is_reply, PyObject *obj, PyObject *max_size,
+                       int is_array, rpc_payload *pl)
 {
-	BusObject *bus = is_reply ? self->rev : self->fwd;
 	Py_ssize_t want;
-	if (tx_bus_usable(bus) < 0)
+	pl->is_array = is_array;
+	if (tx_bus_usable(is_reply ? self->rev : self->fwd) < 0)
 		return -1;
-	if (PyObject_GetBuffer(payload, view, PyBUF_SIMPLE) < 0)
+	if (is_array) {
+		if (tx_array_src_get(obj, &pl->src) < 0)
+			return -1;
+		pl->reserve = (size_t)tachyon_tensor_frame_payload_size(&pl->src.frame);
+		return 0;
+	}
+	if (PyObject_GetBuffer(obj, &pl->view, PyBUF_SIMPLE) < 0)
 		return -1;
-	*reserve = (size_t)view->len;
+	pl->reserve = (size_t)pl->view.len;
 	if (max_size && max_size != Py_None) {
 		if (tx_parse_index(max_size, "max_payload_size", &want) < 0) {
-			PyBuffer_Release(view);
+			PyBuffer_Release(&pl->view);
 			return -1;
 		}
-		if (want < view->len) {
+		if (want < pl->view.len) {
 			PyErr_Format(PyExc_ValueError,
 			             "max_payload_size (%zd) is smaller than the payload (%zd bytes)", want,
-			             view->len);
-			PyBuffer_Release(view);
+			             pl->view.len);
+			PyBuffer_Release(&pl->view);
 			return -1;
 		}
-		*reserve = (size_t)want;
+		pl->reserve = (size_t)want;
+	}
+	return 0;
+}
+
+static void payload_release(rpc_payload *pl)
+{
+	if (pl->is_array)
+		tx_array_src_release(&pl->src);
+	else
+		PyBuffer_Release(&pl->view);
+}
+
+/* call, reply and their _array forms after their arguments: the payload
+ * taken, sent, let go of. */
+static int send_one(RpcBusObject *self, int is_reply, PyObject *obj, PyObject *max_size,
+                    int is_array, uint16_t mt, int64_t tns, uint32_t spin, uint64_t *cid,
+                    const char *fname)
+{
+	rpc_payload pl;
+	int r;
+	if (payload_get(self, is_reply, obj, max_size, is_array, &pl) < 0)
+		return -1;
+	r = send_copy(self, is_reply, &pl, mt, tx_deadline(tns), spin, cid);
+	payload_release(&pl);
+	if (r < 0) {
+		send_failed(self, is_reply, r, pl.reserve, tns, fname);
+		return -1;
 	}
 	return 0;
 }
@@ -776,20 +817,12 @@ static PyObject *Rpc_call(RpcBusObject *self, PyObject *const *args, Py_ssize_t 
 	uint32_t spin;
 	int64_t tns;
 	uint64_t cid = 0;
-	Py_buffer view;
-	size_t reserve;
-	int r;
 
 	if (tx_parse_args("call", args, nargs, kwnames, names, 5, 4, 2, a) < 0 ||
 	    parse_msg_type(a[1], &mt) < 0 || parse_spin(a[3], &spin) < 0 ||
-	    tx_parse_timeout(a[4], &tns) < 0 || check_side(self, 0, "call") < 0)
+	    tx_parse_timeout(a[4], &tns) < 0 || check_side(self, 0, "call") < 0 ||
+	    send_one(self, 0, a[0], a[2], 0, mt, tns, spin, &cid, "call") < 0)
 		return NULL;
-	if (send_prepare(self, 0, a[0], a[2], &view, &reserve) < 0)
-		return NULL;
-	r = send_copy(self, 0, &view, NULL, reserve, mt, tx_deadline(tns), spin, &cid);
-	PyBuffer_Release(&view);
-	if (r < 0)
-		return send_failed(self, 0, r, reserve, tns, "call");
 	return PyLong_FromUnsignedLongLong(cid);
 }
 
@@ -802,22 +835,14 @@ static PyObject *Rpc_reply(RpcBusObject *self, PyObject *const *args, Py_ssize_t
 	uint16_t mt;
 	int64_t tns;
 	uint64_t cid;
-	Py_buffer view;
-	size_t reserve;
-	int r;
 
 	if (tx_parse_args("reply", args, nargs, kwnames, names, 5, 4, 3, a) < 0 ||
 	    parse_cid(a[0], &cid) < 0 || parse_msg_type(a[2], &mt) < 0 ||
 	    tx_parse_timeout(a[4], &tns) < 0 || check_side(self, 1, "reply") < 0)
 		return NULL;
-	if (check_reply_due(self, cid, "reply") < 0)
+	if (check_reply_due(self, cid, "reply") < 0 ||
+	    send_one(self, 1, a[1], a[3], 0, mt, tns, 0, &cid, "reply") < 0)
 		return NULL;
-	if (send_prepare(self, 1, a[1], a[3], &view, &reserve) < 0)
-		return NULL;
-	r = send_copy(self, 1, &view, NULL, reserve, mt, tx_deadline(tns), 0, &cid);
-	PyBuffer_Release(&view);
-	if (r < 0)
-		return send_failed(self, 1, r, reserve, tns, "reply");
 	Py_RETURN_NONE;
 }
 
@@ -1040,21 +1065,28 @@ static int request_ready(RpcBusObject *self, const char *fname)
 	return 0;
 }
 
-/* The round trip of request and request_array (payload as for send_copy):
- * the reply as a Message. */
-static PyObject *round_trip(RpcBusObject *self, const Py_buffer *view, const tx_array_src *src,
-                            size_t reserve, uint16_t mt, int64_t tns, const char *fname)
+/* request and request_array after their arguments: the payload (obj's
+ * bytes, or its array as a frame) sent, then the reply as a Message. One
+ * timeout covers the round trip. */
+static PyObject *round_trip(RpcBusObject *self, PyObject *obj, int is_array, uint16_t mt,
+                            int64_t tns, const char *fname)
 {
 	int64_t deadline = tx_deadline(tns), left;
 	uint64_t cid = 0;
 	PyObject *res;
-	int r = send_copy(self, 0, view, src, reserve, mt, deadline, RPC_DEFAULT_SPIN, &cid);
+	rpc_payload pl;
+	int r;
+
+	if (check_side(self, 0, fname) < 0 || request_ready(self, fname) < 0 ||
+	    payload_get(self, 0, obj, NULL, is_array, &pl) < 0)
+		return NULL;
+	r = send_copy(self, 0, &pl, mt, deadline, RPC_DEFAULT_SPIN, &cid);
+	payload_release(&pl);
 	if (r < 0) {
 		if (cid != 0)
 			self->abandoned = cid; /* sent (ids only grow), but its publication failed */
-		return send_failed(self, 0, r, reserve, tns, fname);
+		return send_failed(self, 0, r, pl.reserve, tns, fname);
 	}
-	/* One timeout for the whole round trip. */
 	if (deadline == TACHYON_FOREVER)
 		left = TACHYON_FOREVER;
 	else if (deadline == 0)
@@ -1071,35 +1103,17 @@ static PyObject *Rpc_request(RpcBusObject *self, PyObject *const *args, Py_ssize
                              PyObject *kwnames)
 {
 	static const char *const names[] = {"payload", "msg_type", "timeout"};
-	PyObject *a[3], *res;
+	PyObject *a[3];
 	uint16_t mt;
 	int64_t tns;
-	Py_buffer view;
-	size_t reserve;
-
 	if (tx_parse_args("request", args, nargs, kwnames, names, 3, 3, 2, a) < 0 ||
-	    parse_msg_type(a[1], &mt) < 0 || tx_parse_timeout(a[2], &tns) < 0 ||
-	    check_side(self, 0, "request") < 0 || request_ready(self, "request") < 0)
+	    parse_msg_type(a[1], &mt) < 0 || tx_parse_timeout(a[2], &tns) < 0)
 		return NULL;
-	if (send_prepare(self, 0, a[0], NULL, &view, &reserve) < 0)
-		return NULL;
-	res = round_trip(self, &view, NULL, reserve, mt, tns, "request");
-	PyBuffer_Release(&view);
-	return res;
+	return round_trip(self, a[0], 0, mt, tns, "request");
 }
 
 /* ------------------------------------------------------------------------ */
 /* arrays (ABI.md, "Tensor frames on the request/reply bus")                 */
-
-/* The array of obj read for sending (family not held, as send_array). */
-static int array_prepare(RpcBusObject *self, int is_reply, PyObject *obj, tx_array_src *src,
-                         size_t *size)
-{
-	if (tx_bus_usable(is_reply ? self->rev : self->fwd) < 0 || tx_array_src_get(obj, src) < 0)
-		return -1;
-	*size = (size_t)tachyon_tensor_frame_payload_size(&src->frame);
-	return 0;
-}
 
 static PyObject *Rpc_call_array(RpcBusObject *self, PyObject *const *args, Py_ssize_t nargs,
                                 PyObject *kwnames)
@@ -1109,18 +1123,11 @@ static PyObject *Rpc_call_array(RpcBusObject *self, PyObject *const *args, Py_ss
 	uint16_t mt;
 	int64_t tns;
 	uint64_t cid = 0;
-	tx_array_src src;
-	size_t size;
-	int r;
-
 	if (tx_parse_args("call_array", args, nargs, kwnames, names, 3, 3, 2, a) < 0 ||
 	    parse_msg_type(a[1], &mt) < 0 || tx_parse_timeout(a[2], &tns) < 0 ||
-	    check_side(self, 0, "call_array") < 0 || array_prepare(self, 0, a[0], &src, &size) < 0)
+	    check_side(self, 0, "call_array") < 0 ||
+	    send_one(self, 0, a[0], NULL, 1, mt, tns, RPC_DEFAULT_SPIN, &cid, "call_array") < 0)
 		return NULL;
-	r = send_copy(self, 0, NULL, &src, size, mt, tx_deadline(tns), RPC_DEFAULT_SPIN, &cid);
-	tx_array_src_release(&src);
-	if (r < 0)
-		return send_failed(self, 0, r, size, tns, "call_array");
 	return PyLong_FromUnsignedLongLong(cid);
 }
 
@@ -1132,20 +1139,12 @@ static PyObject *Rpc_reply_array(RpcBusObject *self, PyObject *const *args, Py_s
 	uint16_t mt;
 	int64_t tns;
 	uint64_t cid;
-	tx_array_src src;
-	size_t size;
-	int r;
-
 	if (tx_parse_args("reply_array", args, nargs, kwnames, names, 4, 4, 3, a) < 0 ||
 	    parse_cid(a[0], &cid) < 0 || parse_msg_type(a[2], &mt) < 0 ||
 	    tx_parse_timeout(a[3], &tns) < 0 || check_side(self, 1, "reply_array") < 0 ||
 	    check_reply_due(self, cid, "reply_array") < 0 ||
-	    array_prepare(self, 1, a[1], &src, &size) < 0)
+	    send_one(self, 1, a[1], NULL, 1, mt, tns, 0, &cid, "reply_array") < 0)
 		return NULL;
-	r = send_copy(self, 1, NULL, &src, size, mt, tx_deadline(tns), 0, &cid);
-	tx_array_src_release(&src);
-	if (r < 0)
-		return send_failed(self, 1, r, size, tns, "reply_array");
 	Py_RETURN_NONE;
 }
 
@@ -1157,18 +1156,13 @@ static PyObject *Rpc_request_array(RpcBusObject *self, PyObject *const *args, Py
 	PyObject *a[3], *res, *data;
 	uint16_t mt;
 	int64_t tns;
-	tx_array_src src;
 	tachyon_tensor_frame f;
-	size_t size;
 	MessageObject *msg;
 
 	if (tx_parse_args("request_array", args, nargs, kwnames, names, 3, 3, 2, a) < 0 ||
-	    parse_msg_type(a[1], &mt) < 0 || tx_parse_timeout(a[2], &tns) < 0 ||
-	    check_side(self, 0, "request_array") < 0 || request_ready(self, "request_array") < 0 ||
-	    array_prepare(self, 0, a[0], &src, &size) < 0)
+	    parse_msg_type(a[1], &mt) < 0 || tx_parse_timeout(a[2], &tns) < 0)
 		return NULL;
-	msg = (MessageObject *)round_trip(self, NULL, &src, size, mt, tns, "request_array");
-	tx_array_src_release(&src);
+	msg = (MessageObject *)round_trip(self, a[0], 1, mt, tns, "request_array");
 	if (!msg)
 		return NULL;
 	data = msg->data;
