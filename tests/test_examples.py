@@ -29,6 +29,10 @@ EXPECTED = {
         "double(1) = 2\ndouble(21) = 42\ndouble(-4) = -8\nreply 4: 200\nreply 5: 400\n"
         "error reply: no handler for msg_type 2\n"
     ),
+    "rpc_arrays.py": (
+        "gram: shape=(3, 3) dtype=float64 trace=55.0\n"
+        "column sums: [4, 4, 4, 4, 4] dtype=int64\n"
+    ),
     "wait_many.py": "commands: stop\nlogs: started\nsensors: 21.5 C\nsensors: 21.7 C\n",
     "asyncio_echo.py": "1 -> 2\n21 -> 42\n1000 -> 2000\n7 -> 14 (around a cancelled receive)\n",
     "observe.py": (

@@ -29,9 +29,9 @@ WALL_CAP_S = 90.0
 
 
 @contextlib.contextmanager
-def peer_process(*args):
-    """tests/isolated/rpc_peer.py with args; killed and reaped if still running at the end."""
-    peer = popen_isolated("rpc_peer.py", *args)
+def peer_process(*args, script="rpc_peer.py"):
+    """tests/isolated/<script> with args; killed and reaped if still running at the end."""
+    peer = popen_isolated(script, *args)
     try:
         yield peer
     finally:

@@ -106,12 +106,21 @@ def request_reply(path: str) -> bytes:
         out: Optional[int] = tx.out_cid
         m: tachyon.Message = caller.request(b"z", 2, timeout=0.5)
         ready = tachyon.wait([caller], timeout=0)
+        acid: int = caller.call_array(np.zeros((2, 3)), 4, timeout=None)
+        with caller.wait(acid) as arx:
+            got += arx.array().tobytes()
+        doubled: np.ndarray = caller.request_array(np.arange(3), 4, timeout=0.5)
+        got += doubled.tobytes()
         got += m.data + echo.call(caller, b"e") + bytes(len(ready) + (out or 0))
     with tachyon.RpcBus.rpc_listen(path, 1 << 12, 1 << 12, timeout=None) as callee:
         dispatcher.serve_once(callee, timeout=1.0)
         with callee.serve() as req:
             c = req.correlation_id
         callee.reply(c, b"r", tachyon.MSG_TYPE_ERROR)
+        with callee.serve() as areq:
+            ac = areq.correlation_id
+            twice = areq.array() * 2
+        callee.reply_array(ac, twice, 4, timeout=1.0)
     return got
 
 

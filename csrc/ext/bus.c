@@ -681,15 +681,9 @@ static PyObject *Bus_send_array(BusObject *self, PyObject *const *args, Py_ssize
 			r = tx_blocking(&c);
 		}
 		if (r == 0) {
-			r = tachyon_tensor_frame_encode(p, size, &src.frame);
-			if (r == 0) {
-				if (src.contiguous)
-					tachyon_bus_copy_payload(self->bus, (uint8_t *)p + src.frame.data_offset,
-					                         src.data, (size_t)src.frame.data_size);
-				else
-					tx_array_src_copy(&src, (uint8_t *)p + src.frame.data_offset);
+			r = tx_array_src_write(&src, self->bus, p, size);
+			if (r == 0)
 				r = tachyon_bus_commit(self->bus, size, type_id);
-			}
 			if (r == 0)
 				r = tachyon_bus_flush(self->bus);
 			else

@@ -23,6 +23,14 @@
 /* ------------------------------------------------------------------------ */
 /* receiving                                                                 */
 
+/* The core's refusal of a header, raised as `bad`. */
+static int frame_corrupt(int r, uint32_t type_id, size_t size, PyObject *bad)
+{
+	PyErr_Format(bad, "corrupt tensor frame (type_id 0x%08x, %zu bytes): %s", (unsigned)type_id,
+	             size, tachyon_tensor_frame_strerror(r));
+	return -1;
+}
+
 int tx_frame_of(const uint8_t *data, size_t size, uint32_t type_id, tachyon_tensor_frame *f,
                 PyObject *bad)
 {
@@ -35,12 +43,23 @@ int tx_frame_of(const uint8_t *data, size_t size, uint32_t type_id, tachyon_tens
 		return -1;
 	}
 	r = tachyon_tensor_frame_decode(data, size, f);
-	if (r < 0) {
-		PyErr_Format(bad, "corrupt tensor frame (type_id 0x%08x, %zu bytes): %s",
-		             (unsigned)type_id, size, tachyon_tensor_frame_strerror(r));
+	return r < 0 ? frame_corrupt(r, type_id, size, bad) : 0;
+}
+
+int tx_payload_frame_of(const uint8_t *data, size_t size, uint32_t type_id,
+                        tachyon_tensor_frame *f, PyObject *bad)
+{
+	int r = tachyon_tensor_frame_decode(data, size, f);
+	if (r == -ENOMSG) {
+		/* the decoder's own "no frame here": too short or not the magic */
+		PyErr_Format(PyExc_TypeError,
+		             "this request or reply holds no tensor frame (msg_type %u, %zu bytes, no "
+		             "frame header at its start; call_array, reply_array and request_array "
+		             "write one); read it as bytes or memoryview",
+		             (unsigned)(type_id & 0xFFFFu), size);
 		return -1;
 	}
-	return 0;
+	return r < 0 ? frame_corrupt(r, type_id, size, bad) : 0;
 }
 
 /* numpy's name of a frame dtype, native byte order; NULL for bfloat16. */
@@ -350,6 +369,19 @@ void tx_array_src_copy(const tx_array_src *src, uint8_t *dst)
 		if (d < 0)
 			return;
 	}
+}
+
+int tx_array_src_write(const tx_array_src *src, tachyon_bus *bus, void *p, size_t size)
+{
+	int r = tachyon_tensor_frame_encode(p, size, &src->frame);
+	if (r < 0)
+		return r;
+	if (src->contiguous)
+		tachyon_bus_copy_payload(bus, (uint8_t *)p + src->frame.data_offset, src->data,
+		                         (size_t)src->frame.data_size);
+	else
+		tx_array_src_copy(src, (uint8_t *)p + src->frame.data_offset);
+	return 0;
 }
 
 void tx_array_src_release(tx_array_src *src)

@@ -13,6 +13,12 @@
  * fails a check. */
 int tx_frame_of(const uint8_t *data, size_t size, uint32_t type_id, tachyon_tensor_frame *f,
                 PyObject *bad);
+/* The frame of a request or reply, whose type_id is the user's msg_type
+ * (route 0) and so cannot mark a frame: the payload's own header decides,
+ * checked by the same decoder. TypeError when it has no frame header (too
+ * short, or not the magic), `bad` when the header fails any other check. */
+int tx_payload_frame_of(const uint8_t *data, size_t size, uint32_t type_id,
+                        tachyon_tensor_frame *f, PyObject *bad);
 
 /* A read-only numpy array of frame f over the buffer of owner, whose byte 0
  * is the payload's (a received slot's exporter, or a bytes copy). The array
@@ -38,6 +44,10 @@ typedef struct {
 int tx_array_src_get(PyObject *obj, tx_array_src *src);
 /* Copy the source's elements to dst in C order (frame.data_size bytes). */
 void tx_array_src_copy(const tx_array_src *src, uint8_t *dst);
+/* The frame into a reserved slot p of size bytes (the frame's payload
+ * size): header, then the elements in one copy. 0, or the encoder's
+ * negative code with nothing written. */
+int tx_array_src_write(const tx_array_src *src, tachyon_bus *bus, void *p, size_t size);
 /* Let go of what tx_array_src_get took. */
 void tx_array_src_release(tx_array_src *src);
 

@@ -22,6 +22,7 @@
 #include "bus.h"
 #include "calls.h"
 #include "family.h"
+#include "frames.h"
 #include "guards.h"
 #include "message.h"
 
@@ -186,9 +187,19 @@ static PyObject *RpcRx_dlpack_device(RpcRxGuardObject *g, PyObject *unused)
 	return forward(g->inner, "__dlpack_device__", NULL, 0, NULL);
 }
 
+/* The type_id of a request or reply is the user's msg_type, so the frame
+ * is recognised by its header alone (ABI.md, "Tensor frames on the
+ * request/reply bus"); the array holds a buffer export of the RxGuard,
+ * which pins the slot. */
 static PyObject *RpcRx_array(RpcRxGuardObject *g, PyObject *unused)
 {
-	return forward(g->inner, "array", NULL, 0, NULL);
+	RxGuardObject *in = (RxGuardObject *)g->inner;
+	tachyon_tensor_frame f;
+	if (in->spent)
+		return forward(g->inner, "array", NULL, 0, NULL); /* its refusal, in its words */
+	if (tx_payload_frame_of(in->msg.data, in->msg.size, in->msg.type_id, &f, PyExc_ValueError) < 0)
+		return NULL;
+	return tx_frame_array(g->inner, &f);
 }
 
 static PyObject *RpcRx_get_type_id(RpcRxGuardObject *g, void *c)
@@ -253,10 +264,14 @@ static void RpcRx_dealloc(RpcRxGuardObject *g)
 
 static PyMethodDef RpcRx_methods[] = {
 	{"array", (PyCFunction)RpcRx_array, METH_NOARGS,
-	 "array($self, /)\n--\n\nThe tensor frame in the slot as a read-only numpy array (RxGuard.array)."},
+	 "array($self, /)\n--\n\n"
+	 "The tensor frame in the slot (call_array, reply_array) as a read-only numpy array of its\n"
+	 "dtype and shape, in place; it pins the slot until it is gone. The payload's header alone\n"
+	 "says it is a frame: TypeError when it has none, ValueError when it fails a check."},
 	{"__dlpack__", (PyCFunction)(void (*)(void))RpcRx_dlpack, METH_FASTCALL | METH_KEYWORDS,
 	 "__dlpack__($self, /, stream=None, *, max_version=None, dl_device=None, copy=None)\n--\n\n"
-	 "The payload as a DLPack capsule, without a copy (RxGuard.__dlpack__)."},
+	 "The payload as a 1-D uint8 DLPack capsule, without a copy (RxGuard.__dlpack__), frame\n"
+	 "or not: for a frame's dtype and shape, export .array() instead."},
 	{"__dlpack_device__", (PyCFunction)RpcRx_dlpack_device, METH_NOARGS,
 	 "__dlpack_device__($self, /)\n--\n\n(kDLCPU, 0)."},
 	{"__enter__", (PyCFunction)RpcRx_enter, METH_NOARGS, "__enter__($self, /)\n--\n\n"},
@@ -668,21 +683,38 @@ static int reserve_on(BusObject *bus, size_t reserve, void **p, int64_t deadline
 	return r;
 }
 
-/* Send one request or reply with a copy of view: reply when is_reply (id
- * cid), else a call (its id to *cid). Returns the core's result. */
-static int send_copy(RpcBusObject *self, int is_reply, const Py_buffer *view, size_t reserve,
-                     uint16_t mt, int64_t deadline, uint32_t spin, uint64_t *cid)
+/* What a send copies into its slot: a buffer's bytes, or an array as a
+ * tensor frame (ABI.md, "Tensor frames on the request/reply bus"). */
+typedef struct {
+	int is_array;
+	Py_buffer view;             /* bytes */
+	tx_array_src src;           /* array */
+	size_t reserve;             /* the slot's payload size */
+} rpc_payload;
+
+/* Send one request or reply: reply when is_reply (id cid), else a call
+ * (its id to *cid). Returns the core's result. */
+static int send_copy(RpcBusObject *self, int is_reply, const rpc_payload *pl, uint16_t mt,
+                     int64_t deadline, uint32_t spin, uint64_t *cid)
 {
 	BusObject *bus = is_reply ? self->rev : self->fwd;
 	void *p = NULL;
+	size_t len = pl->is_array ? pl->reserve : (size_t)pl->view.len;
 	int r = tx_family_enter(bus, FAM_TX, deadline);
 	if (r != 0)
 		return r == -1 ? -EINTR : r; /* -1: an exception is set */
-	r = reserve_on(bus, reserve, &p, deadline, spin);
+	r = reserve_on(bus, pl->reserve, &p, deadline, spin);
 	if (r == 0) {
-		tachyon_bus_copy_payload(bus->bus, p, view->buf, (size_t)view->len);
-		r = is_reply ? tachyon_rpc_reply_commit(self->rpc, *cid, p, (size_t)view->len, mt)
-		             : tachyon_rpc_call_commit(self->rpc, p, (size_t)view->len, mt, cid);
+		if (pl->is_array)
+			r = tx_array_src_write(&pl->src, bus->bus, p, pl->reserve);
+		else
+			tachyon_bus_copy_payload(bus->bus, p, pl->view.buf, len);
+		if (r < 0)
+			tachyon_bus_rollback(bus->bus);
+		else if (is_reply)
+			r = tachyon_rpc_reply_commit(self->rpc, *cid, p, len, mt);
+		else
+			r = tachyon_rpc_call_commit(self->rpc, p, len, mt, cid);
 	}
 	tx_family_exit(bus, FAM_TX);
 	return r;
@@ -699,30 +731,78 @@ static PyObject *send_failed(RpcBusObject *self, int is_reply, int r, size_t siz
 	return tx_raise(self->st, r, &cx);
 }
 
-/* The shared part of call, reply and request: usable, payload, reserve size. */
-static int send_prepare(RpcBusObject *self, int is_reply, PyObject *payload, PyObject *max_size,
-                        Py_buffer *view, size_t *reserve)
+/* A reply to cid may go now: cid is the oldest request served and not yet
+ * answered. */
+static int check_reply_due(RpcBusObject *self, uint64_t cid, const char *fname)
 {
-	BusObject *bus = is_reply ? self->rev : self->fwd;
+	if (tachyon_rpc_reply_check(self->rpc, cid) == 0)
+		return 0;
+	PyErr_Format(PyExc_ValueError,
+	             "%s(%llu): replies go in request order, and %llu is not the oldest request "
+	             "served and not yet answered",
+	             fname, (unsigned long long)cid, (unsigned long long)cid);
+	return -1;
+}
+
+/* The payload of call, reply and request (is_array 0: obj's bytes, room
+ * for max_size when given) or of the _array forms (obj's array, read with
+ * no family held, as send_array does). */
+static int payload_get(RpcBusObject *self, int is_reply, PyObject *obj, PyObject *max_size,
+                       int is_array, rpc_payload *pl)
+{
 	Py_ssize_t want;
-	if (tx_bus_usable(bus) < 0)
+	pl->is_array = is_array;
+	if (tx_bus_usable(is_reply ? self->rev : self->fwd) < 0)
 		return -1;
-	if (PyObject_GetBuffer(payload, view, PyBUF_SIMPLE) < 0)
+	if (is_array) {
+		if (tx_array_src_get(obj, &pl->src) < 0)
+			return -1;
+		pl->reserve = (size_t)tachyon_tensor_frame_payload_size(&pl->src.frame);
+		return 0;
+	}
+	if (PyObject_GetBuffer(obj, &pl->view, PyBUF_SIMPLE) < 0)
 		return -1;
-	*reserve = (size_t)view->len;
+	pl->reserve = (size_t)pl->view.len;
 	if (max_size && max_size != Py_None) {
 		if (tx_parse_index(max_size, "max_payload_size", &want) < 0) {
-			PyBuffer_Release(view);
+			PyBuffer_Release(&pl->view);
 			return -1;
 		}
-		if (want < view->len) {
+		if (want < pl->view.len) {
 			PyErr_Format(PyExc_ValueError,
 			             "max_payload_size (%zd) is smaller than the payload (%zd bytes)", want,
-			             view->len);
-			PyBuffer_Release(view);
+			             pl->view.len);
+			PyBuffer_Release(&pl->view);
 			return -1;
 		}
-		*reserve = (size_t)want;
+		pl->reserve = (size_t)want;
+	}
+	return 0;
+}
+
+static void payload_release(rpc_payload *pl)
+{
+	if (pl->is_array)
+		tx_array_src_release(&pl->src);
+	else
+		PyBuffer_Release(&pl->view);
+}
+
+/* call, reply and their _array forms after their arguments: the payload
+ * taken, sent, let go of. */
+static int send_one(RpcBusObject *self, int is_reply, PyObject *obj, PyObject *max_size,
+                    int is_array, uint16_t mt, int64_t tns, uint32_t spin, uint64_t *cid,
+                    const char *fname)
+{
+	rpc_payload pl;
+	int r;
+	if (payload_get(self, is_reply, obj, max_size, is_array, &pl) < 0)
+		return -1;
+	r = send_copy(self, is_reply, &pl, mt, tx_deadline(tns), spin, cid);
+	payload_release(&pl);
+	if (r < 0) {
+		send_failed(self, is_reply, r, pl.reserve, tns, fname);
+		return -1;
 	}
 	return 0;
 }
@@ -737,20 +817,12 @@ static PyObject *Rpc_call(RpcBusObject *self, PyObject *const *args, Py_ssize_t 
 	uint32_t spin;
 	int64_t tns;
 	uint64_t cid = 0;
-	Py_buffer view;
-	size_t reserve;
-	int r;
 
 	if (tx_parse_args("call", args, nargs, kwnames, names, 5, 4, 2, a) < 0 ||
 	    parse_msg_type(a[1], &mt) < 0 || parse_spin(a[3], &spin) < 0 ||
-	    tx_parse_timeout(a[4], &tns) < 0 || check_side(self, 0, "call") < 0)
+	    tx_parse_timeout(a[4], &tns) < 0 || check_side(self, 0, "call") < 0 ||
+	    send_one(self, 0, a[0], a[2], 0, mt, tns, spin, &cid, "call") < 0)
 		return NULL;
-	if (send_prepare(self, 0, a[0], a[2], &view, &reserve) < 0)
-		return NULL;
-	r = send_copy(self, 0, &view, reserve, mt, tx_deadline(tns), spin, &cid);
-	PyBuffer_Release(&view);
-	if (r < 0)
-		return send_failed(self, 0, r, reserve, tns, "call");
 	return PyLong_FromUnsignedLongLong(cid);
 }
 
@@ -763,27 +835,14 @@ static PyObject *Rpc_reply(RpcBusObject *self, PyObject *const *args, Py_ssize_t
 	uint16_t mt;
 	int64_t tns;
 	uint64_t cid;
-	Py_buffer view;
-	size_t reserve;
-	int r;
 
 	if (tx_parse_args("reply", args, nargs, kwnames, names, 5, 4, 3, a) < 0 ||
 	    parse_cid(a[0], &cid) < 0 || parse_msg_type(a[2], &mt) < 0 ||
 	    tx_parse_timeout(a[4], &tns) < 0 || check_side(self, 1, "reply") < 0)
 		return NULL;
-	if (tachyon_rpc_reply_check(self->rpc, cid) < 0) {
-		PyErr_Format(PyExc_ValueError,
-		             "reply(%llu): replies go in request order, and %llu is not the oldest "
-		             "request served and not yet answered",
-		             (unsigned long long)cid, (unsigned long long)cid);
+	if (check_reply_due(self, cid, "reply") < 0 ||
+	    send_one(self, 1, a[1], a[3], 0, mt, tns, 0, &cid, "reply") < 0)
 		return NULL;
-	}
-	if (send_prepare(self, 1, a[1], a[3], &view, &reserve) < 0)
-		return NULL;
-	r = send_copy(self, 1, &view, reserve, mt, tx_deadline(tns), 0, &cid);
-	PyBuffer_Release(&view);
-	if (r < 0)
-		return send_failed(self, 1, r, reserve, tns, "reply");
 	Py_RETURN_NONE;
 }
 
@@ -834,13 +893,8 @@ static PyObject *Rpc_reply_zero_copy(RpcBusObject *self, PyObject *const *args, 
 	    parse_cid(a[0], &cid) < 0 || parse_msg_type(a[2], &mt) < 0 ||
 	    check_side(self, 1, "reply_zero_copy") < 0)
 		return NULL;
-	if (tachyon_rpc_reply_check(self->rpc, cid) < 0) {
-		PyErr_Format(PyExc_ValueError,
-		             "reply_zero_copy(%llu): replies go in request order, and %llu is not the "
-		             "oldest request served and not yet answered",
-		             (unsigned long long)cid, (unsigned long long)cid);
+	if (check_reply_due(self, cid, "reply_zero_copy") < 0)
 		return NULL;
-	}
 	return zero_copy(self, 1, cid, a[1], mt, a[3]);
 }
 
@@ -996,54 +1050,129 @@ static PyObject *Rpc_serve(RpcBusObject *self, PyObject *const *args, Py_ssize_t
 	return res;
 }
 
-static PyObject *Rpc_request(RpcBusObject *self, PyObject *const *args, Py_ssize_t nargs,
-                             PyObject *kwnames)
+/* request and request_array may start a round trip: no call made with
+ * call() still waits for its reply, so the next reply is this one's. */
+static int request_ready(RpcBusObject *self, const char *fname)
 {
-	static const char *const names[] = {"payload", "msg_type", "timeout"};
-	PyObject *a[3], *res;
-	uint16_t mt;
-	int64_t tns, deadline, left;
-	uint64_t cid = 0, due, next;
-	Py_buffer view;
-	size_t reserve;
-	int r;
-
-	if (tx_parse_args("request", args, nargs, kwnames, names, 3, 3, 2, a) < 0 ||
-	    parse_msg_type(a[1], &mt) < 0 || tx_parse_timeout(a[2], &tns) < 0 ||
-	    check_side(self, 0, "request") < 0)
-		return NULL;
-	/* The reply will be the next one only when no call made with call()
-	 * still waits for its own. */
-	due = tachyon_rpc_due_id(self->rpc);
-	next = tachyon_rpc_next_id(self->rpc);
+	uint64_t due = tachyon_rpc_due_id(self->rpc), next = tachyon_rpc_next_id(self->rpc);
 	if (due != next && next - 1 > self->abandoned) {
 		PyErr_Format(PyExc_ValueError,
-		             "request: calls %llu..%llu still wait for their replies (wait() for "
-		             "them first); replies come in call order",
-		             (unsigned long long)due, (unsigned long long)next - 1);
-		return NULL;
+		             "%s: calls %llu..%llu still wait for their replies (wait() for them "
+		             "first); replies come in call order",
+		             fname, (unsigned long long)due, (unsigned long long)next - 1);
+		return -1;
 	}
-	if (send_prepare(self, 0, a[0], NULL, &view, &reserve) < 0)
+	return 0;
+}
+
+/* request and request_array after their arguments: the payload (obj's
+ * bytes, or its array as a frame) sent, then the reply as a Message. One
+ * timeout covers the round trip. */
+static PyObject *round_trip(RpcBusObject *self, PyObject *obj, int is_array, uint16_t mt,
+                            int64_t tns, const char *fname)
+{
+	int64_t deadline = tx_deadline(tns), left;
+	uint64_t cid = 0;
+	PyObject *res;
+	rpc_payload pl;
+	int r;
+
+	if (check_side(self, 0, fname) < 0 || request_ready(self, fname) < 0 ||
+	    payload_get(self, 0, obj, NULL, is_array, &pl) < 0)
 		return NULL;
-	deadline = tx_deadline(tns);
-	r = send_copy(self, 0, &view, reserve, mt, deadline, RPC_DEFAULT_SPIN, &cid);
-	PyBuffer_Release(&view);
-	if (r < 0 && cid == 0)
-		return send_failed(self, 0, r, reserve, tns, "request");
+	r = send_copy(self, 0, &pl, mt, deadline, RPC_DEFAULT_SPIN, &cid);
+	payload_release(&pl);
 	if (r < 0) {
-		self->abandoned = cid; /* sent (ids only grow), but its publication failed */
-		return send_failed(self, 0, r, reserve, tns, "request");
+		if (cid != 0)
+			self->abandoned = cid; /* sent (ids only grow), but its publication failed */
+		return send_failed(self, 0, r, pl.reserve, tns, fname);
 	}
-	/* One timeout for the whole round trip. */
 	if (deadline == TACHYON_FOREVER)
 		left = TACHYON_FOREVER;
 	else if (deadline == 0)
 		left = 0;
 	else if ((left = deadline - tachyon_now_ns()) <= 0)
 		left = 0;
-	res = take_reply(self, cid, left, RPC_DEFAULT_SPIN, 1, "request");
+	res = take_reply(self, cid, left, RPC_DEFAULT_SPIN, 1, fname);
 	if (!res && tachyon_rpc_due_id(self->rpc) <= cid)
 		self->abandoned = cid; /* its reply is dropped when it comes */
+	return res;
+}
+
+static PyObject *Rpc_request(RpcBusObject *self, PyObject *const *args, Py_ssize_t nargs,
+                             PyObject *kwnames)
+{
+	static const char *const names[] = {"payload", "msg_type", "timeout"};
+	PyObject *a[3];
+	uint16_t mt;
+	int64_t tns;
+	if (tx_parse_args("request", args, nargs, kwnames, names, 3, 3, 2, a) < 0 ||
+	    parse_msg_type(a[1], &mt) < 0 || tx_parse_timeout(a[2], &tns) < 0)
+		return NULL;
+	return round_trip(self, a[0], 0, mt, tns, "request");
+}
+
+/* ------------------------------------------------------------------------ */
+/* arrays (ABI.md, "Tensor frames on the request/reply bus")                 */
+
+static PyObject *Rpc_call_array(RpcBusObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                PyObject *kwnames)
+{
+	static const char *const names[] = {"obj", "msg_type", "timeout"};
+	PyObject *a[3];
+	uint16_t mt;
+	int64_t tns;
+	uint64_t cid = 0;
+	if (tx_parse_args("call_array", args, nargs, kwnames, names, 3, 3, 2, a) < 0 ||
+	    parse_msg_type(a[1], &mt) < 0 || tx_parse_timeout(a[2], &tns) < 0 ||
+	    check_side(self, 0, "call_array") < 0 ||
+	    send_one(self, 0, a[0], NULL, 1, mt, tns, RPC_DEFAULT_SPIN, &cid, "call_array") < 0)
+		return NULL;
+	return PyLong_FromUnsignedLongLong(cid);
+}
+
+static PyObject *Rpc_reply_array(RpcBusObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                 PyObject *kwnames)
+{
+	static const char *const names[] = {"correlation_id", "obj", "msg_type", "timeout"};
+	PyObject *a[4];
+	uint16_t mt;
+	int64_t tns;
+	uint64_t cid;
+	if (tx_parse_args("reply_array", args, nargs, kwnames, names, 4, 4, 3, a) < 0 ||
+	    parse_cid(a[0], &cid) < 0 || parse_msg_type(a[2], &mt) < 0 ||
+	    tx_parse_timeout(a[3], &tns) < 0 || check_side(self, 1, "reply_array") < 0 ||
+	    check_reply_due(self, cid, "reply_array") < 0 ||
+	    send_one(self, 1, a[1], NULL, 1, mt, tns, 0, &cid, "reply_array") < 0)
+		return NULL;
+	Py_RETURN_NONE;
+}
+
+/* call_array then the reply's frame as a numpy array over the reply's copy. */
+static PyObject *Rpc_request_array(RpcBusObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                   PyObject *kwnames)
+{
+	static const char *const names[] = {"obj", "msg_type", "timeout"};
+	PyObject *a[3], *res, *data;
+	uint16_t mt;
+	int64_t tns;
+	tachyon_tensor_frame f;
+	MessageObject *msg;
+
+	if (tx_parse_args("request_array", args, nargs, kwnames, names, 3, 3, 2, a) < 0 ||
+	    parse_msg_type(a[1], &mt) < 0 || tx_parse_timeout(a[2], &tns) < 0)
+		return NULL;
+	msg = (MessageObject *)round_trip(self, a[0], 1, mt, tns, "request_array");
+	if (!msg)
+		return NULL;
+	data = msg->data;
+	if (tx_payload_frame_of((const uint8_t *)PyBytes_AS_STRING(data),
+	                        (size_t)PyBytes_GET_SIZE(data), msg->type_id, &f,
+	                        PyExc_ValueError) < 0)
+		res = NULL;
+	else
+		res = tx_frame_array(data, &f);
+	Py_DECREF(msg);
 	return res;
 }
 
@@ -1155,6 +1284,16 @@ static PyMethodDef Rpc_methods[] = {
 	 "request($self, /, payload, msg_type, timeout=None)\n--\n\n"
 	 "call() then wait(), in one: returns the reply as a Message. timeout covers the whole\n"
 	 "round trip; a reply that comes after it gave up is dropped on arrival."},
+	{"call_array", FN(Rpc_call_array), FKW,
+	 "call_array($self, /, obj, msg_type, timeout=None)\n--\n\n"
+	 "Send obj (numpy array, torch CPU tensor, anything with the buffer protocol or\n"
+	 "__dlpack__) as a tensor frame request of msg_type: its dtype and shape travel with it,\n"
+	 "in one copy into the ring. Returns its correlation_id; rx.array() reads it."},
+	{"request_array", FN(Rpc_request_array), FKW,
+	 "request_array($self, /, obj, msg_type, timeout=None)\n--\n\n"
+	 "call_array() then wait for the reply and return its tensor frame as a read-only numpy\n"
+	 "array over a copy. timeout covers the round trip. TypeError when the reply is not a\n"
+	 "frame, ValueError when its header fails a check (the reply is taken either way)."},
 	{"serve", FN(Rpc_serve), FKW,
 	 "serve($self, /, spin_threshold=10000, timeout=None)\n--\n\n"
 	 "Wait for the next request and return an RpcRxGuard over it, with its correlation_id."},
@@ -1162,6 +1301,9 @@ static PyMethodDef Rpc_methods[] = {
 	 "reply($self, /, correlation_id, payload, msg_type, max_payload_size=None, "
 	 "timeout=None)\n--\n\n"
 	 "Send the reply to a served request (a copy of payload). Replies go in request order."},
+	{"reply_array", FN(Rpc_reply_array), FKW,
+	 "reply_array($self, /, correlation_id, obj, msg_type, timeout=None)\n--\n\n"
+	 "Send the reply to a served request as a tensor frame of obj (as call_array)."},
 	{"reply_zero_copy", FN(Rpc_reply_zero_copy), FKW,
 	 "reply_zero_copy($self, /, correlation_id, max_payload_size, msg_type, timeout=None)\n"
 	 "--\n\nReserve a reply slot and return an RpcTxGuard to fill in place."},
