@@ -9,10 +9,9 @@ import threading
 
 import numpy as np
 import pytest
-import torch
 
 import tachyon
-from conftest import ISOLATED
+from conftest import ISOLATED, torch
 from test_rpc import fake_callee, peer_process, rpc_pair
 
 sys.path.insert(0, str(ISOLATED))
@@ -43,6 +42,8 @@ def same(got, want):
 # two processes
 
 
+@pytest.mark.torch
+@pytest.mark.skipif(torch is None, reason="torch is not installed (the test extra installs it)")
 def test_arrays_to_a_callee_in_another_process(sock_path):
     """This end calls: numpy by request_array and by call_array + wait, torch
     by call_array (the peer answers torch with torch); a plain request's
@@ -75,6 +76,8 @@ def test_arrays_to_a_callee_in_another_process(sock_path):
     print(f"{len(cases)} numpy and {len(rpc_array_peer.torch_cases())} torch round trips")
 
 
+@pytest.mark.torch
+@pytest.mark.skipif(torch is None, reason="torch is not installed (the test extra installs it)")
 def test_arrays_from_a_caller_in_another_process(sock_path):
     """The peer calls; this end serves with rx.array() and answers with
     reply_array, torch tensors to torch requests."""
@@ -110,6 +113,8 @@ def test_arrays_from_a_caller_in_another_process(sock_path):
 # one process: what is and is not a frame
 
 
+@pytest.mark.torch
+@pytest.mark.skipif(torch is None, reason="torch is not installed (the test extra installs it)")
 def test_request_and_reply_views_in_process(rpc):
     """A float64 2-D array there and a torch tensor back, 0-d and empty
     shapes; __dlpack__ of a frame view stays the flat payload."""
