@@ -1,8 +1,9 @@
 """Uses the public API the way an application would; tests/test_typing.py runs
 mypy --strict over it, so the stub (tachyon/_core.pyi) stays true. Never run."""
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import numpy as np
+from numpy.typing import NDArray
 
 import tachyon
 
@@ -109,7 +110,7 @@ def request_reply(path: str) -> bytes:
         acid: int = caller.call_array(np.zeros((2, 3)), 4, timeout=None)
         with caller.wait(acid) as arx:
             got += arx.array().tobytes()
-        doubled: np.ndarray = caller.request_array(np.arange(3), 4, timeout=0.5)
+        doubled: NDArray[Any] = caller.request_array(np.arange(3), 4, timeout=0.5)
         got += doubled.tobytes()
         got += m.data + echo.call(caller, b"e") + bytes(len(ready) + (out or 0))
     with tachyon.RpcBus.rpc_listen(path, 1 << 12, 1 << 12, timeout=None) as callee:
