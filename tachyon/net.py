@@ -94,6 +94,11 @@ def _left(deadline: Optional[float]) -> float:
     return max(0.0, min(SLICE, deadline - time.monotonic()))
 
 
+def _lost_claim(call: str, role: Optional[str]) -> RoleError:
+    other = "consumer" if role == "producer" else "producer"
+    return RoleError(f"{call}: the peer took the {role} role first; this end can only be the {other}")
+
+
 def _check_capacity(capacity: int) -> int:
     cap = _as_int(capacity, "capacity")
     if cap < 64 or cap > 1 << 31 or cap & (cap - 1):
@@ -337,6 +342,8 @@ class NetBus:
         self._role = role
         self._peer_role: Optional[str] = None
         self._verdict: Optional[int] = None
+        self._claims = 0  # the connector's role claims so far; a verdict echoes the number
+        self._lost_role: Optional[str] = None  # a provisional role the listener took first
         self._peer_closed = False
         self._peer_last_seq = 0
         self._close_acked = False
@@ -549,11 +556,18 @@ class NetBus:
                 if granted:
                     self._peer_role = role
                 self._send([W.header(W.K_VERDICT, self._session,
-                                     flags=flags if granted else 0)])
+                                     flags=flags if granted else 0, seq=seq)])
             else:
                 self._peer_role = role
+                if self._role == role:
+                    # Our claim of this role crossed the listener's, and the
+                    # listener wins: give the role up at once, so that the
+                    # data it sends right after its claim is taken, not
+                    # dropped as arriving at a producer; the call is told.
+                    self._role, self._lost_role = None, role
         elif kind == W.K_VERDICT and not self._listener:
-            self._verdict = flags
+            if seq == self._claims:  # else the answer to a claim given up since
+                self._verdict = flags
         elif kind == W.K_CLOSE:
             self._peer_closed = True
             self._peer_last_seq = seq
@@ -612,6 +626,9 @@ class NetBus:
                 raise BusClosedError(f"{call}: the bus is closed")
             if self._verdict is not None and not self._listener:
                 self._check_verdict(call)
+            if self._lost_role is not None:
+                lost, self._lost_role = self._lost_role, None
+                raise _lost_claim(call, lost)
             if role is not None and self._role != role:
                 self._claim(call, role, deadline)
         except BaseException:
@@ -638,21 +655,27 @@ class NetBus:
         # meanwhile is dropped by the listener, which holds the role).
         self._verdict = None
         self._role = role
-        self._send([W.header(W.K_CLAIM, self._session, flags=code)])
+        self._claims += 1
+        self._send([W.header(W.K_CLAIM, self._session, flags=code, seq=self._claims)])
         until = time.monotonic() + self._liveness
         if deadline is not None:
             until = min(until, deadline)
         while self._verdict is None and time.monotonic() < until:
             self._raise_if_gone(call, consumer=False)
             self._wait(until, call)
+            if self._lost_role is not None:
+                # The listener's own claim crossed ours (see _on_frame); its
+                # refusal of ours carries this claim's number, which a later
+                # claim ignores.
+                self._lost_role = None
+                raise _lost_claim(call, role)
         self._check_verdict(call)
 
     def _check_verdict(self, call: str) -> None:
         if self._verdict is not None and self._verdict != W.ROLE_CODES[self._role]:
             role, self._role, self._verdict = self._role, None, None
             self._peer_role = role
-            raise RoleError(f"{call}: the peer took the {role} role first; this end can only "
-                            f"be the {'consumer' if role == 'producer' else 'producer'}")
+            raise _lost_claim(call, role)
 
     def _raise_if_gone(self, call: str, consumer: bool) -> None:
         if consumer and self._rx:
