@@ -16,36 +16,40 @@ The waiter never takes a message, so a cancelled ``recv_async`` loses
 nothing: either it had returned the message, or the message is still in the
 ring for the next receive.
 
-``send_async`` tries a non-blocking send; when the ring is full it waits in
-the event loop (a short spin, then ``asyncio.sleep`` steps from 0.1 ms up to
-``ROOM_MAX_SLEEP_S``) and tries again. A cancelled ``send_async`` has either
-sent its message whole or not at all.
+``send_async`` tries a non-blocking send; when the ring is full it retries
+in the loop for at most ``SPIN_NS``, then hands the wait for room to the
+bus's waiter thread the same way (``_wait_room``: the core's wait for room,
+which reserves nothing and sleeps on the producer wait word that our
+consumer wakes as it frees room), and sends from the loop once woken. A
+cancelled ``send_async`` has either sent its message whole or not at all:
+only the coroutine ever sends.
 """
 import asyncio
 import threading
 import time
-from typing import TYPE_CHECKING, Any, AsyncIterator, Dict, List, Optional, SupportsIndex, Tuple, Union
+from typing import (TYPE_CHECKING, Any, AsyncIterator, Callable, Dict, List, Optional, SupportsIndex, Tuple,
+                    TypeVar, Union)
 
-from ._core import BusFullError, Message, PeerClosedError, TachyonTimeoutError, _as_int, _wait_any
+from ._core import (BusFullError, Message, PeerClosedError, TachyonTimeoutError, _as_int, _wait_any,
+                    _wait_room)
 
 if TYPE_CHECKING:
     from . import Bus
 
-__all__ = ["recv_async", "send_async", "iterate", "request_async", "SPIN_NS", "LINGER_S",
-           "ROOM_MAX_SLEEP_S"]
+__all__ = ["recv_async", "send_async", "iterate", "request_async", "SPIN_NS", "LINGER_S"]
 
 #: How long a receive keeps trying inside the event loop before it hands the
 #: wait to the bus's waiter thread.
 SPIN_NS = 30_000
 #: How long an idle waiter thread stays before it ends.
 LINGER_S = 2.0
-#: The longest step of a send waiting for room.
-ROOM_MAX_SLEEP_S = 0.002
 #: A waiter thread looks at its requests at least this often (cancelled
 #: ones are dropped, deadlines checked).
 _SLICE_S = 0.2
 
-_Request = Tuple[asyncio.AbstractEventLoop, "asyncio.Future[None]", Optional[float]]
+# (loop, future, deadline, room): room is None for a receive's wait, else the
+# payload size a send waits to find room for.
+_Request = Tuple[asyncio.AbstractEventLoop, "asyncio.Future[None]", Optional[float], Optional[int]]
 
 
 def _resolve(fut: "asyncio.Future[None]", err: Optional[BaseException]) -> None:
@@ -58,7 +62,9 @@ def _resolve(fut: "asyncio.Future[None]", err: Optional[BaseException]) -> None:
 
 
 class _Waiter:
-    """The thread that waits for a bus's readiness on behalf of its awaiters."""
+    """The thread that waits for a bus's readiness on behalf of its awaiters:
+    a message on a consumer end, room on a producer end (an end has one role,
+    so one waiter never sees both kinds)."""
 
     def __init__(self, key: int) -> None:
         self._key = key
@@ -94,13 +100,20 @@ class _Waiter:
                 assert bus is not None  # submit() sets it with every request
                 now = time.monotonic()
                 slice_s = _SLICE_S
-                for _, _, deadline in self._pending:
+                room: Optional[int] = None
+                for _, _, deadline, size in self._pending:
                     if deadline is not None:
                         slice_s = min(slice_s, max(deadline - now, 0.0))
+                    if size is not None:
+                        # the smallest wakes first; each send retries its own
+                        room = size if room is None else min(room, size)
             err: Optional[BaseException] = None
             ready = False
             try:
-                ready = bool(_wait_any([bus], slice_s))
+                if room is None:
+                    ready = bool(_wait_any([bus], slice_s))
+                else:
+                    ready = _wait_room(bus, room, slice_s)
             except BaseException as e:  # handed to the awaiter, which raises it
                 err = e
             del bus
@@ -108,7 +121,7 @@ class _Waiter:
             with self._cond:
                 wake, keep = [], []
                 for req in self._pending:
-                    loop, fut, deadline = req
+                    loop, fut, deadline, _ = req
                     if fut.done():
                         continue  # cancelled: nothing was taken for it
                     if ready or err is not None or (deadline is not None and now >= deadline):
@@ -116,7 +129,7 @@ class _Waiter:
                     else:
                         keep.append(req)
                 self._pending = keep
-            for loop, fut, _ in wake:
+            for loop, fut, _, _ in wake:
                 try:
                     loop.call_soon_threadsafe(_resolve, fut, err)
                 except RuntimeError:
@@ -141,10 +154,12 @@ def _submit(bus: "Bus", req: _Request) -> None:
             return
 
 
-async def _readable(bus: "Bus", deadline: Optional[float]) -> None:
+async def _ready(bus: "Bus", deadline: Optional[float], room: Optional[int] = None) -> None:
+    """Until the waiter thread saw a message (room None) or room for a
+    payload of `room` bytes, or the deadline passed."""
     loop = asyncio.get_running_loop()
     fut: "asyncio.Future[None]" = loop.create_future()
-    _submit(bus, (loop, fut, deadline))
+    _submit(bus, (loop, fut, deadline, room))
     await fut
 
 
@@ -188,7 +203,7 @@ async def recv_async(bus: "Bus", timeout: "Optional[Union[float, SupportsIndex]]
     while True:
         if deadline is not None and time.monotonic() >= deadline:
             raise TachyonTimeoutError(f"recv_async: no message within {timeout} s")
-        await _readable(bus, deadline)
+        await _ready(bus, deadline)
         m = bus.try_recv()
         if m is not None:
             return m
@@ -221,19 +236,26 @@ async def send_async(bus: "Bus", data: Any, type_id: SupportsIndex = 0,
     if timeout is not None and timeout < 0:
         raise ValueError("send_async: timeout must be >= 0 or None")
     deadline = None if timeout is None else time.monotonic() + timeout
+    await _when_room(bus, memoryview(data).nbytes, deadline, lambda: bus.send(data, type_id, timeout=0))
+
+
+_T = TypeVar("_T")
+
+
+async def _when_room(bus: "Bus", size: int, deadline: Optional[float], attempt: Callable[[], _T]) -> _T:
+    """attempt() (a send with timeout=0) once there is room for size bytes on
+    producer end bus: retried in the loop for SPIN_NS, then after each wake
+    of the waiter thread. BusFullError once the deadline passed."""
     end = time.perf_counter_ns() + SPIN_NS
-    step = 0.0001
     while True:
         try:
-            bus.send(data, type_id, timeout=0)
-            return
+            return attempt()
         except BusFullError:
             if deadline is not None and time.monotonic() >= deadline:
                 raise
         if time.perf_counter_ns() < end:
             continue
-        await asyncio.sleep(step)
-        step = min(step * 2, ROOM_MAX_SLEEP_S)
+        await _ready(bus, deadline, size)
 
 
 async def request_async(rpc: Any, payload: Any, msg_type: int,
@@ -248,16 +270,8 @@ async def request_async(rpc: Any, payload: Any, msg_type: int,
     if timeout is not None and timeout < 0:
         raise ValueError("request_async: timeout must be >= 0 or None")
     deadline = None if timeout is None else time.monotonic() + timeout
-    step = 0.0001
-    while True:
-        try:
-            cid: int = rpc.call(payload, msg_type, timeout=0)
-            break
-        except BusFullError:
-            if deadline is not None and time.monotonic() >= deadline:
-                raise
-        await asyncio.sleep(step)
-        step = min(step * 2, ROOM_MAX_SLEEP_S)
+    cid: int = await _when_room(rpc.requests, memoryview(payload).nbytes, deadline,
+                                lambda: rpc.call(payload, msg_type, timeout=0))
     try:
         end = time.perf_counter_ns() + SPIN_NS
         while True:
@@ -270,7 +284,7 @@ async def request_async(rpc: Any, payload: Any, msg_type: int,
                 continue
             if deadline is not None and time.monotonic() >= deadline:
                 raise TachyonTimeoutError(f"request_async: no reply within {timeout} s")
-            await _readable(rpc.replies, deadline)
+            await _ready(rpc.replies, deadline)
     except BaseException:
         rpc._abandon(cid)
         raise

@@ -8,6 +8,7 @@ import random
 import struct
 import subprocess
 import sys
+import threading
 import time
 import zlib
 
@@ -104,6 +105,69 @@ def test_send_async_back_pressure(sock_path):
     finally:
         prod.close()
         cons.close()
+
+
+def _fill(prod):
+    n = 0
+    while True:
+        try:
+            prod.send(b"f" * 100, timeout=0)
+        except tachyon.BusFullError:
+            return n
+        n += 1
+
+
+def test_send_async_sleeps_while_the_ring_is_full(sock_path):
+    """A send waiting for room costs the event loop nothing while the ring
+    stays full (the waiter thread sleeps on the producer wait word; retrying
+    in asyncio.sleep steps of up to 2 ms cost the loop's thread ~50 ms of
+    CPU per second here), and is woken when the consumer frees room."""
+    prod, cons = make_pair(sock_path, 1 << 12)
+    freed = []
+
+    def consumer():
+        time.sleep(1.0)
+        freed.append(time.monotonic())
+        while cons.recv(timeout=10).type_id != 9:
+            pass
+
+    try:
+        async def main():
+            filled = _fill(prod)
+            t = threading.Thread(target=consumer)
+            t.start()
+            cpu0 = time.thread_time()
+            await prod.send_async(b"z" * 100, type_id=9, timeout=10)
+            sent = time.monotonic()
+            cpu = time.thread_time() - cpu0
+            t.join()
+            return filled, cpu, sent - freed[0]
+
+        filled, cpu, woke = run(main())
+        print(f"ring full with {filled} messages; event loop CPU while waiting 1 s: "
+              f"{cpu * 1e3:.2f} ms; sent {woke * 1e3:.2f} ms after the consumer began freeing room")
+        assert filled > 0
+        assert cpu < 0.015
+        assert woke < 0.05 * MARGIN
+    finally:
+        prod.close()
+        cons.close()
+
+
+def test_close_wakes_send_async(pair):
+    prod, cons = pair
+
+    async def main():
+        _fill(prod)
+        asyncio.get_running_loop().call_later(0.1, prod.close)
+        t0 = time.monotonic()
+        with pytest.raises(tachyon.BusClosedError):
+            await prod.send_async(b"x" * 100, timeout=10)
+        return time.monotonic() - t0
+
+    took = run(main())
+    print(f"close woke send_async after {took * 1e3:.1f} ms")
+    assert took < 0.1 + 0.2 * MARGIN
 
 
 def test_cancellation_loses_nothing(sock_path):

@@ -10,8 +10,8 @@
  *   tuning.c     polling mode and NUMA placement of a bus
  *   stats.c      stats and the read-only questions about a bus
  *   wait.c       the one blocking loop of a bus (recv's wait and reserve's)
- *   waitany.c    waiting for a message on any of several buses, outside
- *                their gates
+ *   waitany.c    waiting outside the gates: for a message on any of several
+ *                buses, for room on one producer end
  *   rpc.c        the request/reply bus: two buses over one handshake, the
  *                correlation ids and the reply order
  *   gate.c       the in-flight gate's slow side, close, finalisation

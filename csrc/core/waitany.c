@@ -1,5 +1,7 @@
 /*
- * Waiting for a message on any of several buses (tachyon_bus_wait_any).
+ * Waiting outside the gate: for a message on any of several buses
+ * (tachyon_bus_wait_any), and for room on one producer end
+ * (tachyon_bus_wait_room, at the end of this file).
  *
  * Unlike recv's wait (wait.c) this never enters a bus's gate and never
  * takes a message: it only asks whether a receive would return at once,
@@ -291,6 +293,140 @@ int tachyon_bus_wait_any(tachyon_bus *const *buses, size_t n, uint8_t *ready, co
 				m.slice = SLICE_MIN_NS;
 				return count;
 			}
+		}
+		now = tachyon_now_ns();
+	}
+}
+
+/* ------------------------------------------------------------------------ */
+/* waiting for room, outside the gate                                        */
+
+/* Would a send of max_payload bytes on producer end b find room now (or
+ * report something at once: a close, the peer's close or death, a broken
+ * ring, a payload that can never fit)? Outside the gate: the shared words
+ * only. head is the one our own producer published; a send that found no
+ * room published everything first, so it is the producer's own head then
+ * (an older one only makes the answer "room" early, and the send that
+ * follows publishes and asks again). */
+static int probe_room(tachyon_bus *b, size_t max_payload)
+{
+	if (bus_is_closing(b))
+		return 1;
+	/* Relaxed: the sticky flag carries no data. */
+	if (tachyon_atomic_load_relaxed32(&b->peer_dead))
+		return 1;
+	struct tachyon_region_header *hdr = b->hdr;
+	/* Acquire: as in probe(); any value but READY is reported by a send. */
+	if (tachyon_atomic_load_acquire32(&hdr->state) != TACHYON_STATE_READY)
+		return 1;
+	uint64_t cap = b->region.capacity;
+	const uint64_t hdr_size = sizeof(struct tachyon_slot_header), align = TACHYON_MSG_ALIGNMENT;
+	if (max_payload > cap - hdr_size)
+		return 1; /* never fits: the send says so */
+	uint64_t slot = (hdr_size + (uint64_t)max_payload + align - 1) & ~(align - 1);
+	/* Relaxed: our own producer's word; only its value is used. */
+	uint64_t head = tachyon_atomic_load_relaxed64(&hdr->head);
+	/* Acquire: pairs with the consumer's release store of tail (nothing is
+	 * read through it here, but the send that follows must see no older
+	 * tail than we did). */
+	uint64_t tail = tachyon_atomic_load_acquire64(&hdr->tail);
+	uint64_t off = head & (cap - 1), pad = 0;
+	if (slot > cap - off) {
+		if (slot > off)
+			return 1; /* never fits at this offset: the send says so */
+		pad = cap - off;
+	}
+	if (head - tail > cap || (tail & (align - 1)) != 0)
+		return 1; /* a tail no honest consumer writes: the send reports it */
+	return head - tail + pad + slot <= cap;
+}
+
+/* One sleep for room: on the producer wait word when our consumer is at the
+ * other end (its release publication wakes us, wait.c's protocol), else a
+ * nap that doubles from 50 us up to 1 ms (a 0.5.1 consumer wakes nobody).
+ * 1 when a look after announcing found room, else 0 or -EINTR. */
+static int sleep_room(tachyon_bus *b, size_t max_payload, int64_t timeout, int64_t *nap)
+{
+	if (!bus_peer_is_ours(b)) {
+		int r = tachyon_nap(min64(timeout, *nap));
+		*nap = min64(2 * *nap, SLICE_MAX_NS);
+		return r == -EINTR ? r : 0;
+	}
+	uint32_t *word = &b->hdr->producer_wait;
+	/* Release store of 1, full fence, look again: wait.c's sleep_for_room.
+	 * Only our producer side writes 1 here; the sending thread never
+	 * sleeps on it while this waits (its sends do not wait). */
+	tachyon_atomic_store_release32(word, TACHYON_WAIT_SLEEPING);
+	tachyon_atomic_fence();
+	int r = 1;
+	if (!probe_room(b, max_payload))
+		r = tachyon_futex_wait(word, TACHYON_WAIT_SLEEPING, timeout) == -EINTR ? -EINTR : 0;
+	/* seq_cst CAS 1 -> 0: awake again (fails when the consumer or a close
+	 * claimed the wake). */
+	(void)tachyon_atomic_cas32(word, TACHYON_WAIT_SLEEPING, TACHYON_WAIT_AWAKE);
+	return r;
+}
+
+int tachyon_bus_wait_room(tachyon_bus *b, size_t max_payload, const tachyon_wait *w)
+{
+	if (!b)
+		return -EINVAL;
+	if (bus_forked(b))
+		return -TACHYON_EFORKED;
+	/* Acquire: a role fixed by another thread. */
+	uint32_t role = tachyon_atomic_load_acquire32(&b->role);
+	if (role == TACHYON_ROLE_CONSUMER)
+		return -TACHYON_EROLE;
+	if (role == TACHYON_ROLE_NONE) {
+		int r = tachyon_bus_set_role(b, TACHYON_ROLE_PRODUCER);
+		if (r < 0 && r != -TACHYON_ECLOSED)
+			return r;
+	}
+	if (probe_room(b, max_payload))
+		return 1;
+
+	int64_t now = tachyon_now_ns();
+	const int64_t start = now;
+	tachyon_wait ww = tachyon_wait_resolved(w);
+	int64_t last_check = now, last_peer_poll = 0, nap = SLICE_MIN_NS;
+	uint32_t spun = 0;
+	int polled = 0;
+
+	for (;;) {
+		int r = tachyon_wait_check(&ww, now, &last_check, 0);
+		if (r < 0)
+			return r;
+		if (spun < ww.spin) {
+			uint32_t chunk = (uint32_t)min64(SPIN_CHUNK, ww.spin - spun);
+			spun += chunk;
+			for (uint32_t i = 0; i < chunk; i++) {
+				tachyon_cpu_relax();
+				if (probe_room(b, max_payload))
+					return 1;
+			}
+		} else {
+			if (!polled || now - last_peer_poll >= TACHYON_WATCHDOG_NS) {
+				if (!bus_is_closing(b))
+					(void)tachyon_wait_poll_peer(b);
+				polled = 1;
+				last_peer_poll = now;
+				if (probe_room(b, max_payload))
+					return 1;
+			}
+			/* A 0.5.1 consumer asleep while we lack room: it frees room
+			 * only every 32 messages and never will (wait.c, check_stuck). */
+			if (!bus_peer_is_ours(b) && now - start > TACHYON_WATCHDOG_NS &&
+			    tachyon_atomic_load_relaxed32(&b->hdr->consumer_wait) == TACHYON_WAIT_SLEEPING)
+				return -TACHYON_ESTUCK;
+			int64_t timeout = tachyon_time_left(ww.deadline_ns, now, TACHYON_WATCHDOG_NS);
+			if (timeout > 0 && (r = sleep_room(b, max_payload, timeout, &nap)) != 0) {
+				if (r < 0 && tachyon_wait_eintr(&ww) < 0)
+					return -EINTR;
+				if (r > 0 && probe_room(b, max_payload))
+					return 1;
+			}
+			if (probe_room(b, max_payload))
+				return 1;
 		}
 		now = tachyon_now_ns();
 	}

@@ -107,6 +107,10 @@ int tx_blocking(tx_call *c)
 			/* holds no family: it enters no gate and takes nothing */
 			r = tachyon_bus_wait_any(c->buses, c->max, c->ready, &w);
 			break;
+		case OP_WAIT_ROOM:
+			/* the same: reserves nothing */
+			r = tachyon_bus_wait_room(c->buses[0], c->size, &w);
+			break;
 		case OP_RPC_LISTEN:
 			r = tachyon_rpc_listen(c->path, c->size, c->cap_rev, c->opts, &w, c->rpc_out);
 			break;

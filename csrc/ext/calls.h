@@ -46,7 +46,7 @@ static inline int64_t tx_deadline(int64_t tns)
 /* A blocking core call and its arguments. */
 typedef enum {
 	OP_SEND, OP_RESERVE, OP_RECV, OP_RECV_BATCH, OP_ACCEPT, OP_CONNECT, OP_WAIT_ANY,
-	OP_RPC_LISTEN, OP_RPC_CONNECT
+	OP_WAIT_ROOM, OP_RPC_LISTEN, OP_RPC_CONNECT
 } tx_op;
 typedef struct {
 	tx_op op;
@@ -60,7 +60,7 @@ typedef struct {
 	void **payload;
 	tachyon_msg *msgs;
 	size_t max;                 /* recv_batch: messages; wait_any: buses */
-	tachyon_bus *const *buses;  /* wait_any */
+	tachyon_bus *const *buses;  /* wait_any; wait_room: the one bus */
 	uint8_t *ready;             /* wait_any */
 	tachyon_listener *listener;
 	const char *path;

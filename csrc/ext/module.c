@@ -115,6 +115,10 @@ static PyMethodDef module_methods[] = {
 	 "_wait_any(buses, timeout=None)\n--\n\n"
 	 "The indices of the buses among `buses` whose receive would return (or raise) at once;\n"
 	 "[] when timeout passed first. Takes no message (tachyon.wait)."},
+	{"_wait_room", (PyCFunction)(void (*)(void))tx_wait_room, METH_FASTCALL | METH_KEYWORDS,
+	 "_wait_room(bus, size, timeout=None)\n--\n\n"
+	 "True when a send of `size` bytes on producer end `bus` would find room (or raise) at\n"
+	 "once, False when timeout passed first. Reserves nothing (Bus.send_async)."},
 	{NULL, NULL, 0, NULL},
 };
 

@@ -1,5 +1,6 @@
 /*
- * Waiting for a message on several buses (waitany.h). The wait holds no
+ * Waiting for a message on several buses, or for room on one (waitany.h).
+ * The wait holds no
  * family of any bus: the core looks at the rings without entering their
  * gates, so another thread may receive on them meanwhile (the asyncio
  * layer's event loop does, while its waiter thread sits here).
@@ -84,4 +85,43 @@ done:
 	PyMem_Free(ready);
 	Py_DECREF(items);
 	return res;
+}
+
+PyObject *tx_wait_room(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+	static const char *const names[] = {"bus", "size", "timeout"};
+	tx_state *st = PyModule_GetState(module);
+	PyObject *a[3] = {NULL, NULL, NULL};
+	int64_t tns = TACHYON_FOREVER;
+	Py_ssize_t size;
+
+	if (tx_parse_args("_wait_room", args, nargs, kwnames, names, 3, 3, 2, a) < 0 ||
+	    (a[2] && tx_parse_timeout(a[2], &tns) < 0))
+		return NULL;
+	if (!PyObject_TypeCheck(a[0], st->bus_type))
+		return PyErr_Format(PyExc_TypeError, "_wait_room: bus is a %.100s, not a Bus",
+		                    Py_TYPE(a[0])->tp_name);
+	if (tx_parse_index(a[1], "size", &size) < 0)
+		return NULL;
+	if (size < 0)
+		return PyErr_Format(PyExc_ValueError, "_wait_room: size must be >= 0");
+	BusObject *b = (BusObject *)a[0];
+	if (b->closed)
+		Py_RETURN_TRUE; /* a send raises at once */
+	if (tachyon_bus_forked(b->bus))
+		return tx_bus_unusable(b), NULL;
+	if (tx_bus_want_role(b, TACHYON_ROLE_PRODUCER) < 0)
+		return NULL;
+	/* The argument tuple keeps the bus alive while the GIL is released. */
+	tachyon_bus *one[1] = {b->bus};
+	tx_call c = {.op = OP_WAIT_ROOM, .deadline = tx_deadline(tns), .buses = one,
+	             .size = (size_t)size};
+	int r = tx_blocking(&c);
+	if (r == -EINTR)
+		return NULL; /* an exception from a signal handler is set */
+	if (r == -ETIMEDOUT)
+		Py_RETURN_FALSE;
+	if (r < 0)
+		return tx_raise_call(st, b->bus, r, "send_async");
+	Py_RETURN_TRUE;
 }

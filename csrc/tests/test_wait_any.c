@@ -3,7 +3,8 @@
  * the deadline, close from another thread, the argument and role checks,
  * a closed peer, the wake latency beside a plain recv (printed), and a
  * stream over two buses whose consumer only ever sleeps in wait_any
- * (a lost wake-up shows as a timeout while messages are pending).
+ * (a lost wake-up shows as a timeout while messages are pending); then
+ * tachyon_bus_wait_room, its wait for room on a producer end, the same ways.
  *
  * Everything runs twice: with futex_waitv, then (the program runs itself
  * again with TACHYON_NO_FUTEX_WAITV=1) with the one-word-at-a-time
@@ -170,8 +171,9 @@ static void test_close_wakes(void)
 	pthread_t t;
 	REQUIRE(pthread_create(&t, NULL, close_later, &c) == 0);
 	CHECK_EQ(wait_ms(p.cons, NBUS, ready, 5000), 1);
-	int64_t late = tachyon_now_ns() - c.at;
-	pthread_join(t, NULL);
+	int64_t woke = tachyon_now_ns();
+	pthread_join(t, NULL); /* c.at is read after the join: the closer wrote it */
+	int64_t late = woke - c.at;
 	CHECK_EQ(ready[NBUS - 1], 1);
 	printf("[%s] close from another thread woke wait_any after %.3f ms\n", mode, late / 1e6);
 	/* Liveness bound: the watchdog period, with the 5x margin. */
@@ -290,6 +292,160 @@ static void test_stream(void)
 	close_pairs(&p);
 }
 
+/* ---- tachyon_bus_wait_room ---------------------------------------------- */
+
+/* Send with timeout 0 until the ring is full; the count sent. */
+static int fill(tachyon_bus *prod)
+{
+	static const char payload[100];
+	tachyon_wait now = test_wait_ms(0);
+	int n = 0;
+	while (tachyon_bus_send(prod, payload, sizeof payload, 1, &now) == 0)
+		n++;
+	return n;
+}
+
+/* Receive and release until n messages were taken, after delay_ms. */
+struct drainer {
+	tachyon_bus *cons;
+	int delay_ms, n;
+	int64_t at;
+};
+
+static void *drain_later(void *arg)
+{
+	struct drainer *d = arg;
+	sleep_ms(d->delay_ms);
+	d->at = tachyon_now_ns();
+	for (int i = 0; i < d->n; i++) {
+		tachyon_msg m;
+		tachyon_wait w = test_wait_ms(2000);
+		REQUIRE(tachyon_bus_recv(d->cons, &m, &w) == 0);
+		REQUIRE(tachyon_bus_release_to(d->cons, m.end, 1) == 0);
+	}
+	return NULL;
+}
+
+static int wait_room_ms(tachyon_bus *b, size_t size, int64_t ms)
+{
+	tachyon_wait w = test_wait_ms(ms);
+	return tachyon_bus_wait_room(b, size, &w);
+}
+
+static void test_wait_room(void)
+{
+	tachyon_bus *cons, *prod;
+	make_pair(&cons, &prod);
+	/* An end with no role becomes the producer; room is there at once. */
+	CHECK_EQ(wait_room_ms(prod, 100, 0), 1);
+	CHECK_EQ(wait_room_ms(cons, 100, 0), -TACHYON_EROLE);
+	int filled = fill(prod);
+	CHECK(filled > 0);
+	/* Full: the deadline passes, and nothing was reserved meanwhile. */
+	CHECK_EQ(wait_room_ms(prod, 100, 20), -ETIMEDOUT);
+	char byte = 0;
+	tachyon_wait now = test_wait_ms(0);
+	CHECK_EQ(tachyon_bus_send(prod, &byte, 1, 1, &now), -EAGAIN);
+	/* A payload that never fits is reported at once (the send says why). */
+	CHECK_EQ(wait_room_ms(prod, CAP, 5000), 1);
+
+	/* The consumer frees room: the wait ends, and a send then succeeds. */
+	struct drainer d = {cons, 50, filled, 0};
+	pthread_t t;
+	REQUIRE(pthread_create(&t, NULL, drain_later, &d) == 0);
+	CHECK_EQ(wait_room_ms(prod, 100, 5000), 1);
+	int64_t woke = tachyon_now_ns();
+	CHECK_EQ(tachyon_bus_send(prod, &byte, 1, 1, &now), 0);
+	pthread_join(t, NULL); /* d.at is read after the join: the drainer wrote it */
+	int64_t late = woke - d.at;
+	printf("[%s] wait_room woke %.3f ms after the consumer began freeing room\n", mode, late / 1e6);
+	/* Liveness bound: the watchdog period, with the 5x margin. */
+	CHECK(late < 5 * TACHYON_WATCHDOG_NS);
+
+	/* Close of our own end from another thread wakes it. */
+	fill(prod);
+	struct closer c = {prod, 50, 0};
+	REQUIRE(pthread_create(&t, NULL, close_later, &c) == 0);
+	CHECK_EQ(wait_room_ms(prod, 100, 5000), 1);
+	woke = tachyon_now_ns();
+	pthread_join(t, NULL);
+	late = woke - c.at;
+	printf("[%s] close woke wait_room after %.3f ms\n", mode, late / 1e6);
+	CHECK(late < 5 * TACHYON_WATCHDOG_NS);
+	tachyon_bus_unref(prod);
+	tachyon_bus_unref(cons);
+}
+
+/* A producer that only ever waits in wait_room (then sends with timeout 0)
+ * against a consumer that pauses for 1 ms now and then: a lost wake shows as
+ * a wait that lasts until the watchdog (200 ms) ends the sleep, while room
+ * was freed long before. */
+struct room_stream {
+	tachyon_bus *cons;
+	int count;
+};
+
+static void *room_consume(void *arg)
+{
+	struct room_stream *s = arg;
+	uint64_t rng = 777;
+	for (int i = 0; i < s->count; i++) {
+		if (test_rand(&rng) % 64 == 0)
+			sleep_ms(1);
+		tachyon_msg m;
+		tachyon_wait w = test_wait_ms(5000);
+		REQUIRE(tachyon_bus_recv(s->cons, &m, &w) == 0);
+		uint64_t v;
+		REQUIRE(m.size == sizeof v);
+		memcpy(&v, m.data, sizeof v);
+		CHECK_EQ(v, (uint64_t)i);
+		REQUIRE(tachyon_bus_release_to(s->cons, m.end, 1) == 0);
+	}
+	return NULL;
+}
+
+static void test_room_stream(void)
+{
+	tachyon_bus *cons, *prod;
+	make_pair(&cons, &prod);
+	struct room_stream s = {cons, 20000};
+	pthread_t t;
+	REQUIRE(pthread_create(&t, NULL, room_consume, &s) == 0);
+	int64_t cap = tachyon_now_ns() + INT64_C(20000000000); /* wall-time cap */
+	tachyon_wait w = {0, 64, NULL, NULL};
+	int sent = 0, timeouts = 0, slow = 0;
+	int64_t longest = 0;
+	while (sent < s.count && tachyon_now_ns() < cap) {
+		uint64_t v = (uint64_t)sent;
+		tachyon_wait now = test_wait_ms(0);
+		int r = tachyon_bus_send(prod, &v, sizeof v, 1, &now);
+		if (r == 0) {
+			sent++;
+			continue;
+		}
+		CHECK_EQ(r, -EAGAIN);
+		w.deadline_ns = tachyon_deadline_after(INT64_C(2000000000));
+		int64_t t0 = tachyon_now_ns();
+		r = tachyon_bus_wait_room(prod, sizeof v, &w);
+		int64_t took = tachyon_now_ns() - t0;
+		longest = took > longest ? took : longest;
+		slow += took > TACHYON_WATCHDOG_NS / 2;
+		if (r == -ETIMEDOUT)
+			timeouts++;
+		else
+			CHECK_EQ(r, 1);
+	}
+	pthread_join(t, NULL);
+	printf("[%s] room stream: %d of %d messages sent after waiting in wait_room, longest wait "
+	       "%.3f ms, %d waits over 100 ms, %d timeouts of 2 s\n",
+	       mode, sent, s.count, longest / 1e6, slow, timeouts);
+	CHECK_EQ(sent, s.count);
+	CHECK_EQ(slow, 0);
+	CHECK_EQ(timeouts, 0);
+	tachyon_bus_unref(prod);
+	tachyon_bus_unref(cons);
+}
+
 static void run_all(void)
 {
 	test_reports_and_takes_nothing();
@@ -297,6 +453,8 @@ static void run_all(void)
 	test_close_wakes();
 	test_wake_latency();
 	test_stream();
+	test_wait_room();
+	test_room_stream();
 }
 
 int main(int argc, char **argv)

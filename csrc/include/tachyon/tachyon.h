@@ -460,6 +460,22 @@ TACHYON_API void tachyon_bus_interrupt(tachyon_bus *b);
 TACHYON_API int tachyon_bus_wait_any(tachyon_bus *const *buses, size_t n, uint8_t *ready,
                                      const tachyon_wait *w);
 
+/*
+ * Wait until a send of max_payload bytes on producer end b would find room
+ * (or report something at once: this end closed, the peer closed or died, a
+ * broken ring, a payload that never fits). Reserves nothing and enters no
+ * gate: another thread sends meanwhile (an event loop retrying a send that
+ * found the ring full, while its waiter thread sits here). Spins for
+ * w->spin pauses, then sleeps on the producer wait word (our consumer wakes
+ * it as it frees room) or, opposite a 0.5.1 consumer, in naps of 50 us
+ * doubling to 1 ms; polls the peer at least every watchdog period. An end
+ * with no role yet becomes the producer. Returns 1, -ETIMEDOUT, -EINTR,
+ * -EINVAL, -TACHYON_EROLE (a consumer end), -TACHYON_ESTUCK (a 0.5.1
+ * consumer asleep for longer than the watchdog while no room is free) or
+ * -TACHYON_EFORKED.
+ */
+TACHYON_API int tachyon_bus_wait_room(tachyon_bus *b, size_t max_payload, const tachyon_wait *w);
+
 /* 1: the consumer never sleeps (sticky while our end consumes); 0: hybrid.
  * Claims no role. */
 TACHYON_API int tachyon_bus_set_polling_mode(tachyon_bus *b, int pure_spin);
