@@ -36,7 +36,8 @@ from ._core import (BusFullError, Message, PeerClosedError, TachyonTimeoutError,
 if TYPE_CHECKING:
     from . import Bus
 
-__all__ = ["recv_async", "send_async", "iterate", "request_async", "SPIN_NS", "LINGER_S"]
+__all__ = ["recv_async", "send_async", "iterate", "request_async", "request_array_async", "SPIN_NS",
+           "LINGER_S"]
 
 #: How long a receive keeps trying inside the event loop before it hands the
 #: wait to the bus's waiter thread.
@@ -267,23 +268,59 @@ async def request_async(rpc: Any, payload: Any, msg_type: int,
     ring. Cancelled or timed out after the call went out, the call is given
     up: its reply is dropped when it arrives, and the next request goes on.
     """
+    reply: Message = await _round_trip(
+        rpc, memoryview(payload).nbytes, lambda: rpc.call(payload, msg_type, timeout=0),
+        rpc._reply_message, timeout, "request_async")
+    return reply
+
+
+async def request_array_async(rpc: Any, obj: Any, msg_type: int,
+                              timeout: Optional[float] = None) -> Any:
+    """``RpcBus.request_array`` without blocking the event loop, with the
+    rules of ``request_async``: the reply's tensor frame as a read-only
+    numpy array over the reply's copy."""
+    size = _FRAME_HEADER_SIZE + _nbytes(obj)
+    return await _round_trip(rpc, size, lambda: rpc.call_array(obj, msg_type, timeout=0),
+                             rpc._reply_array, timeout, "request_array_async")
+
+
+#: The bytes a tensor frame's header takes before its data (ABI.md, "Tensor
+#: frames"); a frame sent by call_array is this plus the data in C order.
+_FRAME_HEADER_SIZE = 192
+
+
+def _nbytes(obj: Any) -> int:
+    """The data size of an array-like (numpy and torch say it; a buffer's
+    memoryview does)."""
+    n = getattr(obj, "nbytes", None)
+    if isinstance(n, int):
+        return n
+    with memoryview(obj) as view:
+        return view.nbytes
+
+
+async def _round_trip(rpc: Any, size: int, call: Callable[[], int],
+                      take: Callable[[int, int], _T], timeout: Optional[float], who: str) -> _T:
+    """call() (sending with timeout=0) once there is room for size bytes,
+    then take(cid, 0) until the reply is there, awaiting both in the loop."""
     if timeout is not None and timeout < 0:
-        raise ValueError("request_async: timeout must be >= 0 or None")
+        raise ValueError(f"{who}: timeout must be >= 0 or None")
     deadline = None if timeout is None else time.monotonic() + timeout
-    cid: int = await _when_room(rpc.requests, memoryview(payload).nbytes, deadline,
-                                lambda: rpc.call(payload, msg_type, timeout=0))
+    # A size that can never fit would make every wait for room end at once:
+    # capped, the wait ends once a largest message fits, and the call itself
+    # reports what is wrong.
+    cid = await _when_room(rpc.requests, min(size, rpc.requests.max_payload), deadline, call)
     try:
         end = time.perf_counter_ns() + SPIN_NS
         while True:
             try:
-                reply: Message = rpc._reply_message(cid, 0)
-                return reply
+                return take(cid, 0)
             except TachyonTimeoutError:
                 pass
             if time.perf_counter_ns() < end:
                 continue
             if deadline is not None and time.monotonic() >= deadline:
-                raise TachyonTimeoutError(f"request_async: no reply within {timeout} s")
+                raise TachyonTimeoutError(f"{who}: no reply within {timeout} s")
             await _ready(rpc.replies, deadline)
     except BaseException:
         rpc._abandon(cid)

@@ -1,6 +1,7 @@
 """Request/reply over tachyon, with the names of tachyon-ipc 0.5.1.
 
-``RpcBus`` (the C type, with ``request_async`` added here) carries requests
+``RpcBus`` (the C type, with ``request_async`` and ``request_array_async``
+added here) carries requests
 and replies; ``tachyon_rpc`` binds a handler function to a message type,
 and ``RpcDispatcher`` runs the callee's loop over the handlers it holds.
 
@@ -10,10 +11,13 @@ message type as a big-endian u16, and only then raises on its side, so a
 caller blocked in ``wait`` is never left hanging.
 """
 import struct
-from typing import Callable, Dict, Optional, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, TypeVar, Union
 
 from ._core import Message, PeerDeadError, TachyonError
 from ._core import RpcBus as _CoreRpcBus
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
 
 __all__ = [
     "MSG_TYPE_ERROR",
@@ -59,6 +63,15 @@ class RpcBus(_CoreRpcBus):
         call up: its reply is dropped when it arrives."""
         from . import aio
         return await aio.request_async(self, payload, msg_type, timeout)
+
+    async def request_array_async(self, obj: Any, msg_type: int,
+                                  timeout: Optional[float] = None) -> "NDArray[Any]":
+        """``request_array`` without blocking the event loop, by the rules of
+        ``request_async``: the reply's tensor frame as a read-only numpy
+        array over the reply's copy."""
+        from . import aio
+        arr: "NDArray[Any]" = await aio.request_array_async(self, obj, msg_type, timeout)
+        return arr
 
 
 def _error_reply(bus: _CoreRpcBus, cid: int, msg_type: int) -> str:

@@ -3,6 +3,8 @@ request/reply bus"): call_array, reply_array and request_array write them;
 rx.array() finds them by the payload's own header, since the type_id of a
 request or reply is the user's msg_type. Two processes both ways with numpy
 and torch; hostile headers from a fake callee; payloads that are no frame."""
+import asyncio
+import contextlib
 import struct
 import sys
 import threading
@@ -139,6 +141,60 @@ def test_request_and_reply_views_in_process(rpc):
         callee.reply(cid, b"", 1)
         with caller.wait(cid, timeout=2):
             pass
+
+
+def test_request_array_async(rpc):
+    """request_array_async: the reply's frame as a read-only array; a call
+    cancelled while its reply is still to come leaves the next call its own
+    reply; with the request ring full it waits for room, then goes out."""
+    callee, caller = rpc
+    stop = threading.Event()
+    serving = threading.Event()
+    serving.set()
+
+    def serve_loop():
+        while not stop.is_set():
+            if not serving.wait(0.05):
+                continue
+            try:
+                with callee.serve(timeout=0.05) as rx:
+                    cid, arr = rx.correlation_id, rx.array() * 2
+                callee.reply_array(cid, arr, 3, timeout=5)
+            except tachyon.TachyonTimeoutError:
+                pass
+
+    t = threading.Thread(target=serve_loop)
+    t.start()
+    big = np.arange(4000, dtype=np.float64)  # 32 kB + header: one fits the 64 KiB ring at a time
+
+    async def main():
+        out = [await caller.request_array_async(np.arange(i * 3, dtype=np.int32).reshape(i, 3), 2,
+                                                timeout=5) for i in range(1, 6)]
+        serving.clear()
+        await asyncio.sleep(0.1)  # the callee is paused now
+        task = asyncio.ensure_future(caller.request_array_async(big, 2))
+        await asyncio.sleep(0.05)  # sent, waiting for its reply
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        # The cancelled request still sits in the ring: this one waits for room.
+        late = asyncio.ensure_future(caller.request_array_async(big + 1, 2, timeout=5))
+        await asyncio.sleep(0.1)
+        waited = not late.done()
+        serving.set()
+        out.append(await late)
+        return out, waited
+
+    try:
+        out, waited = asyncio.run(main())
+    finally:
+        stop.set()
+        t.join()
+    for i, got in enumerate(out[:5], 1):
+        assert same(got, np.arange(i * 3, dtype=np.int32).reshape(i, 3) * 2)
+        assert not got.flags.writeable
+    assert same(out[5], (big + 1) * 2)
+    assert waited
 
 
 def test_payloads_that_are_no_frame_raise_type_error(rpc):

@@ -127,7 +127,8 @@ def request_reply(path: str) -> bytes:
 
 async def request_reply_async(bus: tachyon.RpcBus) -> bytes:
     m: tachyon.Message = await bus.request_async(b"q", 1, timeout=0.5)
-    return m.data
+    arr: NDArray[Any] = await bus.request_array_async(np.arange(3), 4, timeout=0.5)
+    return m.data + arr.tobytes()
 
 
 def drain(bus: tachyon.Bus) -> int:

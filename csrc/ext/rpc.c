@@ -1148,21 +1148,15 @@ static PyObject *Rpc_reply_array(RpcBusObject *self, PyObject *const *args, Py_s
 	Py_RETURN_NONE;
 }
 
-/* call_array then the reply's frame as a numpy array over the reply's copy. */
-static PyObject *Rpc_request_array(RpcBusObject *self, PyObject *const *args, Py_ssize_t nargs,
-                                   PyObject *kwnames)
+/* The tensor frame of a reply (a Message, whose reference this takes; NULL
+ * passes an error through) as a numpy array over the reply's copy. The
+ * payload header says it is a frame: on request/reply the type_id is the
+ * caller's msg_type. */
+static PyObject *reply_frame_array(PyObject *reply)
 {
-	static const char *const names[] = {"obj", "msg_type", "timeout"};
-	PyObject *a[3], *res, *data;
-	uint16_t mt;
-	int64_t tns;
+	MessageObject *msg = (MessageObject *)reply;
+	PyObject *res, *data;
 	tachyon_tensor_frame f;
-	MessageObject *msg;
-
-	if (tx_parse_args("request_array", args, nargs, kwnames, names, 3, 3, 2, a) < 0 ||
-	    parse_msg_type(a[1], &mt) < 0 || tx_parse_timeout(a[2], &tns) < 0)
-		return NULL;
-	msg = (MessageObject *)round_trip(self, a[0], 1, mt, tns, "request_array");
 	if (!msg)
 		return NULL;
 	data = msg->data;
@@ -1174,6 +1168,21 @@ static PyObject *Rpc_request_array(RpcBusObject *self, PyObject *const *args, Py
 		res = tx_frame_array(data, &f);
 	Py_DECREF(msg);
 	return res;
+}
+
+/* call_array then the reply's frame as a numpy array over the reply's copy. */
+static PyObject *Rpc_request_array(RpcBusObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                   PyObject *kwnames)
+{
+	static const char *const names[] = {"obj", "msg_type", "timeout"};
+	PyObject *a[3];
+	uint16_t mt;
+	int64_t tns;
+
+	if (tx_parse_args("request_array", args, nargs, kwnames, names, 3, 3, 2, a) < 0 ||
+	    parse_msg_type(a[1], &mt) < 0 || tx_parse_timeout(a[2], &tns) < 0)
+		return NULL;
+	return reply_frame_array(round_trip(self, a[0], 1, mt, tns, "request_array"));
 }
 
 /* For tachyon.aio's request_async, which sends with call() and then polls:
@@ -1190,6 +1199,21 @@ static PyObject *Rpc_reply_message(RpcBusObject *self, PyObject *const *args, Py
 	    check_side(self, 0, "_reply_message") < 0)
 		return NULL;
 	return take_reply(self, cid, tns, 1, 1, "request_async");
+}
+
+/* The same for request_array_async: the reply's tensor frame as an array. */
+static PyObject *Rpc_take_reply_array(RpcBusObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                 PyObject *kwnames)
+{
+	static const char *const names[] = {"correlation_id", "timeout"};
+	PyObject *a[2];
+	uint64_t cid;
+	int64_t tns;
+	if (tx_parse_args("_reply_array", args, nargs, kwnames, names, 2, 2, 2, a) < 0 ||
+	    parse_cid(a[0], &cid) < 0 || tx_parse_timeout(a[1], &tns) < 0 ||
+	    check_side(self, 0, "_reply_array") < 0)
+		return NULL;
+	return reply_frame_array(take_reply(self, cid, tns, 1, 1, "request_array_async"));
 }
 
 static PyObject *Rpc_abandon(RpcBusObject *self, PyObject *arg)
@@ -1313,6 +1337,10 @@ static PyMethodDef Rpc_methods[] = {
 	{"_reply_message", FN(Rpc_reply_message), FKW,
 	 "_reply_message($self, /, correlation_id, timeout)\n--\n\n"
 	 "The reply to a call as a Message (request_async's receive)."},
+	{"_reply_array", FN(Rpc_take_reply_array), FKW,
+	 "_reply_array($self, /, correlation_id, timeout)\n--\n\n"
+	 "The tensor frame of the reply to a call as a read-only numpy array\n"
+	 "(request_array_async's receive)."},
 	{"_abandon", (PyCFunction)Rpc_abandon, METH_O,
 	 "_abandon($self, correlation_id, /)\n--\n\n"
 	 "Give a call up: its reply is dropped when it arrives."},
