@@ -53,6 +53,8 @@ from ._core import (
     PeerClosedError,
     PeerDeadError,
     RoleError,
+    RxGuard,
+    RxMsgView,
     TachyonTimeoutError,
     _as_int,
     _ForeignView,
@@ -63,6 +65,11 @@ SLICE = 0.2          # the longest a blocking call waits between checks
 _FOREVER = None
 # At or above this size, an immutable payload (bytes) goes to libzmq without a copy.
 _ZERO_COPY_MIN = 1 << 16
+# What may go to libzmq without a copy: bytes, and a local bus's received view.
+# pyzmq keeps a reference to the memoryview it is given until libzmq has sent
+# the part, and a slot stays pinned while a buffer export of it lives, so the
+# view's slot cannot be reused meanwhile (the bridge relies on it).
+_NO_COPY = (bytes, RxGuard, RxMsgView)
 # Up to this size a payload travels in the header's part (one ZeroMQ part, one copy).
 _INLINE_MAX = 2048
 _EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)  # plain ints: enum arithmetic costs
@@ -743,9 +750,9 @@ class NetBus:
                                       type_id=type_id, seq=seq) + mv.tobytes()]
                     big_bytes = False
                 else:
-                    big_bytes = type(data) is bytes and n >= _ZERO_COPY_MIN
+                    big_bytes = type(data) in _NO_COPY and n >= _ZERO_COPY_MIN
                     frame = [W.header(W.K_DATA, self._session, type_id=type_id, seq=seq),
-                             data if big_bytes else mv]
+                             mv]
                 if self._send(frame, copy=not big_bytes):
                     self._tx_seq += 1
                     self._tx_cost += c
