@@ -2,7 +2,9 @@
 process. ADDR is a local socket path or a tcp:// address; HOW is listen or
 connect; CAP the capacity when listening. TACHYON_TEST_LIVENESS sets a tcp://
 end's liveness; TACHYON_TEST_CURVE="SERVER_SECRET CLIENT_PUBLIC" makes a
-tcp:// listener a CURVE one.
+tcp:// listener a CURVE one, TACHYON_TEST_INSECURE=1 lets it bind beyond
+loopback without. A peer found dead (PeerDeadError) prints "dead: WHY" and
+exits 3.
 
     bridge_peer.py produce ADDR HOW CAP N SEED MAXP   send N checked messages (sizes
                                                       log-uniform to MAXP), close;
@@ -24,6 +26,8 @@ mode, addr, how, cap = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 kw = {}
 if addr.startswith("tcp://"):
     kw["liveness"] = float(os.environ.get("TACHYON_TEST_LIVENESS", "5"))
+    if how == "listen" and os.environ.get("TACHYON_TEST_INSECURE") == "1":
+        kw["insecure"] = True  # a veth address in a test namespace
     if how == "listen" and os.environ.get("TACHYON_TEST_CURVE"):
         secret, client = os.environ["TACHYON_TEST_CURVE"].split()
         kw.update(curve_secret=secret, allowed_clients=[client])
@@ -38,6 +42,16 @@ if mode == "hang":
     time.sleep(60)
     sys.exit(0)
 n, seed, maxp = int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
+
+
+def on_dead(kind, value, tb):
+    if issubclass(kind, tachyon.PeerDeadError):
+        print("dead:", value, flush=True)
+        os._exit(3)
+    sys.__excepthook__(kind, value, tb)
+
+
+sys.excepthook = on_dead
 with bus:
     done = total = 0
     if mode == "produce":
