@@ -32,7 +32,7 @@ import argparse
 import signal
 import sys
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Literal, Optional, Tuple
 
 import tachyon
 
@@ -115,7 +115,8 @@ def _tcp_options(args: argparse.Namespace, listening: bool) -> Dict[str, Any]:
     return kw
 
 
-def _open(args: argparse.Namespace, address: str, listening: bool, role: str) -> Any:
+def _open(args: argparse.Namespace, address: str, listening: bool,
+          role: 'Literal["producer", "consumer"]') -> Any:
     kw = _tcp_options(args, listening) if address.startswith("tcp://") else {}
     if listening:
         return tachyon.Bus.listen(address, args.capacity, role=role, **kw)
@@ -203,10 +204,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         try:
             # connecting ends first: they fail fast; then the listening ones
-            order = sorted([("source", src_addr, src_listen, "consumer"),
-                            ("destination", dst_addr, dst_listen, "producer")],
-                           key=lambda end: end[2])
-            for name, address, listening, role in order:
+            ends_in_order: List[Tuple[str, str, bool, Literal["producer", "consumer"]]] = [
+                ("source", src_addr, src_listen, "consumer"),
+                ("destination", dst_addr, dst_listen, "producer")]
+            for name, address, listening, role in sorted(ends_in_order, key=lambda end: end[2]):
                 try:
                     ends[name] = _open(args, address, listening, role)
                 except (tachyon.TachyonError, OSError, ValueError) as e:

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import ISOLATED, isolated_env, popen_isolated
+from conftest import ISOLATED, finish, isolated_env
 
 pytest.importorskip("zmq", reason="pyzmq is not installed (pip install 'tachyon-ipc[net]')")
 
@@ -38,22 +38,6 @@ def bridge(*args, env=None):
     e.update(env or {})
     return subprocess.Popen([sys.executable, "-m", "tachyon", "bridge", *map(str, args)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=e)
-
-
-def finish(*procs, timeout=60):
-    """Wait for every process; returns [(returncode, stdout, stderr)], killing
-    what is still running when the time is up."""
-    out = []
-    try:
-        for p in procs:
-            o, e = p.communicate(timeout=timeout)
-            out.append((p.returncode, o, e))
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.communicate()
-    return out
 
 
 def test_local_producer_to_tcp_consumer(sock_path):

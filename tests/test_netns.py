@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import ISOLATED, isolated_env
+from conftest import ISOLATED, finish, isolated_env
 
 pytest.importorskip("zmq", reason="pyzmq is not installed (pip install 'tachyon-ipc[net]')")
 
@@ -83,20 +83,6 @@ def veth():
         yield pair
     finally:
         pair.down()
-
-
-def finish(*procs, timeout=60):
-    out = []
-    try:
-        for p in procs:
-            o, e = p.communicate(timeout=timeout)
-            out.append((p.returncode, o, e))
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.communicate()
-    return out
 
 
 def test_checked_stream_across_the_veth(veth):
