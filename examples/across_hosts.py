@@ -5,9 +5,10 @@
 
 The script starts itself a second time as the receiving process, and the two
 talk over loopback TCP. Across two machines, run the receiver with
-tcp://0.0.0.0:5555 and insecure=True on one (nothing is encrypted or
-authenticated yet, so listening beyond loopback must be asked for) and the
-sender with tcp://RECEIVER-HOST:5555 on the other (docs/ACROSS_HOSTS.md). The code is the code of a local bus: Message
+tcp://0.0.0.0:5555 on one and the sender with tcp://RECEIVER-HOST:5555 on
+the other, with CURVE keys (curve_secret= and allowed_clients= here,
+curve_server_key= and curve_keypair= there), or insecure=True on a trusted
+network (docs/ACROSS_HOSTS.md). The code is the code of a local bus: Message
 copies, a received view read in place (read-only, 64-byte aligned, DLPack),
 and the loop that ends once the sender closed and everything arrived.
 """

@@ -18,12 +18,15 @@ import contextlib as _contextlib
 import typing as _typing
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
+from typing import AbstractSet as _AbstractSet
 from typing import AsyncIterator as _AsyncIterator
 from typing import Dict as _Dict
 from typing import Iterable as _Iterable
 from typing import Iterator as _Iterator
 from typing import List as _List
+from typing import Literal as _Literal
 from typing import Optional as _Optional
+from typing import Tuple as _Tuple
 from typing import Sequence as _Sequence
 from typing import TypeVar as _TypeVar
 from typing import SupportsIndex as _SupportsIndex
@@ -39,6 +42,12 @@ if _TYPE_CHECKING:
 
 # A timeout: seconds as a float or an integer (anything with __index__).
 _Seconds = _Union[float, _SupportsIndex]
+# A CURVE key: Z85 text of 40 characters (tachyon.curve_keypair()).
+_CurveKey = _Union[str, bytes]
+# Whom a CURVE listener admits: a collection of client public keys, or "any"
+# (a collection, not any iterable, so that a mistyped string is an error).
+_AllowedClients = _Union[_Literal["any"], _List[_CurveKey], _Tuple[_CurveKey, ...],
+                         _AbstractSet[_CurveKey]]
 
 from ._core import (
     CORE_VERSION,
@@ -117,6 +126,7 @@ __all__ = [
     "route_id",
     "tachyon_rpc",
     "wait",
+    "curve_keypair",
 ]
 
 
@@ -166,42 +176,58 @@ class Bus(TachyonBus, metaclass=_BusMeta):
         @classmethod
         def listen(cls, socket_path: "_Path", capacity: "_SupportsIndex", *, timeout: "_Optional[_Seconds]" = None,
                    role: "_Role" = None, allow_uids: "_Optional[_Iterable[int]]" = None,
-                   liveness: _Optional[float] = None, insecure: bool = False) -> "_Self": ...
+                   liveness: _Optional[float] = None, insecure: bool = False,
+                   curve_secret: "_Optional[_CurveKey]" = None,
+                   allowed_clients: "_Optional[_AllowedClients]" = None,
+                   ) -> "_Self": ...
 
         @classmethod
         def connect(cls, socket_path: "_Path", *, timeout: "_Optional[_Seconds]" = 5.0,
-                    role: "_Role" = None, liveness: _Optional[float] = None) -> "_Self": ...
+                    role: "_Role" = None, liveness: _Optional[float] = None,
+                    curve_server_key: "_Optional[_CurveKey]" = None,
+                    curve_keypair: "_Optional[_Tuple[_CurveKey, _CurveKey]]" = None) -> "_Self": ...
     else:
         # Unannotated at run time, so that inspect.signature reads as the C
         # methods' do; the declarations above give the types.
         @classmethod
         def listen(cls, socket_path, capacity, *, timeout=None, role=None, allow_uids=None,
-                   liveness=None, insecure=False):
+                   liveness=None, insecure=False, curve_secret=None, allowed_clients=None):
             """Create the ring at socket_path and wait for one peer; a
             tcp://ADDR:PORT address binds there instead and returns a bus across
             hosts (tachyon.net, needs pyzmq; ``liveness`` in seconds, default 5,
-            and ``insecure``, needed to listen beyond loopback, apply to it only)."""
+            ``insecure``, needed to listen beyond loopback without CURVE, and
+            ``curve_secret`` with ``allowed_clients``, a list of client public
+            keys or "any", apply to it only)."""
             if _tcp(socket_path):
                 address = socket_path.decode() if isinstance(socket_path, bytes) else socket_path
                 return _net().listen(address, capacity, timeout=timeout, role=role,
                                      allow_uids=allow_uids,
                                      liveness=5.0 if liveness is None else liveness,
-                                     insecure=insecure)
-            if liveness is not None or insecure:
-                raise TypeError("listen: liveness and insecure apply to tcp:// addresses only")
+                                     insecure=insecure, curve_secret=curve_secret,
+                                     allowed_clients=allowed_clients)
+            if (liveness is not None or insecure or curve_secret is not None
+                    or allowed_clients is not None):
+                raise TypeError("listen: liveness, insecure, curve_secret and allowed_clients "
+                                "apply to tcp:// addresses only")
             return super().listen(socket_path, capacity, timeout=timeout, role=role,
                                   allow_uids=allow_uids)
 
         @classmethod
-        def connect(cls, socket_path, *, timeout=5.0, role=None, liveness=None):
+        def connect(cls, socket_path, *, timeout=5.0, role=None, liveness=None,
+                    curve_server_key=None, curve_keypair=None):
             """Connect to the ring at socket_path; a tcp://HOST:PORT address
-            connects to a listener across hosts instead (tachyon.net, needs pyzmq)."""
+            connects to a listener across hosts instead (tachyon.net, needs
+            pyzmq), with CURVE when ``curve_server_key`` (the listener's public
+            key) is given; ``curve_keypair`` is this end's (public, secret)."""
             if _tcp(socket_path):
                 address = socket_path.decode() if isinstance(socket_path, bytes) else socket_path
                 return _net().connect(address, timeout=timeout, role=role,
-                                      liveness=5.0 if liveness is None else liveness)
-            if liveness is not None:
-                raise TypeError("connect: liveness applies to tcp:// addresses only")
+                                      liveness=5.0 if liveness is None else liveness,
+                                      curve_server_key=curve_server_key,
+                                      curve_keypair=curve_keypair)
+            if liveness is not None or curve_server_key is not None or curve_keypair is not None:
+                raise TypeError("connect: liveness, curve_server_key and curve_keypair apply to "
+                                "tcp:// addresses only")
             return super().connect(socket_path, timeout=timeout, role=role)
 
     async def recv_async(self, timeout: "_Optional[_Seconds]" = None) -> Message:
@@ -291,6 +317,16 @@ class Bus(TachyonBus, metaclass=_BusMeta):
                 yield arr
             finally:
                 arr.flags.writeable = False
+
+
+def curve_keypair() -> "_Tuple[str, str]":
+    """A new CURVE keypair (public, secret) for a tcp:// bus, Z85 text of 40
+    characters each (needs pyzmq). The listener keeps its secret and hands
+    out its public key; each connector does the same with its own."""
+    _net()
+    from . import _netsec
+
+    return _netsec.curve_keypair()
 
 
 _Waitable = _TypeVar("_Waitable", bound=_Union[TachyonBus, _CoreRpcBus])

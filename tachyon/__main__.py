@@ -5,13 +5,15 @@ Commands:
   top       a terminal view of the live buses, refreshed every 0.5 s (--json for samples)
   metrics   serve the live buses' counters in Prometheus text format on 127.0.0.1
   bench     round-trip latency between two processes
+  bridge    forward one bus into another (a local socket path or tcp://HOST:PORT each),
+            so that a local program reaches another host unchanged
 
 list, top and metrics find buses through /proc and map them read-only: they
 never write to a bus and need no cooperation from the processes using it.
 """
 import sys
 
-COMMANDS = ("list", "top", "metrics", "bench")
+COMMANDS = ("list", "top", "metrics", "bench", "bridge")
 
 
 def main(argv=None):
@@ -23,6 +25,9 @@ def main(argv=None):
     if cmd == "bench":
         from . import bench
         return bench.main(rest)
+    if cmd == "bridge":
+        from . import bridge
+        return bridge.main(rest)
     if cmd in ("list", "top", "metrics"):
         from . import monitor
         try:

@@ -40,6 +40,7 @@ from typing import Any, Deque, Iterable, Iterator, List, Optional, Tuple, cast
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
+from . import _netsec
 from . import _netwire as W
 from ._core import (
     AbiMismatchError,
@@ -52,6 +53,8 @@ from ._core import (
     PeerClosedError,
     PeerDeadError,
     RoleError,
+    RxGuard,
+    RxMsgView,
     TachyonTimeoutError,
     _as_int,
     _ForeignView,
@@ -62,10 +65,15 @@ SLICE = 0.2          # the longest a blocking call waits between checks
 _FOREVER = None
 # At or above this size, an immutable payload (bytes) goes to libzmq without a copy.
 _ZERO_COPY_MIN = 1 << 16
+# What may go to libzmq without a copy: bytes, and a local bus's received view.
+# pyzmq keeps a reference to the memoryview it is given until libzmq has sent
+# the part, and a slot stays pinned while a buffer export of it lives, so the
+# view's slot cannot be reused meanwhile (the bridge relies on it).
+_NO_COPY = (bytes, RxGuard, RxMsgView)
 # Up to this size a payload travels in the header's part (one ZeroMQ part, one copy).
 _INLINE_MAX = 2048
 _EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)  # plain ints: enum arithmetic costs
-_MONITOR_EVENTS = (zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED)
+_MONITOR_EVENTS = (zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED | _netsec.FAILURES)
 
 _REASONS = {
     W.R_PROTOCOL: "the listener does not speak this protocol, or a frame came out of turn",
@@ -151,19 +159,24 @@ def _is_loopback(url: str) -> bool:
 
 def listen(url: str, capacity: int, *, timeout: Optional[float] = None,
            role: Optional[str] = None, liveness: float = 5.0,
-           allow_uids: Optional[Iterable[int]] = None, insecure: bool = False) -> "NetBus":
+           allow_uids: Optional[Iterable[int]] = None, insecure: bool = False,
+           curve_secret: Optional[Any] = None, allowed_clients: Optional[Any] = None) -> "NetBus":
     """Bind url, wait for one connector's handshake, and return the bus.
 
-    The connection is neither encrypted nor authenticated: anyone who reaches
-    the port can be the peer. A listener on anything but loopback therefore
-    needs insecure=True, the caller's statement that the network is trusted."""
+    Without curve_secret the connection is neither encrypted nor
+    authenticated: anyone who reaches the port can be the peer. A listener
+    on anything but loopback then needs insecure=True, the caller's
+    statement that the network is trusted. With curve_secret (tachyon._netsec)
+    everything is encrypted and only allowed_clients may connect."""
     if allow_uids is not None:
         raise ValueError("allow_uids applies to local sockets; a tcp:// listener cannot see "
                          "the peer's uid")
-    if not insecure and not _is_loopback(url):
+    curve = _netsec.listen_terms(curve_secret, allowed_clients)
+    if not insecure and curve is None and not _is_loopback(url):
         raise ValueError(f"{url!r} is reachable from other hosts, and a tcp:// bus is neither "
-                         "encrypted nor authenticated: pass insecure=True to listen there "
-                         "anyway (a trusted network only), or bind 127.0.0.1")
+                         "encrypted nor authenticated without CURVE: pass curve_secret and "
+                         "allowed_clients, or insecure=True to listen there anyway (a trusted "
+                         "network only), or bind 127.0.0.1")
     cap = _check_capacity(capacity)
     live = _check_liveness(liveness)
     if role not in W.ROLE_CODES:
@@ -171,15 +184,20 @@ def listen(url: str, capacity: int, *, timeout: Optional[float] = None,
     deadline = _deadline(timeout)
     maxp = max(0, cap // 2 - W.MSG_OVERHEAD)
     ctx: "zmq.Context[zmq.Socket[bytes]]" = zmq.Context(1)
+    auth = None
     try:
         # the largest frame part: a header with an inline payload, or a payload
         sock = _socket(ctx, zmq.ROUTER, live, max(maxp, _INLINE_MAX) + W.HEADER.size)
         sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        auth = _netsec.serve(ctx, sock, curve)
         sock.bind(_endpoint(url))
     except BaseException:
+        if auth is not None:
+            auth.stop()
         ctx.destroy(linger=0)
         raise
     bus = NetBus(ctx, sock, url, cap, live, listener=True, role=role)
+    bus._auth = auth
     try:
         bus._accept(deadline)
     except BaseException:
@@ -189,8 +207,10 @@ def listen(url: str, capacity: int, *, timeout: Optional[float] = None,
 
 
 def connect(url: str, *, timeout: Optional[float] = 5.0, role: Optional[str] = None,
-            liveness: float = 5.0) -> "NetBus":
-    """Connect to a listener at url and complete the handshake within timeout."""
+            liveness: float = 5.0, curve_server_key: Optional[Any] = None,
+            curve_keypair: Optional[Any] = None) -> "NetBus":
+    """Connect to a listener at url and complete the handshake within timeout
+    (with CURVE when curve_server_key is given: tachyon._netsec)."""
     live = _check_liveness(liveness)
     if role not in W.ROLE_CODES:
         raise ValueError(f"role must be 'producer', 'consumer' or None, got {role!r}")
@@ -199,6 +219,7 @@ def connect(url: str, *, timeout: Optional[float] = 5.0, role: Optional[str] = N
     try:
         # The listener's capacity is unknown until it answers: cap frames at 1 GiB.
         sock = _socket(ctx, zmq.DEALER, live, 1 << 30)
+        _netsec.dial(sock, curve_server_key, curve_keypair)
     except BaseException:
         ctx.destroy(linger=0)
         raise
@@ -364,6 +385,9 @@ class NetBus:
         self._recv_messages = 0
         self._recv_bytes = 0
         self._dropped = 0
+        self._auth: Any = None          # the CURVE client check (listener), stopped at teardown
+        # (final, why) when the security handshake failed (connector, tachyon._netsec)
+        self._refused: Optional[Tuple[bool, str]] = None
 
     # -- handshake ------------------------------------------------------------
 
@@ -379,9 +403,13 @@ class NetBus:
         self._sock.send_multipart([W.header(W.K_HELLO, self._session), terms])
         while not self._peer_session:
             if deadline is not None and time.monotonic() >= deadline:
+                hint = f" ({self._refused[1]})" if self._refused is not None else ""
                 raise ConnectTimeoutError(f"connect: no listener answered on {self._url} within "
-                                          "the timeout")
+                                          f"the timeout{hint}")
             self._poll(_left(deadline))
+            self._events()
+            if self._refused is not None and self._refused[0]:
+                raise HandshakeError(f"connect: {self._url}: {self._refused[1]}")
             parts = self._recv_parts()
             while parts is not None:
                 self._handshake_reply(parts)
@@ -501,6 +529,8 @@ class NetBus:
                         self._lost_since = time.monotonic()
             elif event == zmq.EVENT_HANDSHAKE_SUCCEEDED and not self._listener:
                 self._lost_since = None
+            elif not self._listener and not self._peer_session:
+                self._refused = _netsec.failure(event, value) or self._refused
 
     def _pump(self, limit: int = 4096) -> None:
         """Take in what arrived: frames for the bus, refusals for strangers,
@@ -720,9 +750,9 @@ class NetBus:
                                       type_id=type_id, seq=seq) + mv.tobytes()]
                     big_bytes = False
                 else:
-                    big_bytes = type(data) is bytes and n >= _ZERO_COPY_MIN
+                    big_bytes = type(data) in _NO_COPY and n >= _ZERO_COPY_MIN
                     frame = [W.header(W.K_DATA, self._session, type_id=type_id, seq=seq),
-                             data if big_bytes else mv]
+                             mv]
                 if self._send(frame, copy=not big_bytes):
                     self._tx_seq += 1
                     self._tx_cost += c
@@ -916,6 +946,8 @@ class NetBus:
             self._sock.disable_monitor()
             self._monitor.close(0)
             self._sock.close(linger)
+            if self._auth is not None:
+                self._auth.stop()
             self._ctx.term()
 
     def __enter__(self) -> "NetBus":

@@ -138,3 +138,19 @@ def popen_isolated(script, *args, **kw):
         env=isolated_env(),
         **kw,
     )
+
+
+def finish(*procs, timeout=60):
+    """Wait for every process; returns [(returncode, stdout, stderr)], killing
+    what is still running when the time is up."""
+    out = []
+    try:
+        for p in procs:
+            o, e = p.communicate(timeout=timeout)
+            out.append((p.returncode, o, e))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+    return out

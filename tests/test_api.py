@@ -79,9 +79,12 @@ def test_signatures():
     # liveness: tcp:// addresses only (tachyon.net)
     assert str(inspect.signature(B.listen)) == (
         "(socket_path, capacity, *, timeout=None, role=None, allow_uids=None, liveness=None, "
-        "insecure=False)"
+        "insecure=False, curve_secret=None, allowed_clients=None)"
     )
-    assert str(inspect.signature(B.connect)) == "(socket_path, *, timeout=5.0, role=None, liveness=None)"
+    assert str(inspect.signature(B.connect)) == (
+        "(socket_path, *, timeout=5.0, role=None, liveness=None, curve_server_key=None, "
+        "curve_keypair=None)"
+    )
     assert str(inspect.signature(tachyon.RxMsgView.__dlpack__)) == (
         "(self, /, stream=None, *, max_version=None, dl_device=None, copy=None)"
     )

@@ -18,6 +18,12 @@ EXPECTED = {
         "type_id=3 data=b'bye'\n"
         "the sender closed; everything arrived\n"
     ),
+    "bridge.py": (
+        "type_id=1 data=b'frame 1'\n"
+        "type_id=2 data=b'frame 2'\n"
+        "type_id=3 data=b'last frame'\n"
+        "the local program closed; the bridge forwarded everything\n"
+    ),
     "send_receive.py": (
         "type_id=1 data=b'hello'\n"
         "type_id=2 data=b'from'\n"

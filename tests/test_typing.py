@@ -70,10 +70,11 @@ def test_misuse_is_rejected(tmp_path_factory):
         "bus.recv(timeout='soon')\n"
         "x: bytes = bus.try_recv()\n"  # Optional[Message]
         "bus.stats.no_such_field\n"
+        "tachyon.Bus.listen('tcp://h:1', 64, curve_secret='k', allowed_clients='all')\n"  # "any" only
     )
     proc = mypy(str(bad), cache=cache)
     assert proc.returncode == 1
-    for line in (3, 4, 5, 6):
+    for line in (3, 4, 5, 6, 7):
         assert f"bad.py:{line}:" in proc.stdout, proc.stdout
 
 

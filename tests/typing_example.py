@@ -142,3 +142,15 @@ def across_hosts(url: str) -> int:
     with tachyon.Bus.connect("tcp://127.0.0.1:5555", timeout=5.0, role="producer", liveness=1.5) as out:
         out.send(b"n", type_id=total & 0xFFFF)
         return out.max_payload
+
+
+def across_hosts_with_curve(url: str, server_public: str, client: "tuple[str, str]") -> int:
+    # CURVE: the listener's secret and whom it admits; the connector's keys
+    public, secret = tachyon.curve_keypair()
+    with tachyon.Bus.listen(url, 1 << 16, curve_secret=secret, allowed_clients=[client[0]]) as bus:
+        total = drain(bus)
+    with tachyon.Bus.listen(url, 1 << 16, curve_secret=secret.encode(), allowed_clients="any") as bus:
+        total += drain(bus)
+    with tachyon.Bus.connect(url, curve_server_key=server_public, curve_keypair=client) as out:
+        out.send(public.encode(), type_id=total & 0xFFFF)
+        return out.max_payload
