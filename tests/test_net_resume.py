@@ -1,0 +1,280 @@
+"""A tcp:// bus through a misbehaving network: cuts and stalls made by a
+forwarding proxy (tests/isolated/tcp_proxy.py), a stopped producer, a
+restarted one. Two real processes over loopback TCP, a test liveness of
+1 s (0.5 s where only a bound is measured)."""
+import os
+import queue
+import signal
+import socket
+import sys
+import threading
+import time
+
+import pytest
+
+import tachyon
+from conftest import ISOLATED, popen_isolated
+
+zmq = pytest.importorskip("zmq", reason="pyzmq is not installed (pip install 'tachyon-ipc[net]')")
+sys.path.insert(0, str(ISOLATED))
+from streamcheck import payload_of, sizes, type_id_of  # noqa: E402
+
+CAP = 256 << 10
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Proxy:
+    """tcp_proxy.py between the producer (which connects to self.url) and
+    the consumer (listening on upstream_url)."""
+
+    def __init__(self):
+        self.port, upstream = free_port(), free_port()
+        self.url = f"tcp://127.0.0.1:{self.port}"
+        self.upstream_url = f"tcp://127.0.0.1:{upstream}"
+        self.proc = popen_isolated("tcp_proxy.py", self.port, upstream, stdin=__import__(
+            "subprocess").PIPE)
+        assert self.proc.stdout.readline().strip() == "listening"
+        self.answers = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.answers.put(float(line.split()[1]))
+
+    def __call__(self, command):
+        """Send a command; returns the monotonic time it took effect."""
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        return self.answers.get(timeout=10)
+
+    def close(self):
+        self.proc.kill()
+        self.proc.communicate()
+
+
+@pytest.fixture
+def proxy():
+    p = Proxy()
+    yield p
+    p.close()
+
+
+def producer(url, n, seed, live, *extra):
+    return popen_isolated("net_resume_peer.py", url, n, seed, live, *extra,
+                          stdin=__import__("subprocess").PIPE)
+
+
+def stop(proc):
+    proc.kill()
+    proc.communicate()
+
+
+def check_stream(bus, seed, got, deadline, on_message=None):
+    """Receive the checked stream from message `got` on, every byte, size and
+    type_id checked, until PeerClosedError; returns the count."""
+    expected = sizes(seed, CAP // 2 - 64, 1 << 40)
+    for _ in range(got):
+        next(expected)
+    with pytest.raises(tachyon.PeerClosedError):
+        while time.monotonic() < deadline:
+            msg = bus.recv(timeout=20)
+            size = next(expected)
+            assert msg.type_id == type_id_of(got), f"message {got}: wrong type_id"
+            assert msg.data == payload_of(got, size), f"message {got}: lost, repeated or torn"
+            got += 1
+            if on_message:
+                on_message(got)
+    return got
+
+
+def test_short_cuts_and_stalls_lose_and_repeat_nothing(proxy):
+    """A stream at capacity 256 KiB through two resets that drop what was
+    in flight (0.3 s and 0.15 s of refused connections), a 0.6 s stall
+    (longer than the heartbeat, so both ends see the connection die) and a
+    0.6 s SIGSTOP of the producer, all under the 1 s liveness: every
+    message arrives once, in order, intact."""
+    live, seed = 1.0, 29
+    peer = producer(proxy.url, 0, seed, live)
+    try:
+        with tachyon.Bus.listen(proxy.upstream_url, CAP, timeout=30, liveness=live) as bus:
+            done = threading.Event()
+
+            def mischief():
+                time.sleep(0.5)
+                proxy("cut 0.3")
+                time.sleep(1.0)
+                proxy("pause")
+                time.sleep(0.6)
+                proxy("resume")
+                time.sleep(1.0)
+                os.kill(peer.pid, signal.SIGSTOP)
+                time.sleep(0.6)
+                os.kill(peer.pid, signal.SIGCONT)
+                time.sleep(1.0)
+                proxy("cut 0.15")
+                time.sleep(1.0)
+                peer.stdin.write("stop\n")
+                peer.stdin.flush()
+                done.set()
+
+            t = threading.Thread(target=mischief)
+            t.start()
+            got = check_stream(bus, seed, 0, time.monotonic() + 60)
+            t.join()
+            resumes, dropped = bus._resumes, bus._dropped
+        out, err = peer.communicate(timeout=30)
+    finally:
+        stop(peer)
+    print(f"checked {got} messages through the cuts; {resumes} resumes, {dropped} frames "
+          f"dropped as repeats or behind a gap")
+    assert done.is_set()
+    assert peer.returncode == 0, err
+    words = out.split()
+    assert words[:2] == ["sent", str(got)], out
+    assert resumes >= 3  # the cuts did cut
+
+
+@pytest.mark.parametrize("how", ["cut", "stall"])
+def test_a_cut_longer_than_liveness_is_peer_dead_at_both_ends(proxy, how):
+    """Connections reset and refused for 3 s, or a network that carries
+    nothing (each end then learns of it from the ZMTP heartbeat): both ends
+    get PeerDeadError within liveness + 1 s (asserted with a 5x margin),
+    never before the liveness, with the last acknowledged message."""
+    live, seed = 1.0, 31
+    peer = producer(proxy.url, 0, seed, live)
+    try:
+        with tachyon.Bus.listen(proxy.upstream_url, CAP, timeout=30, liveness=live) as bus:
+            expected = sizes(seed, CAP // 2 - 64, 1 << 40)
+            got = 0
+            for _ in range(200):
+                msg = bus.recv(timeout=20)
+                assert msg.data == payload_of(got, next(expected))
+                got += 1
+            t_cut = proxy("cut 3" if how == "cut" else "pause")
+            with pytest.raises(tachyon.PeerDeadError) as info:
+                while True:
+                    msg = bus.recv(timeout=30)
+                    assert msg.data == payload_of(got, next(expected))
+                    got += 1
+            took = time.monotonic() - t_cut
+        out, err = peer.communicate(timeout=30)
+    finally:
+        stop(peer)
+    words = out.split()
+    assert words[0] == "dead", (out, err)
+    peer_took, peer_acked = float(words[1]) - t_cut, int(words[2])
+    print(f"{how}, liveness {live} s: PeerDeadError after {took:.2f} s at the consumer "
+          f"(last_acked_seq {info.value.last_acked_seq}, {got} received), {peer_took:.2f} s at "
+          f"the producer (last_acked_seq {peer_acked})")
+    assert peer.returncode == 3
+    assert info.value.last_acked_seq == got
+    assert peer_acked <= got
+    for t in (took, peer_took):
+        assert live - 0.05 <= t <= 5 * (live + 1)
+
+
+def test_a_restarted_producer_ends_the_old_session_then_gets_in():
+    """kill -9 of a producer and a new process in its place: the consumer
+    gets what the old one's connection delivered, in order, then
+    PeerDeadError (the new session refused, the old declared dead: well
+    before the liveness); listening anew lets the new producer in, and its
+    stream arrives whole."""
+    live = 5.0
+    url = f"tcp://127.0.0.1:{free_port()}"
+    old = producer(url, 0, 41, live)
+    new = None
+    try:
+        bus = tachyon.Bus.listen(url, CAP, timeout=30, liveness=live)
+        expected = sizes(41, CAP // 2 - 64, 1 << 40)
+        got = 0
+        with bus:
+            for _ in range(300):
+                assert bus.recv(timeout=20).data == payload_of(got, next(expected))
+                got += 1
+            old.kill()
+            t_kill = time.monotonic()
+            new = producer(url, 500, 43, live)
+            with pytest.raises(tachyon.PeerDeadError) as info:
+                while True:
+                    assert bus.recv(timeout=30).data == payload_of(got, next(expected))
+                    got += 1
+            took = time.monotonic() - t_kill
+        print(f"old session: {got} messages in order, then PeerDeadError {took:.2f} s after "
+              f"kill -9: {info.value}")
+        assert "new session" in str(info.value)
+        assert info.value.last_acked_seq == got
+        assert took < live
+        with tachyon.Bus.listen(url, CAP, timeout=30, liveness=live) as bus:
+            n = check_stream(bus, 43, 0, time.monotonic() + 60)
+        out, err = new.communicate(timeout=30)
+        assert new.returncode == 0, err
+        assert out.split()[:2] == ["sent", str(n)] and n == 500
+    finally:
+        stop(old)
+        if new is not None:
+            stop(new)
+
+
+def test_close_across_a_cut_delivers_everything_first(proxy):
+    """The producer (the listener, whose ROUTER loses what it sends while
+    the connection is down) closes during a cut: its close waits for the
+    consumer's acknowledgement, sending the CLOSE and what the consumer
+    lacks again, and the consumer gets PeerClosedError only after the last
+    message."""
+    live, seed, n = 1.0, 37, 400
+    # the consumer stops reading where the rest fits in the producer's
+    # credit, so the producer's last send and its close come during the cut
+    cost = [s + 64 for s in sizes(seed, CAP // 2 - 64, n)]
+    pause_at = next(i for i in range(n) if sum(cost[i:]) <= CAP * 7 // 10)
+    peer = producer(proxy.upstream_url, n, seed, live, "hold", "listen")
+    told = threading.Event()
+
+    def cut_then_close():
+        assert peer.stdout.readline().strip() == "last-sent"
+        proxy("cut 0.3")
+        peer.stdin.write("close\n")
+        peer.stdin.flush()
+        told.set()
+
+    try:
+        with tachyon.Bus.connect(proxy.url, timeout=30, liveness=live) as bus:
+            t = threading.Thread(target=cut_then_close)
+            t.start()
+            got = check_stream(bus, seed, 0, time.monotonic() + 60,
+                               lambda got: got == pause_at and told.wait(20))
+            t.join()
+            resumes = bus._resumes
+        out, err = peer.communicate(timeout=30)
+    finally:
+        stop(peer)
+    print(f"{got} messages (a cut after {pause_at}), then PeerClosedError; {resumes} resumes; "
+          f"producer: {out.strip()}")
+    assert told.is_set() and resumes >= 1
+    assert peer.returncode == 0, err
+    assert got == n and out.split()[:2] == ["sent", str(n)]
+    close_took = float(out.split()[3])
+    assert close_took <= 5 * live
+
+
+def test_close_waits_at_most_the_liveness_for_an_absent_acknowledgement():
+    """A consumer that never calls (so never acknowledges): the producer's
+    close gives up after the liveness, and returns."""
+    live = 0.5
+    url = f"tcp://127.0.0.1:{free_port()}"
+    peer = popen_isolated("net_peer.py", "hang", url, 1 << 16, live, "consumer")
+    try:
+        bus = tachyon.Bus.connect(url, timeout=20, liveness=live)
+        assert peer.stdout.readline().strip() == "ready"
+        bus.send(b"unacknowledged", timeout=5)
+        t0 = time.monotonic()
+        bus.close()
+        took = time.monotonic() - t0
+    finally:
+        stop(peer)
+    print(f"close without an acknowledgement returned after {took:.2f} s (liveness {live} s)")
+    assert live - 0.05 <= took <= 5 * live
