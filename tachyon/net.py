@@ -372,9 +372,9 @@ class NetBus:
         self._connects = 0              # ZMTP handshakes completed (connector)
         self._refused = ""              # why a handshake was turned down, to retry
         # producer: what the consumer did not acknowledge yet, to send again
-        # after a reconnect; each entry is (seq, parts, parts_are_immutable).
-        # Every entry holds credit, so this never exceeds the capacity.
-        self._unacked: Deque[Tuple[int, List[Any], bool]] = collections.deque()
+        # after a reconnect, as (seq, frame parts). Every entry holds credit,
+        # so this never exceeds the capacity.
+        self._unacked: Deque[Tuple[int, List[Any]]] = collections.deque()
         self._acked = 0                 # the consumer received every DATA up to this
         self._tx_seq = 0
         self._tx_cost = 0
@@ -582,8 +582,8 @@ class NetBus:
         granted credit up to granted: send again, in order, what it lacks."""
         self._resumes += 1
         self._on_ack(acked, granted)
-        for _, parts, immutable in self._unacked:
-            self._send(parts, copy=not immutable)
+        for _, parts in self._unacked:
+            self._send(parts)
         if self._close_sent:
             self._send([W.header(W.K_CLOSE, self._session, seq=self._tx_seq)])
 
@@ -686,13 +686,13 @@ class NetBus:
         self._peer_closed = True
         self._send([W.header(W.K_CLOSE_ACK, self._session)])
 
-    def _send(self, parts: List[Any], copy: bool = True) -> bool:
+    def _send(self, parts: List[Any]) -> bool:
         """Hand a frame to libzmq; False while the peer is not connected."""
         try:
             if len(parts) == 1 and not self._prefix:
-                self._sock.send(parts[0], zmq.NOBLOCK, copy=copy)
+                self._sock.send(parts[0], zmq.NOBLOCK)
             else:
-                self._sock.send_multipart(self._prefix + parts, zmq.NOBLOCK, copy=copy)
+                self._sock.send_multipart(self._prefix + parts, zmq.NOBLOCK)
             return True
         except zmq.Again:
             return False
@@ -816,23 +816,23 @@ class NetBus:
                 continue
             if self._capacity - (self._tx_cost - self._peer_taken) >= c:
                 seq = self._tx_seq + 1
-                frame: List[Any]
                 if n <= _INLINE_MAX:
                     # one part: header and payload together
                     frame = [W.header(W.K_DATA, self._session, flags=W.F_INLINE,
                                       type_id=type_id, seq=seq) + mv.tobytes()]
-                    big_bytes = False
                 else:
-                    # Kept until acknowledged, so immutable: bytes as given,
-                    # another buffer copied once (as libzmq would copy it).
-                    payload = data if type(data) is bytes else mv.tobytes()
-                    big_bytes = n >= _ZERO_COPY_MIN
+                    # Kept until acknowledged (and sent again from there), so
+                    # a zmq.Frame that libzmq shares on every send: bytes
+                    # from _ZERO_COPY_MIN up are used in place, anything
+                    # smaller or mutable is copied into it once.
+                    payload = (zmq.Frame(data, copy_threshold=_ZERO_COPY_MIN)
+                               if type(data) is bytes else zmq.Frame(mv, copy=True))
                     frame = [W.header(W.K_DATA, self._session, type_id=type_id, seq=seq),
                              payload]
                 # Sent, or kept for the resume when the connection is down
                 # (a listener's ROUTER refuses to queue for an absent peer).
-                self._send(frame, copy=not big_bytes)
-                self._unacked.append((seq, frame, big_bytes))
+                self._send(frame)
+                self._unacked.append((seq, frame))
                 self._tx_seq = seq
                 self._tx_cost += c
                 self._sent_bytes += n

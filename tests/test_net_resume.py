@@ -220,6 +220,45 @@ def test_a_restarted_producer_ends_the_old_session_then_gets_in():
             stop(new)
 
 
+def test_a_restarted_listener_refuses_the_old_session():
+    """kill -9 of a listening producer and a new one on the same address:
+    the old connector's resume is refused (the new listener does not hold
+    its session), which is PeerDeadError well before the liveness; a new
+    connect gets the new producer's stream whole."""
+    live = 5.0
+    url = f"tcp://127.0.0.1:{free_port()}"
+    old = producer(url, 0, 47, live, "listen")
+    new = None
+    try:
+        with tachyon.Bus.connect(url, timeout=30, liveness=live) as bus:
+            expected = sizes(47, CAP // 2 - 64, 1 << 40)
+            got = 0
+            for _ in range(300):
+                assert bus.recv(timeout=20).data == payload_of(got, next(expected))
+                got += 1
+            old.kill()
+            t_kill = time.monotonic()
+            new = producer(url, 300, 53, live, "listen")
+            with pytest.raises(tachyon.PeerDeadError) as info:
+                while True:
+                    assert bus.recv(timeout=30).data == payload_of(got, next(expected))
+                    got += 1
+            took = time.monotonic() - t_kill
+        print(f"old session: {got} messages in order, then PeerDeadError {took:.2f} s after "
+              f"kill -9: {info.value}")
+        assert "restarted" in str(info.value) and info.value.last_acked_seq == got
+        assert took < live
+        with tachyon.Bus.connect(url, timeout=30, liveness=live) as bus:
+            n = check_stream(bus, 53, 0, time.monotonic() + 60)
+        out, err = new.communicate(timeout=30)
+        assert new.returncode == 0, err
+        assert out.split()[:2] == ["sent", str(n)] and n == 300
+    finally:
+        stop(old)
+        if new is not None:
+            stop(new)
+
+
 def test_close_across_a_cut_delivers_everything_first(proxy):
     """The producer (the listener, whose ROUTER loses what it sends while
     the connection is down) closes during a cut: its close waits for the
