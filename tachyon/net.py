@@ -19,7 +19,7 @@ What carries over from a local bus, and how:
   sent before it was delivered. ZMTP heartbeats, answered by libzmq's own
   thread, keep the connection of a consumer that merely stops reading
   alive; a peer killed or stopped is ``PeerDeadError`` within ``liveness``
-  seconds (plus a poll slice) at the other end.
+  + 1 s at the other end.
 - A cut connection is resumed: libzmq reconnects, the connector says
   HELLO again with its session, and each producer sends again what the
   consumer had not acknowledged (it keeps those messages, at most its
