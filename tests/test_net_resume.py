@@ -6,6 +6,7 @@ import os
 import queue
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -36,8 +37,7 @@ class Proxy:
         self.port, upstream = free_port(), free_port()
         self.url = f"tcp://127.0.0.1:{self.port}"
         self.upstream_url = f"tcp://127.0.0.1:{upstream}"
-        self.proc = popen_isolated("tcp_proxy.py", self.port, upstream, stdin=__import__(
-            "subprocess").PIPE)
+        self.proc = popen_isolated("tcp_proxy.py", self.port, upstream, stdin=subprocess.PIPE)
         assert self.proc.stdout.readline().strip() == "listening"
         self.answers = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
@@ -66,7 +66,7 @@ def proxy():
 
 def producer(url, n, seed, live, *extra):
     return popen_isolated("net_resume_peer.py", url, n, seed, live, *extra,
-                          stdin=__import__("subprocess").PIPE)
+                          stdin=subprocess.PIPE)
 
 
 def stop(proc):
@@ -179,80 +179,48 @@ def test_a_cut_longer_than_liveness_is_peer_dead_at_both_ends(proxy, how):
         assert live - 0.05 <= t <= 5 * (live + 1)
 
 
-def test_a_restarted_producer_ends_the_old_session_then_gets_in():
-    """kill -9 of a producer and a new process in its place: the consumer
-    gets what the old one's connection delivered, in order, then
-    PeerDeadError (the new session refused, the old declared dead: well
-    before the liveness); listening anew lets the new producer in, and its
-    stream arrives whole."""
+@pytest.mark.parametrize("peer", ["connector", "listener"])
+def test_a_restarted_producer_ends_the_old_session(peer):
+    """kill -9 of the producer and a new process in its place. A restarted
+    connector is refused by the listener, which declares the old session
+    dead; a restarted listener refuses the old connector's resume. Either
+    way the consumer gets what the old session delivered, in order, then
+    PeerDeadError well before the liveness; a new bus (listen or connect
+    anew) carries the new producer's stream whole."""
     live = 5.0
     url = f"tcp://127.0.0.1:{free_port()}"
-    old = producer(url, 0, 41, live)
+    extra = ("listen",) if peer == "listener" else ()
+
+    def open_bus():
+        if peer == "listener":
+            return tachyon.Bus.connect(url, timeout=30, liveness=live)
+        return tachyon.Bus.listen(url, CAP, timeout=30, liveness=live)
+
+    old = producer(url, 0, 41, live, *extra)
     new = None
     try:
-        bus = tachyon.Bus.listen(url, CAP, timeout=30, liveness=live)
         expected = sizes(41, CAP // 2 - 64, 1 << 40)
         got = 0
-        with bus:
+        with open_bus() as bus:
             for _ in range(300):
                 assert bus.recv(timeout=20).data == payload_of(got, next(expected))
                 got += 1
             old.kill()
             t_kill = time.monotonic()
-            new = producer(url, 500, 43, live)
+            new = producer(url, 300, 43, live, *extra)
             deadline = time.monotonic() + 30  # the wall cap; the verdict comes well before
             with pytest.raises(tachyon.PeerDeadError) as info:
                 while time.monotonic() < deadline:
                     assert bus.recv(timeout=30).data == payload_of(got, next(expected))
                     got += 1
             took = time.monotonic() - t_kill
-        print(f"old session: {got} messages in order, then PeerDeadError {took:.2f} s after "
-              f"kill -9: {info.value}")
-        assert "new session" in str(info.value)
+        print(f"restarted {peer}: {got} messages of the old session in order, then "
+              f"PeerDeadError {took:.2f} s after kill -9: {info.value}")
+        assert ("restarted" if peer == "listener" else "new session") in str(info.value)
         assert info.value.last_acked_seq == got
         assert took < live
-        with tachyon.Bus.listen(url, CAP, timeout=30, liveness=live) as bus:
+        with open_bus() as bus:
             n = check_stream(bus, 43, 0, time.monotonic() + 60)
-        out, err = new.communicate(timeout=30)
-        assert new.returncode == 0, err
-        assert out.split()[:2] == ["sent", str(n)] and n == 500
-    finally:
-        stop(old)
-        if new is not None:
-            stop(new)
-
-
-def test_a_restarted_listener_refuses_the_old_session():
-    """kill -9 of a listening producer and a new one on the same address:
-    the old connector's resume is refused (the new listener does not hold
-    its session), which is PeerDeadError well before the liveness; a new
-    connect gets the new producer's stream whole."""
-    live = 5.0
-    url = f"tcp://127.0.0.1:{free_port()}"
-    old = producer(url, 0, 47, live, "listen")
-    new = None
-    try:
-        with tachyon.Bus.connect(url, timeout=30, liveness=live) as bus:
-            expected = sizes(47, CAP // 2 - 64, 1 << 40)
-            got = 0
-            for _ in range(300):
-                assert bus.recv(timeout=20).data == payload_of(got, next(expected))
-                got += 1
-            old.kill()
-            t_kill = time.monotonic()
-            new = producer(url, 300, 53, live, "listen")
-            deadline = time.monotonic() + 30  # the wall cap; the verdict comes well before
-            with pytest.raises(tachyon.PeerDeadError) as info:
-                while time.monotonic() < deadline:
-                    assert bus.recv(timeout=30).data == payload_of(got, next(expected))
-                    got += 1
-            took = time.monotonic() - t_kill
-        print(f"old session: {got} messages in order, then PeerDeadError {took:.2f} s after "
-              f"kill -9: {info.value}")
-        assert "restarted" in str(info.value) and info.value.last_acked_seq == got
-        assert took < live
-        with tachyon.Bus.connect(url, timeout=30, liveness=live) as bus:
-            n = check_stream(bus, 53, 0, time.monotonic() + 60)
         out, err = new.communicate(timeout=30)
         assert new.returncode == 0, err
         assert out.split()[:2] == ["sent", str(n)] and n == 300
