@@ -94,7 +94,7 @@ def check_stream(bus, seed, got, deadline, on_message=None):
 
 def test_short_cuts_and_stalls_lose_and_repeat_nothing(proxy):
     """A stream at capacity 256 KiB through two resets that drop what was
-    in flight (0.3 s and 0.15 s of refused connections), a 0.6 s stall
+    in flight (0.3 s and 0.5 s of refused connections), a 0.6 s stall
     (longer than the heartbeat, so both ends see the connection die) and a
     0.6 s SIGSTOP of the producer, all under the 1 s liveness: every
     message arrives once, in order, intact."""
@@ -116,7 +116,7 @@ def test_short_cuts_and_stalls_lose_and_repeat_nothing(proxy):
                 time.sleep(0.6)
                 os.kill(peer.pid, signal.SIGCONT)
                 time.sleep(1.0)
-                proxy("cut 0.15")
+                proxy("cut 0.5")
                 time.sleep(1.0)
                 peer.stdin.write("stop\n")
                 peer.stdin.flush()
