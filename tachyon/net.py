@@ -406,17 +406,24 @@ class NetBus:
     def _handshake(self, deadline: Optional[float]) -> None:
         terms = W.TERMS.pack(0, 0, int(self._liveness * 1000), W.ROLE_CODES[self._role])
         self._sock.send_multipart([W.header(W.K_HELLO, self._session), terms])
+        asked = time.monotonic()
         while not self._peer_session:
             if deadline is not None and time.monotonic() >= deadline:
-                why = f" (its last answer: {self._refused})" if self._refused else ""
+                if self._refused:
+                    raise ConnectTimeoutError(f"connect: the listener on {self._url} did not take "
+                                              f"this end within the timeout (its last answer: "
+                                              f"{self._refused})")
                 raise ConnectTimeoutError(f"connect: no listener answered on {self._url} within "
-                                          f"the timeout{why}")
-            if self._refused:
+                                          "the timeout")
+            if self._refused and time.monotonic() - asked >= SLICE:
                 # Turned down for a session the listener held before (this
                 # process restarted): its program listens anew once it has
                 # seen that session die; ask again, a slice apart.
                 self._sock.send_multipart([W.header(W.K_HELLO, self._session), terms])
-            self._poll(_left(deadline))
+                asked = time.monotonic()
+            # the data socket only: connection events wait for _pump, which
+            # counts them once the handshake is done
+            self._sock.poll(int(_left(deadline) * 1000), zmq.POLLIN)
             parts = self._recv_parts()
             while parts is not None:
                 self._handshake_reply(parts)
