@@ -130,6 +130,11 @@ __all__ = [
 ]
 
 
+# A tcp:// bus sets this on the PeerDeadError it raises (the last message
+# known to have reached the consumer); a local bus's leaves it None.
+PeerDeadError.last_acked_seq = None  # type: ignore[attr-defined]
+
+
 class _BusMeta(type):
     """Lets a bus across hosts (tachyon.net.NetBus) count as a Bus for
     isinstance, as Bus.listen and Bus.connect are typed to return one."""

@@ -105,6 +105,9 @@ class PeerClosedError(TachyonError, EOFError):
 class PeerDeadError(TachyonError):
     unreleased_bytes: Optional[int]
     unreleased_messages: Optional[int]
+    # tcp:// buses: the sequence number (1, 2, 3... per producer) of the last
+    # message known to have reached the consumer; None from a local bus
+    last_acked_seq: Optional[int]
 
 class RingCorruptError(PeerDeadError): ...
 class RoleError(TachyonError): ...

@@ -11,18 +11,27 @@ Header, little-endian, 36 bytes:
                   version can read another's magic and version and refuse it
     kind      B   one of the K_* below
     flags     H   a role for CLAIM/VERDICT, a reason for REFUSE, F_INLINE for
-                  a DATA whose payload follows the header in the same part
+                  a DATA whose payload follows the header in the same part,
+                  F_RESUME for a HELLO or WELCOME over a new connection
     type_id   I   DATA only
     session   Q   the sender's session id, random per end per bus; a frame
                   from another session is dropped, so a restarted peer cannot
                   splice into an old stream
     seq       Q   DATA: 1, 2, 3... per sender; CLOSE: the last DATA sent;
-                  CREDIT: the last DATA the consumer took
-    value     Q   CREDIT: payload cost the consumer took in total (a running
-                  total, so a repeated or lost grant cannot inflate the credit)
+                  CREDIT, and a resuming HELLO or WELCOME: the last DATA this
+                  end received in order (an acknowledgement)
+    value     Q   CREDIT, and a resuming HELLO or WELCOME: payload cost the
+                  consumer granted in total (a running total, so a repeated or
+                  lost grant cannot inflate the credit)
 
 Session ids and sequence numbers on every frame are what a resumed
-connection needs to tell a repeat or a gap from the next message.
+connection needs to tell a repeat or a gap from the next message. After
+ZeroMQ reconnects, the connector sends a HELLO with F_RESUME and its own
+session; the listener answers a WELCOME with F_RESUME. Each carries what
+its sender received, and each producer then sends again, in order, what
+the other did not acknowledge (a receiver takes only the next number and
+drops anything else, so repeats and the frames behind a gap never reach
+the program).
 """
 import struct
 from typing import Optional, Tuple
@@ -45,12 +54,17 @@ K_CLOSE = 8      # orderly close; seq = last DATA sent
 K_CLOSE_ACK = 9  # the CLOSE and everything before it arrived
 
 F_INLINE = 1     # DATA: the payload follows the header in the same part
+F_RESUME = 2     # HELLO/WELCOME: the same session, over a new connection
 
 R_PROTOCOL = 1   # not our protocol, or a frame out of turn
 R_VERSION = 2    # another protocol version
 R_BUSY = 3       # the bus already has its connector
 R_CLOSED = 4     # the bus was closed
 R_ROLE = 5       # the listener holds the role the connector asked for
+R_RESTARTED = 6  # a new session while the bus's session had lost its connection:
+                 # that session is declared dead; the connector tries again
+R_SESSION = 7    # a resume of a session this listener does not hold (it restarted)
+R_DEAD = 8       # this end declared the session dead
 
 ROLE_NONE, ROLE_PRODUCER, ROLE_CONSUMER = 0, 1, 2
 ROLE_NAMES = {ROLE_NONE: None, ROLE_PRODUCER: "producer", ROLE_CONSUMER: "consumer"}

@@ -19,7 +19,15 @@ What carries over from a local bus, and how:
   sent before it was delivered. ZMTP heartbeats, answered by libzmq's own
   thread, keep the connection of a consumer that merely stops reading
   alive; a peer killed or stopped is ``PeerDeadError`` within ``liveness``
-  seconds (plus a poll slice) at the other end.
+  + 1 s at the other end.
+- A cut connection is resumed: libzmq reconnects, the connector says
+  HELLO again with its session, and each producer sends again what the
+  consumer had not acknowledged (it keeps those messages, at most its
+  credit's worth). The consumer takes only the next sequence number, so
+  nothing is lost, repeated or reordered. A connection lost for longer than
+  ``liveness`` is ``PeerDeadError`` at both ends, carrying
+  ``last_acked_seq``. A new session (a restarted peer) while the old one is
+  lost is refused and ends the old one.
 - Blocking calls wait in slices of at most 200 ms, so Ctrl-C, and ``close()``
   from another thread (ZeroMQ sockets belong to one thread: ``close`` then
   only sets a flag that the call in progress acts on), are seen within one
@@ -27,11 +35,9 @@ What carries over from a local bus, and how:
 
 Not carried over: ``peer_pid`` is None, ``set_polling_mode`` and
 ``set_numa_node`` are accepted and do nothing, ``stats`` counts this end
-only. A connection cut is not resumed yet: a cut that lost a message is
-``PeerDeadError`` (a gap never reaches the program).
+only.
 """
 import collections
-import os
 import secrets
 import threading
 import time
@@ -65,11 +71,12 @@ SLICE = 0.2          # the longest a blocking call waits between checks
 _FOREVER = None
 # At or above this size, an immutable payload (bytes) goes to libzmq without a copy.
 _ZERO_COPY_MIN = 1 << 16
-# What may go to libzmq without a copy: bytes, and a local bus's received view.
-# pyzmq keeps a reference to the memoryview it is given until libzmq has sent
-# the part, and a slot stays pinned while a buffer export of it lives, so the
-# view's slot cannot be reused meanwhile (the bridge relies on it).
-_NO_COPY = (bytes, RxGuard, RxMsgView)
+# A local bus's received views, which may also go to libzmq without a copy: a
+# sent frame is kept until the consumer acknowledges it, the frame keeps the
+# memoryview it was made from, and a slot stays pinned while a buffer export
+# of it lives, so the view's slot cannot be reused before the acknowledgement
+# (the bridge relies on it).
+_PINNED_VIEWS = (RxGuard, RxMsgView)
 # Up to this size a payload travels in the header's part (one ZeroMQ part, one copy).
 _INLINE_MAX = 2048
 _EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)  # plain ints: enum arithmetic costs
@@ -81,6 +88,12 @@ _REASONS = {
     W.R_BUSY: "the bus already has its connector (one connector per bus, as locally)",
     W.R_CLOSED: "the bus was closed",
     W.R_ROLE: "the listener holds the role this end asked for",
+    W.R_RESTARTED: "the bus still held an earlier connector's session, whose connection was "
+                   "lost; it declared that session dead, and takes a connector again once its "
+                   "program listens anew",
+    W.R_SESSION: "the listener does not hold this end's session (it restarted)",
+    W.R_DEAD: "the listener declared this end's session dead (lost for longer than its "
+              "liveness)",
 }
 
 
@@ -131,14 +144,19 @@ def _socket(ctx: "zmq.Context[zmq.Socket[bytes]]", kind: int, liveness: float,
     # (ROUTER) or block behind it instead.
     s.setsockopt(zmq.SNDHWM, 0)
     s.setsockopt(zmq.RCVHWM, 0)
-    # A silent connection is closed by libzmq after 40% of the liveness; the
-    # other 60% is the grace for a reconnect (see NetBus._lost_since).
-    s.setsockopt(zmq.HEARTBEAT_IVL, max(20, ms // 10))
-    s.setsockopt(zmq.HEARTBEAT_TIMEOUT, max(40, ms * 2 // 5))
-    s.setsockopt(zmq.HEARTBEAT_TTL, max(100, ms * 2 // 5))
+    # libzmq closes a silent connection after hb ms (at most 0.6 s); the bus
+    # then gives the reconnect a whole liveness (see NetBus._pump), so a
+    # cut of under the liveness resumes, and a longer one (silent or
+    # refused) is a verdict within liveness + hb + a poll slice < +1 s.
+    hb = max(40, min(ms * 2 // 5, 600))
+    s.setsockopt(zmq.HEARTBEAT_IVL, max(10, hb // 4))
+    s.setsockopt(zmq.HEARTBEAT_TIMEOUT, hb)
+    s.setsockopt(zmq.HEARTBEAT_TTL, max(100, hb))
     s.setsockopt(zmq.MAXMSGSIZE, max_msg)
     s.setsockopt(zmq.RECONNECT_IVL, 50)
-    s.setsockopt(zmq.RECONNECT_IVL_MAX, 500)
+    # Retries a tenth of the liveness apart at most: a cut that ends before
+    # 90% of the liveness has passed is resumed in time.
+    s.setsockopt(zmq.RECONNECT_IVL_MAX, max(50, min(500, ms // 10)))
     return s
 
 
@@ -189,6 +207,9 @@ def listen(url: str, capacity: int, *, timeout: Optional[float] = None,
         # the largest frame part: a header with an inline payload, or a payload
         sock = _socket(ctx, zmq.ROUTER, live, max(maxp, _INLINE_MAX) + W.HEADER.size)
         sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        # Our connector coming back over a new connection takes its routing
+        # id over, even before this end noticed the old connection's loss.
+        sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
         auth = _netsec.serve(ctx, sock, curve)
         sock.bind(_endpoint(url))
     except BaseException:
@@ -365,12 +386,19 @@ class NetBus:
         self._verdict: Optional[int] = None
         self._claims = 0  # the connector's role claims so far; a verdict echoes the number
         self._lost_role: Optional[str] = None  # a provisional role the listener took first
-        self._peer_closed = False
-        self._peer_last_seq = 0
+        self._peer_closed = False       # the peer closed and everything it sent arrived
+        self._peer_close_seq: Optional[int] = None  # its CLOSE's last DATA, once it came
+        self._close_sent = False
         self._close_acked = False
         self._dead: Optional[str] = None
         self._lost_since: Optional[float] = None
-        # producer
+        self._connects = 0              # ZMTP handshakes completed (connector)
+        self._refused = ""              # why a handshake was turned down, to retry
+        # producer: what the consumer did not acknowledge yet, to send again
+        # after a reconnect, as (seq, frame parts). Every entry holds credit,
+        # so this never exceeds the capacity.
+        self._unacked: Deque[Tuple[int, List[Any]]] = collections.deque()
+        self._acked = 0                 # the consumer received every DATA up to this
         self._tx_seq = 0
         self._tx_cost = 0
         self._peer_taken = 0
@@ -387,7 +415,8 @@ class NetBus:
         self._dropped = 0
         self._auth: Any = None          # the CURVE client check (listener), stopped at teardown
         # (final, why) when the security handshake failed (connector, tachyon._netsec)
-        self._refused: Optional[Tuple[bool, str]] = None
+        self._security_refusal: Optional[Tuple[bool, str]] = None
+        self._resumes = 0               # connections resumed (a test reads it)
 
     # -- handshake ------------------------------------------------------------
 
@@ -401,15 +430,29 @@ class NetBus:
     def _handshake(self, deadline: Optional[float]) -> None:
         terms = W.TERMS.pack(0, 0, int(self._liveness * 1000), W.ROLE_CODES[self._role])
         self._sock.send_multipart([W.header(W.K_HELLO, self._session), terms])
+        asked = time.monotonic()
         while not self._peer_session:
             if deadline is not None and time.monotonic() >= deadline:
-                hint = f" ({self._refused[1]})" if self._refused is not None else ""
+                if self._refused:
+                    raise ConnectTimeoutError(f"connect: the listener on {self._url} did not take "
+                                              f"this end within the timeout (its last answer: "
+                                              f"{self._refused})")
+                hint = (f" ({self._security_refusal[1]})" if self._security_refusal is not None
+                        else "")
                 raise ConnectTimeoutError(f"connect: no listener answered on {self._url} within "
                                           f"the timeout{hint}")
+            if self._refused and time.monotonic() - asked >= SLICE:
+                # Turned down for a session the listener held before (this
+                # process restarted): its program listens anew once it has
+                # seen that session die; ask again, a slice apart.
+                self._sock.send_multipart([W.header(W.K_HELLO, self._session), terms])
+                asked = time.monotonic()
             self._poll(_left(deadline))
+            # connection events too: a security handshake that failed for
+            # good (a refused CURVE key) ends the wait at once
             self._events()
-            if self._refused is not None and self._refused[0]:
-                raise HandshakeError(f"connect: {self._url}: {self._refused[1]}")
+            if self._security_refusal is not None and self._security_refusal[0]:
+                raise HandshakeError(f"connect: {self._url}: {self._security_refusal[1]}")
             parts = self._recv_parts()
             while parts is not None:
                 self._handshake_reply(parts)
@@ -437,6 +480,9 @@ class NetBus:
                 raise AbiMismatchError(msg)
             if flags == W.R_ROLE:
                 raise RoleError(msg)
+            if flags == W.R_RESTARTED:
+                self._refused = why
+                return
             raise HandshakeError(msg)
         if kind != W.K_WELCOME or len(body) != W.TERMS.size:
             self._dropped += 1
@@ -460,8 +506,23 @@ class NetBus:
             self._refuse(ident, W.R_VERSION, f"this listener speaks version {W.PROTOCOL_VERSION}")
         elif h is None or h[1] != W.K_HELLO or len(body) != W.TERMS.size or len(parts) != 2:
             self._refuse(ident, W.R_PROTOCOL, "expected a HELLO")
+        elif h[2] & W.F_RESUME:
+            # a connector resuming a session this end never held: this
+            # listener was restarted, and that session is over
+            self._refuse(ident, W.R_SESSION, "")
         elif self._closed or self._closing:
             self._refuse(ident, W.R_CLOSED, "")
+        elif self._peer_ident and (self._lost_since is not None or self._dead is not None) \
+                and not self._peer_closed:
+            # A new session while ours has no connection: most likely our
+            # connector's process restarted. Ours cannot resume any more
+            # (the new process does not have what the old one sent); a gap
+            # must not reach the program, so the old session ends here.
+            if self._dead is None:
+                self._dead = (f"a new session (a restarted peer?) connected while this one's "
+                              f"connection was lost; what the old one sent after message "
+                              f"{self._last_acked()} is lost")
+            self._refuse(ident, W.R_RESTARTED, "")
         elif self._peer_ident:
             self._refuse(ident, W.R_BUSY, "")
         else:
@@ -509,10 +570,8 @@ class NetBus:
                 return parts
             ident = parts[0].bytes
             if ident == self._peer_ident:
-                if self._lost_since is not None:
-                    # our connector is back, over a new connection
-                    self._lost_since = None
-                    self._peer_fd = _srcfd(parts[1]) if len(parts) > 1 else -1
+                # (frames still queued from a lost connection come this way
+                # too: only a resuming HELLO says that the connector is back)
                 return parts[1:]
             self._on_stranger(ident, parts[1:])
 
@@ -528,9 +587,16 @@ class NetBus:
                     if self._lost_since is None:
                         self._lost_since = time.monotonic()
             elif event == zmq.EVENT_HANDSHAKE_SUCCEEDED and not self._listener:
-                self._lost_since = None
+                self._connects += 1
+                if self._connects > 1 and self._peer_session and self._dead is None:
+                    # a new connection under the same session: resume it
+                    self._lost_since = None
+                    self._send([W.header(W.K_HELLO, self._session, flags=W.F_RESUME,
+                                         seq=self._rx_seq, value=self._rx_granted),
+                                W.TERMS.pack(0, 0, int(self._liveness * 1000),
+                                             W.ROLE_CODES[self._role])])
             elif not self._listener and not self._peer_session:
-                self._refused = _netsec.failure(event, value) or self._refused
+                self._security_refusal = _netsec.failure(event, value) or self._security_refusal
 
     def _pump(self, limit: int = 4096) -> None:
         """Take in what arrived: frames for the bus, refusals for strangers,
@@ -542,19 +608,55 @@ class NetBus:
                 break
             self._on_frame(parts)
         if (self._lost_since is not None and self._dead is None and not self._peer_closed
-                and time.monotonic() - self._lost_since > self._liveness * 0.6):
+                and time.monotonic() - self._lost_since > self._liveness):
             self._dead = (f"the connection to the peer was lost for more than "
-                          f"{self._liveness * 0.6 + self._liveness * 0.4:g} s (liveness)")
+                          f"{self._liveness:g} s (liveness)")
+
+    def _last_acked(self) -> int:
+        """The last message known to have reached the consumer: acknowledged
+        to this producer, or received by this consumer."""
+        return self._acked if self._role == "producer" else self._rx_seq
+
+    def _resend(self, acked: int, granted: int) -> None:
+        """The peer resumed, having received every DATA up to acked and
+        granted credit up to granted: send again, in order, what it lacks."""
+        self._resumes += 1
+        self._on_ack(acked, granted)
+        for _, parts in self._unacked:
+            self._send(parts)
+        if self._close_sent:
+            self._send([W.header(W.K_CLOSE, self._session, seq=self._tx_seq)])
+
+    def _on_ack(self, acked: int, granted: int) -> None:
+        if granted > self._peer_taken and granted <= self._tx_cost:
+            self._peer_taken = granted
+        if self._acked < acked <= self._tx_seq:
+            self._acked = acked
+            unacked = self._unacked
+            while unacked and unacked[0][0] <= acked:
+                unacked.popleft()
 
     def _on_frame(self, parts: List[Any]) -> None:
         h = W.parse(parts[0].buffer)
+        if h is not None and h[1] == W.K_REFUSE and not self._listener and self._dead is None \
+                and h[2] in (W.R_SESSION, W.R_DEAD, W.R_CLOSED):
+            # The listener turned our session down after a reconnect (it
+            # restarted, or it declared us dead): the session is over.
+            why = _REASONS.get(h[2], "the listener refused the session")
+            self._dead = f"{why}; messages after {self._last_acked()} are lost"
+            return
         if h is None or h[0] != W.PROTOCOL_VERSION or h[4] != self._peer_session:
             self._dropped += 1
             return
         _, kind, flags, type_id, _, seq, value = h
         if kind == W.K_DATA:
+            if seq != self._rx_seq + 1:
+                # A repeat, or a frame behind a gap that a cut left: the
+                # producer sends the gap and what follows it again, in order.
+                self._dropped += 1
+                return
             if len(parts) != (1 if flags & W.F_INLINE else 2) or self._role == "producer" \
-                    or self._peer_closed:
+                    or self._peer_closed or self._dead is not None:
                 self._dropped += 1
                 return
             payload = parts[1] if len(parts) == 2 else parts[0].buffer[W.HEADER.size:]
@@ -562,20 +664,14 @@ class NetBus:
             if size > self.max_payload:
                 self._dropped += 1
                 return
-            if seq != self._rx_seq + 1:
-                if seq <= self._rx_seq:
-                    self._dropped += 1  # a repeat
-                    return
-                self._dead = (f"messages {self._rx_seq + 1}..{seq - 1} were lost with the "
-                              "connection")
-                return
             self._rx_seq = seq
             c = W.cost(size)
             self._rx.append((type_id, payload, c))
             self._rx_queued += c
+            if self._peer_close_seq == seq:
+                self._closed_by_peer()
         elif kind == W.K_CREDIT:
-            if value > self._peer_taken and value <= self._tx_cost:
-                self._peer_taken = value
+            self._on_ack(seq, value)
         elif kind == W.K_CLAIM:
             role = W.ROLE_NAMES.get(flags)
             if role is None:
@@ -599,29 +695,44 @@ class NetBus:
             if seq == self._claims:  # else the answer to a claim given up since
                 self._verdict = flags
         elif kind == W.K_CLOSE:
-            self._peer_closed = True
-            self._peer_last_seq = seq
-            if seq > self._rx_seq and self._role != "producer":
-                self._dead = (f"the peer closed after message {seq}, but messages "
-                              f"{self._rx_seq + 1}..{seq} were lost with the connection")
-            self._send([W.header(W.K_CLOSE_ACK, self._session)])
+            # Closed once everything it sent is here; what a cut lost is on
+            # its way again, and the CLOSE with it.
+            self._peer_close_seq = seq
+            if seq <= self._rx_seq or self._role == "producer":
+                self._closed_by_peer()
         elif kind == W.K_CLOSE_ACK:
             self._close_acked = True
         elif kind == W.K_HELLO and self._listener:
-            # our connector repeating its HELLO (the WELCOME was lost in a cut)
+            if self._dead is not None:
+                self._send([W.header(W.K_REFUSE, self._session, flags=W.R_DEAD), b""])
+                return
+            # our connector over a new connection (F_RESUME), or repeating
+            # its first HELLO (the WELCOME was lost in a cut)
+            resume = flags & W.F_RESUME
             terms = W.TERMS.pack(self._capacity, self.max_payload, int(self._liveness * 1000),
                                  W.ROLE_CODES[self._role])
-            self._send([W.header(W.K_WELCOME, self._session), terms])
+            self._send([W.header(W.K_WELCOME, self._session, flags=resume, seq=self._rx_seq,
+                                 value=self._rx_granted), terms])
+            if resume:
+                self._lost_since = None
+                self._peer_fd = _srcfd(parts[0])
+                self._resend(seq, value)
+        elif kind == W.K_WELCOME and not self._listener and flags & W.F_RESUME:
+            self._resend(seq, value)
         else:
             self._dropped += 1
 
-    def _send(self, parts: List[Any], copy: bool = True) -> bool:
+    def _closed_by_peer(self) -> None:
+        self._peer_closed = True
+        self._send([W.header(W.K_CLOSE_ACK, self._session)])
+
+    def _send(self, parts: List[Any]) -> bool:
         """Hand a frame to libzmq; False while the peer is not connected."""
         try:
             if len(parts) == 1 and not self._prefix:
-                self._sock.send(parts[0], zmq.NOBLOCK, copy=copy)
+                self._sock.send(parts[0], zmq.NOBLOCK)
             else:
-                self._sock.send_multipart(self._prefix + parts, zmq.NOBLOCK, copy=copy)
+                self._sock.send_multipart(self._prefix + parts, zmq.NOBLOCK)
             return True
         except zmq.Again:
             return False
@@ -711,7 +822,9 @@ class NetBus:
         if consumer and self._rx:
             return
         if self._dead is not None:
-            raise PeerDeadError(f"{call}: the peer is dead: {self._dead}")
+            e = PeerDeadError(f"{call}: the peer is dead: {self._dead}")
+            e.last_acked_seq = self._last_acked()
+            raise e
         if self._peer_closed:
             what = ("everything it sent was delivered" if consumer
                     else "it takes no more messages")
@@ -748,16 +861,29 @@ class NetBus:
                     # one part: header and payload together
                     frame = [W.header(W.K_DATA, self._session, flags=W.F_INLINE,
                                       type_id=type_id, seq=seq) + mv.tobytes()]
-                    big_bytes = False
                 else:
-                    big_bytes = type(data) in _NO_COPY and n >= _ZERO_COPY_MIN
+                    # Kept until acknowledged (and sent again from there), so
+                    # a zmq.Frame that libzmq shares on every send. bytes from
+                    # _ZERO_COPY_MIN up are used in place; so is a large local
+                    # receive view (the bridge's), through the memoryview that
+                    # pins its slot until the frame is dropped on the ack;
+                    # anything smaller or mutable is copied into it once.
+                    if type(data) is bytes:
+                        payload = zmq.Frame(data, copy_threshold=_ZERO_COPY_MIN)
+                    elif type(data) in _PINNED_VIEWS and n >= _ZERO_COPY_MIN:
+                        payload = zmq.Frame(mv, copy=False)
+                    else:
+                        payload = zmq.Frame(mv, copy=True)
                     frame = [W.header(W.K_DATA, self._session, type_id=type_id, seq=seq),
-                             mv]
-                if self._send(frame, copy=not big_bytes):
-                    self._tx_seq += 1
-                    self._tx_cost += c
-                    self._sent_bytes += n
-                    return
+                             payload]
+                # Sent, or kept for the resume when the connection is down
+                # (a listener's ROUTER refuses to queue for an absent peer).
+                self._send(frame)
+                self._unacked.append((seq, frame))
+                self._tx_seq = seq
+                self._tx_cost += c
+                self._sent_bytes += n
+                return
             if deadline is not None and time.monotonic() >= deadline:
                 e = BusFullError(f"{call}: no credit from the consumer for a {n}-byte message "
                                  f"within the timeout ({sent} sent by this call)")
@@ -931,6 +1057,7 @@ class NetBus:
         try:
             if self._peer_session and self._dead is None and not self._peer_closed and wait > 0:
                 self._send([W.header(W.K_CLOSE, self._session, seq=self._tx_seq)])
+                self._close_sent = True  # sent again with the data after a resume
                 while (self._tx_seq and not self._close_acked and not self._peer_closed
                        and self._dead is None and time.monotonic() < until):
                     self._poll(min(SLICE, until - time.monotonic()))

@@ -140,7 +140,12 @@ def across_hosts(url: str) -> int:
     with tachyon.Bus.listen(url, 1 << 16, timeout=10.0, liveness=2.0) as bus:
         total = drain(bus)
     with tachyon.Bus.connect("tcp://127.0.0.1:5555", timeout=5.0, role="producer", liveness=1.5) as out:
-        out.send(b"n", type_id=total & 0xFFFF)
+        try:
+            out.send(b"n", type_id=total & 0xFFFF)
+        except tachyon.PeerDeadError as dead:
+            # how far the stream got before a cut longer than the liveness
+            acked: Optional[int] = dead.last_acked_seq
+            print(acked)
         return out.max_payload
 
 

@@ -1,0 +1,329 @@
+"""A tcp:// bus through a misbehaving network: cuts and stalls made by a
+forwarding proxy (tests/isolated/tcp_proxy.py), a stopped producer, a
+restarted one. Two real processes over loopback TCP, a test liveness of
+1 s (0.5 s where only a bound is measured)."""
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+import tachyon
+from conftest import ISOLATED, popen_isolated
+
+zmq = pytest.importorskip("zmq", reason="pyzmq is not installed (pip install 'tachyon-ipc[net]')")
+sys.path.insert(0, str(ISOLATED))
+from streamcheck import payload_of, sizes, type_id_of  # noqa: E402
+
+CAP = 256 << 10
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Proxy:
+    """tcp_proxy.py between the producer (which connects to self.url) and
+    the consumer (listening on upstream_url)."""
+
+    def __init__(self):
+        self.port, upstream = free_port(), free_port()
+        self.url = f"tcp://127.0.0.1:{self.port}"
+        self.upstream_url = f"tcp://127.0.0.1:{upstream}"
+        self.proc = popen_isolated("tcp_proxy.py", self.port, upstream, stdin=subprocess.PIPE)
+        assert self.proc.stdout.readline().strip() == "listening"
+        self.answers = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.answers.put(float(line.split()[1]))
+
+    def __call__(self, command):
+        """Send a command; returns the monotonic time it took effect."""
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        return self.answers.get(timeout=10)
+
+    def close(self):
+        self.proc.kill()
+        self.proc.communicate()
+
+
+@pytest.fixture
+def proxy():
+    p = Proxy()
+    yield p
+    p.close()
+
+
+def producer(url, n, seed, live, *extra):
+    return popen_isolated("net_resume_peer.py", url, n, seed, live, *extra,
+                          stdin=subprocess.PIPE)
+
+
+def stop(proc):
+    proc.kill()
+    proc.communicate()
+
+
+def check_stream(bus, seed, got, deadline, on_message=None):
+    """Receive the checked stream from message `got` on, every byte, size and
+    type_id checked, until PeerClosedError; returns the count."""
+    expected = sizes(seed, CAP // 2 - 64, 1 << 40)
+    for _ in range(got):
+        next(expected)
+    with pytest.raises(tachyon.PeerClosedError):
+        while time.monotonic() < deadline:
+            msg = bus.recv(timeout=20)
+            size = next(expected)
+            assert msg.type_id == type_id_of(got), f"message {got}: wrong type_id"
+            assert msg.data == payload_of(got, size), f"message {got}: lost, repeated or torn"
+            got += 1
+            if on_message:
+                on_message(got)
+    return got
+
+
+def test_short_cuts_and_stalls_lose_and_repeat_nothing(proxy):
+    """A stream at capacity 256 KiB through two resets that drop what was
+    in flight (0.3 s and 0.5 s of refused connections), a 0.6 s stall
+    (longer than the heartbeat, so both ends see the connection die) and a
+    0.6 s SIGSTOP of the producer, all under the 1 s liveness: every
+    message arrives once, in order, intact."""
+    live, seed = 1.0, 29
+    peer = producer(proxy.url, 0, seed, live)
+    try:
+        with tachyon.Bus.listen(proxy.upstream_url, CAP, timeout=30, liveness=live) as bus:
+            done = threading.Event()
+
+            def mischief():
+                time.sleep(0.5)
+                proxy("cut 0.3")
+                time.sleep(1.0)
+                proxy("pause")
+                time.sleep(0.6)
+                proxy("resume")
+                time.sleep(1.0)
+                os.kill(peer.pid, signal.SIGSTOP)
+                time.sleep(0.6)
+                os.kill(peer.pid, signal.SIGCONT)
+                time.sleep(1.0)
+                proxy("cut 0.5")
+                time.sleep(1.0)
+                peer.stdin.write("stop\n")
+                peer.stdin.flush()
+                done.set()
+
+            t = threading.Thread(target=mischief)
+            t.start()
+            got = check_stream(bus, seed, 0, time.monotonic() + 60)
+            t.join()
+            resumes, dropped = bus._resumes, bus._dropped
+        out, err = peer.communicate(timeout=30)
+    finally:
+        stop(peer)
+    print(f"checked {got} messages through the cuts; {resumes} resumes, {dropped} frames "
+          f"dropped as repeats or behind a gap")
+    assert done.is_set()
+    assert peer.returncode == 0, err
+    words = out.split()
+    assert words[:2] == ["sent", str(got)], out
+    assert resumes >= 3  # the cuts did cut
+
+
+@pytest.mark.parametrize("how", ["cut", "stall"])
+def test_a_cut_longer_than_liveness_is_peer_dead_at_both_ends(proxy, how):
+    """Connections reset and refused for 3 s, or a network that carries
+    nothing (each end then learns of it from the ZMTP heartbeat): both ends
+    get PeerDeadError within liveness + 1 s (asserted with a 5x margin),
+    never before the liveness, with the last acknowledged message."""
+    live, seed = 1.0, 31
+    peer = producer(proxy.url, 0, seed, live)
+    try:
+        with tachyon.Bus.listen(proxy.upstream_url, CAP, timeout=30, liveness=live) as bus:
+            expected = sizes(seed, CAP // 2 - 64, 1 << 40)
+            got = 0
+            for _ in range(200):
+                msg = bus.recv(timeout=20)
+                assert msg.data == payload_of(got, next(expected))
+                got += 1
+            t_cut = proxy("cut 3" if how == "cut" else "pause")
+            deadline = time.monotonic() + 30  # the wall cap; the verdict comes well before
+            with pytest.raises(tachyon.PeerDeadError) as info:
+                while time.monotonic() < deadline:
+                    msg = bus.recv(timeout=30)
+                    assert msg.data == payload_of(got, next(expected))
+                    got += 1
+            took = time.monotonic() - t_cut
+        out, err = peer.communicate(timeout=30)
+    finally:
+        stop(peer)
+    words = out.split()
+    assert words[0] == "dead", (out, err)
+    peer_took, peer_acked = float(words[1]) - t_cut, int(words[2])
+    print(f"{how}, liveness {live} s: PeerDeadError after {took:.2f} s at the consumer "
+          f"(last_acked_seq {info.value.last_acked_seq}, {got} received), {peer_took:.2f} s at "
+          f"the producer (last_acked_seq {peer_acked})")
+    assert peer.returncode == 3
+    assert info.value.last_acked_seq == got
+    assert peer_acked <= got
+    for t in (took, peer_took):
+        assert live - 0.05 <= t <= 5 * (live + 1)
+
+
+@pytest.mark.parametrize("peer", ["connector", "listener"])
+def test_a_restarted_producer_ends_the_old_session(peer):
+    """kill -9 of the producer and a new process in its place. A restarted
+    connector is refused by the listener, which declares the old session
+    dead; a restarted listener refuses the old connector's resume. Either
+    way the consumer gets what the old session delivered, in order, then
+    PeerDeadError well before the liveness; a new bus (listen or connect
+    anew) carries the new producer's stream whole."""
+    live = 5.0
+    url = f"tcp://127.0.0.1:{free_port()}"
+    extra = ("listen",) if peer == "listener" else ()
+
+    def open_bus():
+        if peer == "listener":
+            return tachyon.Bus.connect(url, timeout=30, liveness=live)
+        return tachyon.Bus.listen(url, CAP, timeout=30, liveness=live)
+
+    old = producer(url, 0, 41, live, *extra)
+    new = None
+    try:
+        expected = sizes(41, CAP // 2 - 64, 1 << 40)
+        got = 0
+        with open_bus() as bus:
+            for _ in range(300):
+                assert bus.recv(timeout=20).data == payload_of(got, next(expected))
+                got += 1
+            old.kill()
+            t_kill = time.monotonic()
+            new = producer(url, 300, 43, live, *extra)
+            deadline = time.monotonic() + 30  # the wall cap; the verdict comes well before
+            with pytest.raises(tachyon.PeerDeadError) as info:
+                while time.monotonic() < deadline:
+                    assert bus.recv(timeout=30).data == payload_of(got, next(expected))
+                    got += 1
+            took = time.monotonic() - t_kill
+        print(f"restarted {peer}: {got} messages of the old session in order, then "
+              f"PeerDeadError {took:.2f} s after kill -9: {info.value}")
+        assert ("restarted" if peer == "listener" else "new session") in str(info.value)
+        assert info.value.last_acked_seq == got
+        assert took < live
+        with open_bus() as bus:
+            n = check_stream(bus, 43, 0, time.monotonic() + 60)
+        out, err = new.communicate(timeout=30)
+        assert new.returncode == 0, err
+        assert out.split()[:2] == ["sent", str(n)] and n == 300
+    finally:
+        stop(old)
+        if new is not None:
+            stop(new)
+
+
+def test_close_across_a_cut_delivers_everything_first(proxy):
+    """The producer (the listener, whose ROUTER loses what it sends while
+    the connection is down) closes during a cut: its close waits for the
+    consumer's acknowledgement, sending the CLOSE and what the consumer
+    lacks again, and the consumer gets PeerClosedError only after the last
+    message."""
+    live, seed, n = 1.0, 37, 400
+    # the consumer stops reading where the rest fits in the producer's
+    # credit, so the producer's last send and its close come during the cut
+    cost = [s + 64 for s in sizes(seed, CAP // 2 - 64, n)]
+    pause_at = next(i for i in range(n) if sum(cost[i:]) <= CAP * 7 // 10)
+    peer = producer(proxy.upstream_url, n, seed, live, "hold", "listen")
+    told = threading.Event()
+
+    def cut_then_close():
+        assert peer.stdout.readline().strip() == "last-sent"
+        proxy("cut 0.3")
+        peer.stdin.write("close\n")
+        peer.stdin.flush()
+        told.set()
+
+    try:
+        with tachyon.Bus.connect(proxy.url, timeout=30, liveness=live) as bus:
+            t = threading.Thread(target=cut_then_close)
+            t.start()
+            got = check_stream(bus, seed, 0, time.monotonic() + 60,
+                               lambda got: got == pause_at and told.wait(20))
+            t.join()
+            resumes = bus._resumes
+        out, err = peer.communicate(timeout=30)
+    finally:
+        stop(peer)
+    print(f"{got} messages (a cut after {pause_at}), then PeerClosedError; {resumes} resumes; "
+          f"producer: {out.strip()}")
+    assert told.is_set() and resumes >= 1
+    assert peer.returncode == 0, err
+    assert got == n and out.split()[:2] == ["sent", str(n)]
+    close_took = float(out.split()[3])
+    assert close_took <= 5 * live
+
+
+def test_close_waits_at_most_the_liveness_for_an_absent_acknowledgement():
+    """A consumer that never calls (so never acknowledges): the producer's
+    close gives up after the liveness, and returns."""
+    live = 0.5
+    url = f"tcp://127.0.0.1:{free_port()}"
+    peer = popen_isolated("net_peer.py", "hang", url, 1 << 16, live, "consumer")
+    try:
+        bus = tachyon.Bus.connect(url, timeout=20, liveness=live)
+        assert peer.stdout.readline().strip() == "ready"
+        bus.send(b"unacknowledged", timeout=5)
+        t0 = time.monotonic()
+        bus.close()
+        took = time.monotonic() - t0
+    finally:
+        stop(peer)
+    print(f"close without an acknowledgement returned after {took:.2f} s (liveness {live} s)")
+    assert live - 0.05 <= took <= 5 * live
+
+
+def test_repeats_and_frames_behind_a_gap_never_reach_the_program():
+    """A producer of our protocol written by hand sends what a resume can
+    produce: repeats, a frame ahead of a gap, a CLOSE ahead of the last
+    message. The program gets each message once, in order, and
+    PeerClosedError only after the last."""
+    from tachyon import _netwire as W
+
+    url = f"tcp://127.0.0.1:{free_port()}"
+    out = {}
+    t = threading.Thread(target=lambda: out.setdefault(
+        "l", tachyon.Bus.listen(url, 1 << 16, timeout=10, liveness=1.0)))
+    t.start()
+    ctx = zmq.Context()
+    d = ctx.socket(zmq.DEALER)
+    d.setsockopt(zmq.LINGER, 0)
+    try:
+        d.connect(url)
+        session = 77
+        d.send_multipart([W.header(W.K_HELLO, session), W.TERMS.pack(0, 0, 1000, 0)])
+        t.join()
+        assert d.poll(5000) and W.parse(d.recv_multipart()[0])[1] == W.K_WELCOME
+        with out["l"] as bus:
+            for seq in (1, 2, 2, 1, 4, 3, 4, 3, 5):
+                d.send(W.header(W.K_DATA, session, flags=W.F_INLINE, type_id=seq, seq=seq)
+                       + b"m%d" % seq)
+            d.send(W.header(W.K_CLOSE, session, seq=6))
+            got = [bus.recv(timeout=5).data for _ in range(5)]
+            assert got == [b"m1", b"m2", b"m3", b"m4", b"m5"]
+            with pytest.raises(tachyon.TachyonTimeoutError):
+                bus.recv(timeout=0.3)  # closed after message 6, which is not here yet
+            d.send(W.header(W.K_DATA, session, flags=W.F_INLINE, type_id=6, seq=6) + b"m6")
+            assert bus.recv(timeout=5).data == b"m6"
+            with pytest.raises(tachyon.PeerClosedError):
+                bus.recv(timeout=5)
+    finally:
+        d.close(0)
+        ctx.term()
