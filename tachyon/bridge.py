@@ -16,9 +16,10 @@ before the destination. Back-pressure passes through: while B has no room,
 the bridge takes nothing more from A, so A's producer sees its ring fill as
 if B's consumer were local.
 
-Copies: a payload from a local ring to tcp:// of 64 KiB or more goes to
-libzmq without a copy (the bridge hands over the slot's view; the slot stays
-pinned until pyzmq lets go of it, once libzmq has written it to the socket).
+Copies: a payload from a local ring to tcp:// is copied once, into the frame
+the tcp end keeps until the consumer acknowledges it (so that it can send it
+again after a cut); pinning the slot instead would hold the local ring until
+that acknowledgement, which comes only with a quarter of the tcp capacity.
 From tcp:// to a local ring the payload is copied once, into the slot.
 
 Ends: exit 0 when A's peer closed in order and everything it sent was

@@ -59,8 +59,6 @@ from ._core import (
     PeerClosedError,
     PeerDeadError,
     RoleError,
-    RxGuard,
-    RxMsgView,
     TachyonTimeoutError,
     _as_int,
     _ForeignView,
@@ -71,12 +69,6 @@ SLICE = 0.2          # the longest a blocking call waits between checks
 _FOREVER = None
 # At or above this size, an immutable payload (bytes) goes to libzmq without a copy.
 _ZERO_COPY_MIN = 1 << 16
-# A local bus's received views, which may also go to libzmq without a copy: a
-# sent frame is kept until the consumer acknowledges it, the frame keeps the
-# memoryview it was made from, and a slot stays pinned while a buffer export
-# of it lives, so the view's slot cannot be reused before the acknowledgement
-# (the bridge relies on it).
-_PINNED_VIEWS = (RxGuard, RxMsgView)
 # Up to this size a payload travels in the header's part (one ZeroMQ part, one copy).
 _INLINE_MAX = 2048
 _EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)  # plain ints: enum arithmetic costs
@@ -864,16 +856,14 @@ class NetBus:
                 else:
                     # Kept until acknowledged (and sent again from there), so
                     # a zmq.Frame that libzmq shares on every send. bytes from
-                    # _ZERO_COPY_MIN up are used in place; so is a large local
-                    # receive view (the bridge's), through the memoryview that
-                    # pins its slot until the frame is dropped on the ack;
-                    # anything smaller or mutable is copied into it once.
-                    if type(data) is bytes:
-                        payload = zmq.Frame(data, copy_threshold=_ZERO_COPY_MIN)
-                    elif type(data) in _PINNED_VIEWS and n >= _ZERO_COPY_MIN:
-                        payload = zmq.Frame(mv, copy=False)
-                    else:
-                        payload = zmq.Frame(mv, copy=True)
+                    # _ZERO_COPY_MIN up are used in place; anything else is
+                    # copied once, into bytes of its own: a Frame made with
+                    # copy=True still holds the caller's buffer export until
+                    # it is dropped, which would keep a local receive view's
+                    # slot (the bridge's) pinned until the acknowledgement,
+                    # and a bytearray unresizable.
+                    payload = (zmq.Frame(data, copy_threshold=_ZERO_COPY_MIN)
+                               if type(data) is bytes else zmq.Frame(bytes(mv), copy=False))
                     frame = [W.header(W.K_DATA, self._session, type_id=type_id, seq=seq),
                              payload]
                 # Sent, or kept for the resume when the connection is down
