@@ -153,6 +153,9 @@ def main() -> None:
         proc.join(timeout=30)
         if proc.is_alive():
             proc.kill()
+        # the ipc:// endpoints pyzmq bound: files that outlive their sockets
+        for path in Path(base).parent.glob(Path(base).name + "-*.zmq"):
+            path.unlink(missing_ok=True)
 
     ours, theirs = C.summary(ours_all), C.summary(zmq_all)
     ratio = C.paired(zmq_p50, ours_p50)

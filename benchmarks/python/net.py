@@ -12,13 +12,19 @@ receives and times, a child sends):
   PUSH/PULL of the same sizes (copy below 64 KiB, zero-copy from 64 KiB up,
   as pyzmq advises).
 
+* the bridge path, 1 KiB .. 1 MiB: a local producer -> ``python -m tachyon
+  bridge`` -> tcp -> a second bridge -> a local consumer (four processes),
+  against the direct tcp bus of the same size.
+
 Printed: messages/s, MB/s, and the ratio ours / raw for each raw pattern.
 """
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 import _common as common
@@ -55,6 +61,11 @@ def child(system: str, mode: str, size: int, n: int, url: str) -> None:
     if system == "tachyon":
         import tachyon
 
+        if mode == "local":  # url is the path of a local bus (the bridge's)
+            with tachyon.Bus.connect(url, timeout=30) as bus:
+                for _ in range(n):
+                    bus.send(payload, timeout=None)
+            return
         if mode == "rtt":
             ping_url, pong_url = url.split(",")
             with tachyon.Bus.connect(ping_url, timeout=20) as ping, \
@@ -148,6 +159,39 @@ def one_way(system: str, size: int, n: int) -> float:
         proc.wait(timeout=60)
 
 
+def bridged(size: int, n: int) -> float:
+    """Seconds from the first message to the last through two bridges: a
+    local producer -> bridge -> tcp -> bridge -> a local consumer (here)."""
+    import tachyon
+
+    cap = str(capacity_for(size))
+    url = free_url()
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = os.path.join(tmp, "src.sock"), os.path.join(tmp, "dst.sock")
+        bridge = [sys.executable, "-m", "tachyon", "bridge", "--capacity", cap]
+        far = subprocess.Popen(bridge + ["--from-listen", url, "--to-listen", dst])
+        near = subprocess.Popen(bridge + ["--from-listen", src, "--to-connect", url])
+        proc = spawn("tachyon", "local", size, n, src)
+        try:
+            with tachyon.Bus.connect(dst, timeout=30) as bus:
+                first = bus.recv(timeout=30)
+                assert first.size == size
+                t0 = time.perf_counter()
+                got = 1
+                try:
+                    while True:
+                        with bus.recv_zero_copy(timeout=30) as rx:
+                            got += rx.actual_size > 0
+                except tachyon.PeerClosedError:
+                    pass
+                t1 = time.perf_counter()
+            assert got == n, (got, n)
+            return (t1 - t0) * n / max(1, n - 1)
+        finally:
+            for p in (proc, near, far):
+                p.wait(timeout=60)
+
+
 def round_trip(system: str, n: int) -> float:
     """Median seconds of a 32-byte round trip."""
     payload = b"p" * 32
@@ -223,6 +267,17 @@ def main() -> None:
         print(f"{size:>8} {rate['tachyon']:>14.0f} {rate['tachyon'] * size / 1e6:>8.1f} "
               f"{rate['dealer_router']:>14.0f} {rate['push_pull']:>14.0f} "
               f"{row['ratio_dealer_router']:>6.2f}x {row['ratio_push_pull']:>6.2f}x", flush=True)
+    print(f"{'size':>8} {'bridged msg/s':>14} {'MB/s':>8} {'direct msg/s':>14} {'ratio':>7}")
+    result["bridge"] = []
+    for size in [1024, 65536, 1 << 20] if not quick else [65536]:
+        n = count_for(size, quick) // 2
+        common.progress(f"bridge path {size} B x {n}")
+        via = n / bridged(size, n)
+        direct = n / one_way("tachyon", size, n)
+        result["bridge"].append({"size": size, "messages": n, "bridged_msgs_per_s": via,
+                                 "direct_msgs_per_s": direct, "ratio": via / direct})
+        print(f"{size:>8} {via:>14.0f} {via * size / 1e6:>8.1f} {direct:>14.0f} "
+              f"{via / direct:>6.2f}x", flush=True)
     common.write_json(a, result)
 
 

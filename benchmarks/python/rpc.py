@@ -186,6 +186,9 @@ def main() -> None:
         proc.join(timeout=60)
         if proc.is_alive():
             proc.kill()
+        # the ipc:// endpoints pyzmq bound: files that outlive their sockets
+        for path in Path(base).parent.glob(Path(base).name + "-*.zmq"):
+            path.unlink(missing_ok=True)
 
     import zmq
 
