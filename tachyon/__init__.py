@@ -132,7 +132,7 @@ __all__ = [
 
 # A tcp:// bus sets this on the PeerDeadError it raises (the last message
 # known to have reached the consumer); a local bus's leaves it None.
-PeerDeadError.last_acked_seq = None  # type: ignore[attr-defined]
+PeerDeadError.last_acked_seq = None
 
 
 class _BusMeta(type):

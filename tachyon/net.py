@@ -554,10 +554,16 @@ class NetBus:
         while True:
             if not _ready(sock):
                 return None
+            # recv_multipart asks the socket for RCVMORE after every part;
+            # a received Frame already says so (.more), for a flag read less
             try:
-                parts = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+                part = sock.recv(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return None
+            parts = [part]
+            while part.more:
+                part = sock.recv(zmq.NOBLOCK, copy=False)
+                parts.append(part)
             if not self._listener:
                 return parts
             ident = parts[0].bytes
@@ -856,14 +862,14 @@ class NetBus:
                 else:
                     # Kept until acknowledged (and sent again from there), so
                     # a zmq.Frame that libzmq shares on every send. bytes from
-                    # _ZERO_COPY_MIN up are used in place; anything else is
-                    # copied once, into bytes of its own: a Frame made with
-                    # copy=True still holds the caller's buffer export until
-                    # it is dropped, which would keep a local receive view's
-                    # slot (the bridge's) pinned until the acknowledgement,
-                    # and a bytearray unresizable.
-                    payload = (zmq.Frame(data, copy_threshold=_ZERO_COPY_MIN)
-                               if type(data) is bytes else zmq.Frame(bytes(mv), copy=False))
+                    # _ZERO_COPY_MIN up are used in place (below, pyzmq's copy
+                    # is the cheaper way); anything else is first copied into
+                    # bytes of its own: a Frame made from the caller's buffer
+                    # holds its export until the frame is dropped, which would
+                    # keep a local receive view's slot (the bridge's) pinned
+                    # until the acknowledgement, and a bytearray unresizable.
+                    own = data if type(data) is bytes else bytes(mv)
+                    payload = zmq.Frame(own, copy_threshold=_ZERO_COPY_MIN)
                     frame = [W.header(W.K_DATA, self._session, type_id=type_id, seq=seq),
                              payload]
                 # Sent, or kept for the resume when the connection is down
