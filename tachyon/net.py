@@ -37,11 +37,12 @@ Not carried over: ``peer_pid`` is None, ``set_polling_mode`` and
 ``set_numa_node`` are accepted and do nothing, ``stats`` counts this end
 only.
 """
+import asyncio
 import collections
 import secrets
 import threading
 import time
-from typing import Any, Deque, Iterable, Iterator, List, Optional, Tuple, cast
+from typing import Any, AsyncIterator, Deque, Iterable, Iterator, List, Optional, Tuple, cast
 
 import zmq
 from zmq.utils.monitor import recv_monitor_message
@@ -992,6 +993,78 @@ class NetBus:
                 yield self.recv()
             except PeerClosedError:
                 return
+
+    # -- asyncio ------------------------------------------------------------
+
+    async def _socket_stirs(self, deadline: Optional[float]) -> None:
+        """Until the socket may have news (a frame, credit) or one slice
+        passed, without a thread: the loop watches the socket's ZMQ_FD. That
+        descriptor signals a change of the socket's events and stays readable
+        until they are read again, which the pump did just before, so news
+        that came after it is never missed; the slice bounds the wait anyway,
+        so that the liveness verdict and a close from another thread are seen."""
+        loop = asyncio.get_running_loop()
+        fut: "asyncio.Future[None]" = loop.create_future()
+        fd = cast(int, self._sock.getsockopt(zmq.FD))
+
+        def stir() -> None:
+            if not fut.done():
+                fut.set_result(None)
+
+        loop.add_reader(fd, stir)
+        try:
+            await asyncio.wait_for(fut, _left(deadline))
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            loop.remove_reader(fd)
+
+    async def recv_async(self, timeout: Optional[float] = None) -> Message:
+        """Receive one Message without blocking the event loop.
+
+        TachyonTimeoutError after ``timeout`` seconds (None: no limit). The
+        message is taken inside the loop by one non-blocking receive, so a
+        cancelled ``recv_async`` loses nothing. Holds the loop for the frames
+        that have arrived (at most 4096 per look), and the first call of an
+        end without a role for its claim's answer: give ``role=`` to avoid it.
+        """
+        deadline = _deadline(timeout)
+        while True:
+            m = self.try_recv()
+            if m is not None:
+                return m
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TachyonTimeoutError(f"recv_async: no message within {timeout} s")
+            await self._socket_stirs(deadline)
+
+    async def send_async(self, data: Any, type_id: int = 0,
+                         timeout: Optional[float] = None) -> None:
+        """Send one message, awaiting credit in the event loop while the
+        consumer holds it all back. BusFullError after ``timeout`` seconds
+        without credit (None: no limit). A cancelled ``send_async`` sent
+        its message whole or not at all."""
+        deadline = _deadline(timeout)
+        while True:
+            try:
+                self.send(data, type_id, timeout=0)
+                return
+            except BusFullError:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+            await self._socket_stirs(deadline)
+
+    async def _aiterate(self) -> AsyncIterator[Message]:
+        while True:
+            try:
+                m = await self.recv_async()
+            except PeerClosedError:
+                return
+            yield m
+
+    def __aiter__(self) -> AsyncIterator[Message]:
+        """``async for msg in bus``: messages until the peer closed and
+        everything was delivered."""
+        return self._aiterate()
 
     def recv_zero_copy(self, timeout: Optional[float] = None) -> NetRxGuard:
         deadline = _deadline(timeout)
