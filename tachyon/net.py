@@ -63,6 +63,7 @@ from ._core import (
     TachyonTimeoutError,
     _as_int,
     _ForeignView,
+    _frame_bytes,
 )
 
 PREFIX = "tcp://"
@@ -70,6 +71,8 @@ SLICE = 0.2          # the longest a blocking call waits between checks
 _FOREVER = None
 # At or above this size, an immutable payload (bytes) goes to libzmq without a copy.
 _ZERO_COPY_MIN = 1 << 16
+# The route half of every tensor frame's type_id (ABI.md, "Tensor frames").
+_FRAME_ROUTE = 0xFFFF0000
 # Up to this size a payload travels in the header's part (one ZeroMQ part, one copy).
 _INLINE_MAX = 2048
 _EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)  # plain ints: enum arithmetic costs
@@ -900,6 +903,19 @@ class NetBus:
             self._send_data("send", data, type_id, deadline, 0)
         finally:
             self._lock.release()
+
+    def send_array(self, obj: Any, type_id: int = 0, *, timeout: Optional[float] = 0) -> None:
+        """Send obj (numpy, a torch CPU tensor, anything with the buffer
+        protocol or DLPack) as a tensor frame (ABI.md, "Tensor frames"):
+        dtype and shape travel with it, and the receiver's ``view.array()``
+        or ``recv_array()`` gives the array back. type_id is the frame's
+        16-bit message type. The frame is built once in memory of its own
+        (no ring to write into), then sent as ``send`` sends."""
+        tag = _as_int(type_id, "type_id")
+        if not 0 <= tag <= 0xFFFF:
+            raise ValueError(f"send_array: type_id is the frame's 16-bit message type (0..65535), "
+                             f"got {type_id}; the route half of a frame's type_id is always 0xFFFF")
+        self.send(_frame_bytes(obj), _FRAME_ROUTE | tag, timeout=timeout)
 
     def send_many(self, buffers: Iterable[Any], type_id: int = 0, *,
                   timeout: Optional[float] = 0) -> int:

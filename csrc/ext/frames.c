@@ -384,6 +384,37 @@ int tx_array_src_write(const tx_array_src *src, tachyon_bus *bus, void *p, size_
 	return 0;
 }
 
+PyObject *tx_frame_bytes(PyObject *obj)
+{
+	tx_array_src src;
+	PyObject *out = NULL;
+	if (tx_array_src_get(obj, &src) < 0)
+		return NULL;
+	uint64_t size = tachyon_tensor_frame_payload_size(&src.frame);
+	if (size > (uint64_t)PY_SSIZE_T_MAX) {
+		PyErr_NoMemory();
+		goto done;
+	}
+	out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)size);
+	if (!out)
+		goto done;
+	uint8_t *p = (uint8_t *)PyBytes_AS_STRING(out);
+	int r = tachyon_tensor_frame_encode(p, (size_t)size, &src.frame);
+	if (r < 0) {
+		/* tx_array_src_get built the frame from a checked source */
+		PyErr_Format(PyExc_ValueError, "send_array: the frame does not encode (%s)", strerror(-r));
+		Py_CLEAR(out);
+		goto done;
+	}
+	if (src.contiguous)
+		memcpy(p + src.frame.data_offset, src.data, (size_t)src.frame.data_size);
+	else
+		tx_array_src_copy(&src, p + src.frame.data_offset);
+done:
+	tx_array_src_release(&src);
+	return out;
+}
+
 void tx_array_src_release(tx_array_src *src)
 {
 	if (src->view.obj)

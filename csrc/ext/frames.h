@@ -50,6 +50,9 @@ void tx_array_src_copy(const tx_array_src *src, uint8_t *dst);
 int tx_array_src_write(const tx_array_src *src, tachyon_bus *bus, void *p, size_t size);
 /* Let go of what tx_array_src_get took. */
 void tx_array_src_release(tx_array_src *src);
+/* _frame_bytes(obj): obj's tensor frame (header and C-order data) as a new
+ * bytes object, for a bus that sends bytes (tcp://). */
+PyObject *tx_frame_bytes(PyObject *obj);
 
 /* _frame_zero_copy(guard, shape, code, bits, typestr): the header of a
  * C-contiguous frame written into a TxGuard, its actual_size set; returns

@@ -81,6 +81,11 @@ static PyObject *mod_frame_zero_copy(PyObject *m, PyObject *const *args, Py_ssiz
 }
 
 /* The one integer rule (args.c) for the package's Python-level calls. */
+static PyObject *mod_frame_bytes(PyObject *m, PyObject *obj)
+{
+	return tx_frame_bytes(obj);
+}
+
 static PyObject *mod_as_int(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
 {
 	const char *what;
@@ -107,6 +112,10 @@ static PyMethodDef module_methods[] = {
 	 "_frame_zero_copy(guard, shape, code, bits, typestr, /)\n--\n\n"
 	 "Write a C-contiguous tensor frame header into an open TxGuard, set its actual_size, and\n"
 	 "return an __array_interface__ dict over the frame's data (Bus.send_array_zero_copy)."},
+	{"_frame_bytes", (PyCFunction)mod_frame_bytes, METH_O,
+	 "_frame_bytes(obj, /)\n--\n\n"
+	 "obj (anything send_array takes) as the bytes of a tensor frame: header, then its data in\n"
+	 "C order (a tcp:// bus's send_array)."},
 	{"_as_int", (PyCFunction)(void (*)(void))mod_as_int, METH_FASTCALL,
 	 "_as_int(value, what, /)\n--\n\n"
 	 "value as an int by the rule of every integer argument: an int or any object with\n"
