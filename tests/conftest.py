@@ -140,17 +140,43 @@ def popen_isolated(script, *args, **kw):
     )
 
 
+def _rest(proc, timeout):
+    """The rest of proc's stdout and stderr, and its exit. Like communicate(),
+    but read through proc.stdout and proc.stderr themselves: communicate()
+    reads the raw pipes, so lines that an earlier readline() pulled into the
+    file's buffer along with the line it returned would be lost."""
+    got = {}
+
+    def drain(name):
+        f = getattr(proc, name)
+        if f is not None:
+            with f:  # closed after, as communicate() closes them
+                got[name] = f.read()
+
+    readers = [threading.Thread(target=drain, args=(n,), daemon=True) for n in ("stdout", "stderr")]
+    for t in readers:
+        t.start()
+    proc.wait(timeout=timeout)
+    for t in readers:
+        t.join(timeout=10)
+    return got.get("stdout"), got.get("stderr")
+
+
 def finish(*procs, timeout=60):
     """Wait for every process; returns [(returncode, stdout, stderr)], killing
-    what is still running when the time is up."""
+    what is still running when the time is up. Safe after readline() on a
+    process's stdout (see _rest)."""
     out = []
     try:
         for p in procs:
-            o, e = p.communicate(timeout=timeout)
+            o, e = _rest(p, timeout)
             out.append((p.returncode, o, e))
     finally:
         for p in procs:
             if p.poll() is None:
                 p.kill()
-                p.communicate()
+                try:
+                    p.communicate()
+                except ValueError:  # _rest's readers have its pipes
+                    p.wait()
     return out

@@ -14,7 +14,7 @@ import time
 import pytest
 
 import tachyon
-from conftest import ISOLATED, popen_isolated
+from conftest import ISOLATED, finish, popen_isolated
 
 zmq = pytest.importorskip("zmq", reason="pyzmq is not installed (pip install 'tachyon-ipc[net]')")
 sys.path.insert(0, str(ISOLATED))
@@ -259,7 +259,8 @@ def test_close_across_a_cut_delivers_everything_first(proxy):
                                lambda got: got == pause_at and told.wait(20))
             t.join()
             resumes = bus._resumes
-        out, err = peer.communicate(timeout=30)
+        # not communicate(): it would miss what the readline() above buffered
+        (_, out, err), = finish(peer, timeout=30)
     finally:
         stop(peer)
     print(f"{got} messages (a cut after {pause_at}), then PeerClosedError; {resumes} resumes; "

@@ -5,7 +5,7 @@ import time
 import pytest
 
 import tachyon
-from conftest import make_pair, popen_isolated
+from conftest import finish, make_pair, popen_isolated
 
 WATCHDOG = 0.2
 MARGIN = 5
@@ -24,7 +24,8 @@ def test_sigint_during_blocking_recv(delivery):
         line = proc.stdout.readline().split()
         assert line[0] == "interrupted", line
         latency = float(line[1]) - sent
-        out, err = proc.communicate(timeout=20)
+        # not communicate(): it would miss what readline() buffered
+        (_, out, err), = finish(proc, timeout=20)
     finally:
         if proc.poll() is None:
             proc.kill()
