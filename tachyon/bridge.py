@@ -78,10 +78,12 @@ def _parser() -> argparse.ArgumentParser:
     net.add_argument("--curve-secret-file", metavar="FILE",
                      help="CURVE: the file holding a tcp:// listener's secret key")
     net.add_argument("--allow-client", action="append", metavar="KEY",
-                     help="CURVE: a client public key a tcp:// listener admits (repeatable), "
+                     help="CURVE: a client public key a tcp:// listener admits (repeatable; write "
+                          "--allow-client=KEY, since a Z85 key may start with '-'), "
                           "or 'any'")
     net.add_argument("--curve-server-key", metavar="KEY",
-                     help="CURVE: the public key of the listener a tcp:// connector reaches")
+                     help="CURVE: the public key of the listener a tcp:// connector reaches (write "
+                          "--curve-server-key=KEY, since a Z85 key may start with '-')")
     net.add_argument("--curve-keypair-file", metavar="FILE",
                      help="CURVE: the file holding a tcp:// connector's public and secret keys, "
                           "one a line")

@@ -84,7 +84,9 @@ def test_curve_between_bridge_and_consumer(sock_path, tmp_path):
     cons = peer("consume", url, "listen", CAP, 200, SEED, MAXP,
                 env={"TACHYON_TEST_CURVE": f"{server[1]} {client[0]}"})
     br = bridge("--from-listen", sock_path, "--to-connect", url, "--capacity", CAP,
-                "--curve-server-key", server[0], "--curve-keypair-file", keyfile)
+                # KEY= form: a Z85 key may start with "-", which argparse would
+                # take for an option in the separate-argument form
+                f"--curve-server-key={server[0]}", "--curve-keypair-file", keyfile)
     prod = peer("produce", sock_path, "connect", 0, 200, SEED, MAXP)
     (pc, po, pe), (bc, bo, be), (cc, co, ce) = finish(prod, br, cons)
     assert pc == 0 and cc == 0 and bc == 0, pe + ce + be
