@@ -236,11 +236,12 @@ def connect(url: str, *, timeout: Optional[float] = 5.0, role: Optional[str] = N
     try:
         # The listener's capacity is unknown until it answers: cap frames at 1 GiB.
         sock = _socket(ctx, zmq.DEALER, live, 1 << 30)
-        _netsec.dial(sock, curve_server_key, curve_keypair)
+        curve = _netsec.dial(sock, curve_server_key, curve_keypair)
     except BaseException:
         ctx.destroy(linger=0)
         raise
     bus = NetBus(ctx, sock, url, 0, live, listener=False, role=role)
+    bus._curve = curve
     try:
         # A routing id of our own (never starting with a zero byte, which
         # ROUTER reserves) keeps our identity across a reconnect.
@@ -412,6 +413,8 @@ class NetBus:
         self._auth: Any = None          # the CURVE client check (listener), stopped at teardown
         # (final, why) when the security handshake failed (connector, tachyon._netsec)
         self._security_refusal: Optional[Tuple[bool, str]] = None
+        self._breakoffs = 0             # security handshakes broken off in a row
+        self._curve = False             # this connector uses CURVE (set by connect)
         self._resumes = 0               # connections resumed (a test reads it)
 
     # -- handshake ------------------------------------------------------------
@@ -585,10 +588,14 @@ class NetBus:
                 return
             event, value = ev["event"], ev["value"]
             if event == zmq.EVENT_DISCONNECTED:
-                if not self._listener or value == self._peer_fd:
+                # (a connector's attempts before the listener's WELCOME are
+                # the handshake's business, bounded by its timeout: counted
+                # here, one broken off would kill the bus a liveness later)
+                if (self._peer_session if not self._listener else value == self._peer_fd):
                     if self._lost_since is None:
                         self._lost_since = time.monotonic()
             elif event == zmq.EVENT_HANDSHAKE_SUCCEEDED and not self._listener:
+                self._breakoffs = 0
                 self._connects += 1
                 if self._connects > 1 and self._peer_session and self._dead is None:
                     # a new connection under the same session: resume it
@@ -598,7 +605,13 @@ class NetBus:
                                 W.TERMS.pack(0, 0, int(self._liveness * 1000),
                                              W.ROLE_CODES[self._role])])
             elif not self._listener and not self._peer_session:
-                self._security_refusal = _netsec.failure(event, value) or self._security_refusal
+                if event == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+                    self._breakoffs += 1
+                why = _netsec.failure(event, value, self._breakoffs, self._curve)
+                # a final answer stands: a later event of the same batch
+                # (a retry's break-off) does not make it a hint again
+                if why is not None and not (self._security_refusal or (False,))[0]:
+                    self._security_refusal = why
 
     def _pump(self, limit: int = 4096) -> None:
         """Take in what arrived: frames for the bus, refusals for strangers,
