@@ -29,7 +29,7 @@ async def gaps(stop, out):
 
 def test_recv_async_with_random_cancellations():
     """A producer thread sends 3000 numbered messages at an uneven pace; the
-    loop receives them through recv_async calls of which about half are
+    loop receives them through recv_async calls of which hundreds are
     cancelled by a short wait_for: every number arrives once, in order."""
     cons, prod = local_pair(capacity=1 << 16)
     count = 3000
@@ -38,8 +38,10 @@ def test_recv_async_with_random_cancellations():
         rng = random.Random(1)
         for i in range(count):
             prod.send(i.to_bytes(4, "little") * rng.randint(1, 64), type_id=7, timeout=10)
-            if rng.random() < 0.2:
-                time.sleep(0.001)
+            # pauses well over the loop's 1 ms timer granularity, so that
+            # the short wait_for below (0.1 or 1 ms) expires in them for sure
+            if rng.random() < 0.1:
+                time.sleep(0.004)
         prod.close()
 
     async def main():
