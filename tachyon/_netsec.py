@@ -24,8 +24,8 @@ Terms = Tuple[bytes, Optional[FrozenSet[bytes]]]
 # listener refused our key (libzmq then stops reconnecting), the two ends
 # disagree on the mechanism (CURVE at one end only), or the connection was
 # broken off mid-handshake (what a wrong server key, and often a mechanism
-# mismatch, look like from here, but also what a transient reset looks like,
-# so only several in a row are an answer: failure() below).
+# mismatch, look like from here, but also what a transient reset or a
+# proxy without its listener looks like, so only a hint: failure() below).
 FAILURES = (zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
             | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
 
@@ -131,16 +131,9 @@ def dial(sock: "zmq.Socket[Any]", curve_server_key: Optional[_Key],
     return True
 
 
-# Break-offs in a row, with no completed handshake between them, after which
-# the connector stops waiting (below).
-BREAKOFFS_FINAL = 3
-
-
-def failure(event: int, value: int, breakoffs: int,
-            curve: bool) -> Optional[Tuple[bool, str]]:
+def failure(event: int, value: int, curve: bool) -> Optional[Tuple[bool, str]]:
     """(final, why) for a monitor event that says the security handshake
     failed: final when waiting longer cannot help; None for other events.
-    breakoffs counts the break-offs in a row so far, this one included;
     curve says whether this end uses CURVE."""
     if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
         return True, (f"the listener refused this end's CURVE public key (ZAP status {value}): "
@@ -151,13 +144,13 @@ def failure(event: int, value: int, breakoffs: int,
         return True, f"the security handshake failed: {mismatch}"
     if event == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
         # A listener that finds the other mechanism in our greeting often
-        # hangs up before its own greeting is out (we then see EPIPE or a
-        # reset, not the mismatch), and one that cannot decrypt our CURVE
-        # HELLO (a wrong server key) hangs up too. One break-off may be a
-        # transient reset; several in a row are the listener's answer.
-        why = (f"curve_server_key is not the listener's public key, or {mismatch}" if curve
-               else mismatch)
-        return breakoffs >= BREAKOFFS_FINAL, (
-            f"the listener broke the connection off during the security handshake "
-            f"{breakoffs} time{'s' if breakoffs > 1 else ''} in a row: {why}")
+        # hangs up before its own greeting is out (we then see EPIPE, not
+        # the mismatch), and one that cannot decrypt our CURVE HELLO (a
+        # wrong server key) hangs up too. But so does a proxy or port
+        # forwarder in front of a listener that is not up yet, which a
+        # retry gets through: never final, a hint for the timeout's message.
+        why = (f"a curve_server_key that is not the listener's public key, or {mismatch}"
+               if curve else mismatch)
+        return False, ("the listener broke the connection off during the security handshake, "
+                       f"which is what {why} looks like from here")
     return None

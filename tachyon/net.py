@@ -413,7 +413,6 @@ class NetBus:
         self._auth: Any = None          # the CURVE client check (listener), stopped at teardown
         # (final, why) when the security handshake failed (connector, tachyon._netsec)
         self._security_refusal: Optional[Tuple[bool, str]] = None
-        self._breakoffs = 0             # security handshakes broken off in a row
         self._curve = False             # this connector uses CURVE (set by connect)
         self._resumes = 0               # connections resumed (a test reads it)
 
@@ -595,7 +594,6 @@ class NetBus:
                     if self._lost_since is None:
                         self._lost_since = time.monotonic()
             elif event == zmq.EVENT_HANDSHAKE_SUCCEEDED and not self._listener:
-                self._breakoffs = 0
                 self._connects += 1
                 if self._connects > 1 and self._peer_session and self._dead is None:
                     # a new connection under the same session: resume it
@@ -605,9 +603,7 @@ class NetBus:
                                 W.TERMS.pack(0, 0, int(self._liveness * 1000),
                                              W.ROLE_CODES[self._role])])
             elif not self._listener and not self._peer_session:
-                if event == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
-                    self._breakoffs += 1
-                why = _netsec.failure(event, value, self._breakoffs, self._curve)
+                why = _netsec.failure(event, value, self._curve)
                 # a final answer stands: a later event of the same batch
                 # (a retry's break-off) does not make it a hint again
                 if why is not None and not (self._security_refusal or (False,))[0]:

@@ -106,33 +106,29 @@ def test_client_not_allowed_is_refused_and_the_listener_keeps_serving():
             assert bus.recv(timeout=5).data == b"after two strangers"
 
 
-def test_wrong_server_key_is_refused_after_repeated_breakoffs():
-    """A listener that cannot decrypt our HELLO hangs up; libzmq retries,
-    and three break-offs in a row are the answer, long before the timeout."""
+def test_wrong_server_key_times_out_with_a_hint():
     url = free_url()
     lis = curve_listener(url, [CLIENT[0]], timeout=3)
-    t0 = time.monotonic()
-    with pytest.raises(tachyon.HandshakeError, match="3 times in a row: curve_server_key is "
-                                                     "not the listener's public key"):
-        tachyon.Bus.connect(url, timeout=8, curve_server_key=OTHER[0], curve_keypair=CLIENT)
-    took = time.monotonic() - t0
-    print(f"refused in {took:.3f} s")
-    assert took < 6
+    with pytest.raises(tachyon.ConnectTimeoutError, match="not the listener's public key"):
+        tachyon.Bus.connect(url, timeout=1, curve_server_key=OTHER[0], curve_keypair=CLIENT)
     lis.join()
     assert isinstance(lis.error, tachyon.ConnectTimeoutError)
 
 
 def test_plain_connector_to_curve_listener_and_back():
-    url = free_url()
-    lis = curve_listener(url, "any", timeout=1.5)
-    with pytest.raises(tachyon.HandshakeError, match="one end uses CURVE"):
-        tachyon.Bus.connect(url, timeout=5)
-    lis.join()
-    url = free_url()
-    lis = Listener(url, timeout=1.5)
-    with pytest.raises(tachyon.HandshakeError, match="one end uses CURVE"):
-        tachyon.Bus.connect(url, timeout=5, curve_server_key=SERVER[0], curve_keypair=CLIENT)
-    lis.join()
+    """CURVE at one end only: HandshakeError when libzmq reports the
+    mismatch, else (the listener hung up before its greeting was out,
+    common under load) ConnectTimeoutError; either way the message says
+    what is wrong."""
+    for listen_curve in (True, False):
+        url = free_url()
+        lis = (curve_listener(url, "any", timeout=1.5) if listen_curve
+               else Listener(url, timeout=1.5))
+        keys = {} if listen_curve else dict(curve_server_key=SERVER[0], curve_keypair=CLIENT)
+        with pytest.raises((tachyon.HandshakeError, tachyon.ConnectTimeoutError),
+                           match="one end uses CURVE and the other does not"):
+            tachyon.Bus.connect(url, timeout=2, **keys)
+        lis.join()
 
 
 def test_any_client_with_the_server_key():
@@ -240,25 +236,22 @@ class HangUpFirst(threading.Thread):
             s.close()
 
 
-@pytest.mark.parametrize("cuts", [2, 3])
-def test_breakoffs_in_a_row_are_final_only_from_the_third(cuts):
-    """Two handshakes broken off are taken for transient resets (the third
-    attempt gets through); three in a row end the wait with HandshakeError."""
+def test_handshakes_broken_off_are_retried():
+    """A connection reset mid-handshake (here a relay that resets its first
+    five connections, as a proxy does while its listener is not up) is
+    retried, and the bus then works: a break-off is never taken as final,
+    nor as the loss of a session that has not begun."""
     url = free_url()
-    lis = curve_listener(url, [CLIENT[0]], timeout=5)
-    relay = HangUpFirst(int(url.rsplit(":", 1)[1]), cuts)
-    keys = dict(curve_server_key=SERVER[0], curve_keypair=CLIENT, liveness=1.0)
+    lis = curve_listener(url, [CLIENT[0]], timeout=10)
+    relay = HangUpFirst(int(url.rsplit(":", 1)[1]), 5)
     try:
-        if cuts < 3:
-            with tachyon.Bus.connect(relay.url, timeout=5, **keys) as con:
-                lis.join()
-                with lis.bus as bus:
-                    con.send(b"after two resets", timeout=5)
-                    assert bus.recv(timeout=5).data == b"after two resets"
-        else:
-            with pytest.raises(tachyon.HandshakeError, match="3 times in a row"):
-                tachyon.Bus.connect(relay.url, timeout=5, **keys)
+        with tachyon.Bus.connect(relay.url, timeout=10, curve_server_key=SERVER[0],
+                                 curve_keypair=CLIENT, liveness=1.0) as con:
             lis.join()
+            with lis.bus as bus:
+                time.sleep(1.5)  # longer than the liveness: nothing counts as lost
+                con.send(b"after five resets", timeout=5)
+                assert bus.recv(timeout=5).data == b"after five resets"
     finally:
         relay.close()
 
