@@ -258,10 +258,12 @@ class NetRxGuard(_ForeignView):
     """One received message, read in place (``recv_zero_copy``).
 
     A read-only buffer over the payload as it came off the network, with
-    ``__dlpack__`` and ``array()`` as for a local RxGuard. libzmq gives no
-    alignment guarantee: a payload whose data is not 64-byte aligned is
-    copied once into an aligned buffer when the guard is made (``copied``
-    says so); an aligned one is used in place. The message's credit goes
+    ``__dlpack__`` and ``array()`` as for a local RxGuard. The buffer
+    protocol (``memoryview(rx)``, ``bytes(rx)``) reads the payload in place.
+    libzmq gives no alignment guarantee, and DLPack and the tensor frames
+    need 64-byte alignment: the first ``__dlpack__`` or ``array()`` of a
+    payload that is not 64-byte aligned copies it once into an aligned
+    block, which later exports share (``copied`` says so). The message's credit goes
     back to the producer when the guard exits; views taken from it keep
     the payload alive after that.
     """
