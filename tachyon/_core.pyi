@@ -265,7 +265,8 @@ class TachyonBus:
     def peer_pid(self) -> Optional[int]: ...
 
 # The receive view of a bus across hosts (tachyon.net): a payload another
-# object owns, read-only, copied once when not 64-byte aligned.
+# object owns, read-only and in place; copied once into 64-byte aligned memory
+# by the first __dlpack__ or array() when not 64-byte aligned.
 @disjoint_base
 class _ForeignView:
     def __new__(cls, owner: _Bytes, type_id: int = 0) -> Self: ...

@@ -32,6 +32,15 @@ its sender received, and each producer then sends again, in order, what
 the other did not acknowledge (a receiver takes only the next number and
 drops anything else, so repeats and the frames behind a gap never reach
 the program).
+
+A BATCH carries several DATA messages in one part (``send_many`` of small
+payloads): the header's seq is the first message's number, its type_id
+field the message count, and after the header come, per message, an ITEM
+(type_id, size) and size bytes of payload. The messages keep their own
+numbers (seq, seq + 1, ...), type_ids and credit costs; a batch is taken
+or dropped whole, and sent again whole after a cut. An end sends batches
+only to a peer whose HELLO or WELCOME carried F_BATCH, so a peer of this
+protocol version that predates them is never sent one.
 """
 import struct
 from typing import Optional, Tuple
@@ -40,6 +49,8 @@ MAGIC = b"TCYN"
 PROTOCOL_VERSION = 1
 
 HEADER = struct.Struct("<4sBBHIQQQ")
+# Per message in a BATCH, before its payload: type_id, size.
+ITEM = struct.Struct("<II")
 # HELLO and WELCOME body: capacity, max_payload, liveness in ms, role.
 TERMS = struct.Struct("<QQIB")
 
@@ -52,9 +63,11 @@ K_CLAIM = 6      # a role claim (flags = role); the listener arbitrates
 K_VERDICT = 7    # listener -> connector: flags = the role granted, 0 refused
 K_CLOSE = 8      # orderly close; seq = last DATA sent
 K_CLOSE_ACK = 9  # the CLOSE and everything before it arrived
+K_BATCH = 10     # producer -> consumer: type_id = count, seq = the first's; ITEMs inline
 
 F_INLINE = 1     # DATA: the payload follows the header in the same part
 F_RESUME = 2     # HELLO/WELCOME: the same session, over a new connection
+F_BATCH = 4      # HELLO/WELCOME: this end takes BATCH frames
 
 R_PROTOCOL = 1   # not our protocol, or a frame out of turn
 R_VERSION = 2    # another protocol version
@@ -94,7 +107,8 @@ def parse(buf: "bytes | memoryview") -> Optional[Tuple[int, int, int, int, int, 
     if len(buf) < HEADER.size:
         return None
     magic, version, kind, flags, type_id, session, seq, value = HEADER.unpack_from(buf)
-    if len(buf) != HEADER.size and not (kind == K_DATA and flags & F_INLINE):
+    if len(buf) != HEADER.size and not (kind == K_DATA and flags & F_INLINE) \
+            and kind != K_BATCH:
         return None
     if magic != MAGIC:
         return None

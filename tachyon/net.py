@@ -45,6 +45,7 @@ import time
 from typing import Any, AsyncIterator, Deque, Iterable, Iterator, List, Optional, Tuple, cast
 
 import zmq
+from zmq.backend import Socket as _ZSocket
 from zmq.utils.monitor import recv_monitor_message
 
 from . import _netsec
@@ -76,6 +77,20 @@ _FRAME_ROUTE = 0xFFFF0000
 # Up to this size a payload travels in the header's part (one ZeroMQ part, one copy).
 _INLINE_MAX = 2048
 _EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)  # plain ints: enum arithmetic costs
+_NOBLOCK = int(zmq.NOBLOCK)
+_NOBLOCK_MORE = int(zmq.NOBLOCK | zmq.SNDMORE)
+# pyzmq's own socket calls, below its Python layer (which adds routing_id and
+# group handling we never use, an enum per getsockopt, and, in send_multipart,
+# a buffer check per part): a third to half of a small message's socket work.
+_zsend, _zget = _ZSocket.send, _ZSocket.get
+# send_many packs payloads up to this size, several to a BATCH frame (tachyon._netwire),
+# up to _BATCH_BYTES of payload and _BATCH_MAX messages a frame.
+_BATCH_ITEM_MAX = _INLINE_MAX
+_BATCH_BYTES = 1 << 16
+_BATCH_MAX = 4096
+_HEADER_PACK, _HEADER_UNPACK = W.HEADER.pack, W.HEADER.unpack_from
+_ITEM_PACK, _ITEM_UNPACK = W.ITEM.pack, W.ITEM.unpack_from
+_HSIZE, _ISIZE = W.HEADER.size, W.ITEM.size
 _MONITOR_EVENTS = (zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED | _netsec.FAILURES)
 
 _REASONS = {
@@ -258,10 +273,12 @@ class NetRxGuard(_ForeignView):
     """One received message, read in place (``recv_zero_copy``).
 
     A read-only buffer over the payload as it came off the network, with
-    ``__dlpack__`` and ``array()`` as for a local RxGuard. libzmq gives no
-    alignment guarantee: a payload whose data is not 64-byte aligned is
-    copied once into an aligned buffer when the guard is made (``copied``
-    says so); an aligned one is used in place. The message's credit goes
+    ``__dlpack__`` and ``array()`` as for a local RxGuard. The buffer
+    protocol (``memoryview(rx)``, ``bytes(rx)``) reads the payload in place.
+    libzmq gives no alignment guarantee, and DLPack and the tensor frames
+    need 64-byte alignment: the first ``__dlpack__`` or ``array()`` of a
+    payload that is not 64-byte aligned copies it once into an aligned
+    block, which later exports share (``copied`` says so). The message's credit goes
     back to the producer when the guard exits; views taken from it keep
     the payload alive after that.
     """
@@ -415,6 +432,8 @@ class NetBus:
         self._security_refusal: Optional[Tuple[bool, str]] = None
         self._curve = False             # this connector uses CURVE (set by connect)
         self._resumes = 0               # connections resumed (a test reads it)
+        self._peer_batches = False      # the peer takes BATCH frames (its HELLO/WELCOME said so)
+        self._batches = 0               # BATCH frames taken in (a test reads it)
 
     # -- handshake ------------------------------------------------------------
 
@@ -427,7 +446,7 @@ class NetBus:
 
     def _handshake(self, deadline: Optional[float]) -> None:
         terms = W.TERMS.pack(0, 0, int(self._liveness * 1000), W.ROLE_CODES[self._role])
-        self._sock.send_multipart([W.header(W.K_HELLO, self._session), terms])
+        self._sock.send_multipart([W.header(W.K_HELLO, self._session, flags=W.F_BATCH), terms])
         asked = time.monotonic()
         while not self._peer_session:
             if deadline is not None and time.monotonic() >= deadline:
@@ -443,7 +462,7 @@ class NetBus:
                 # Turned down for a session the listener held before (this
                 # process restarted): its program listens anew once it has
                 # seen that session die; ask again, a slice apart.
-                self._sock.send_multipart([W.header(W.K_HELLO, self._session), terms])
+                self._sock.send_multipart([W.header(W.K_HELLO, self._session, flags=W.F_BATCH), terms])
                 asked = time.monotonic()
             self._poll(_left(deadline))
             # connection events too: a security handshake that failed for
@@ -486,6 +505,7 @@ class NetBus:
             self._dropped += 1
             return
         cap, _maxp, _live, role = W.TERMS.unpack(body)
+        self._peer_batches = bool(flags & W.F_BATCH)
         try:
             self._capacity = _check_capacity(cap)
         except ValueError:
@@ -538,9 +558,10 @@ class NetBus:
             self._peer_session = session
             self._peer_role = role
             self._peer_fd = _srcfd(parts[0])
+            self._peer_batches = bool(h[2] & W.F_BATCH)
             terms = W.TERMS.pack(self._capacity, self.max_payload, int(self._liveness * 1000),
                                  W.ROLE_CODES[self._role])
-            self._send([W.header(W.K_WELCOME, self._session), terms])
+            self._send([W.header(W.K_WELCOME, self._session, flags=W.F_BATCH), terms])
 
     def _refuse(self, ident: bytes, reason: int, text: str) -> None:
         try:
@@ -554,11 +575,13 @@ class NetBus:
     def _poll(self, seconds: float) -> None:
         self._poller.poll(int(seconds * 1000))
 
-    def _recv_parts(self) -> Optional[List[Any]]:
-        """The next frame for the bus (routing part removed), None when none is waiting."""
+    def _recv_parts(self, probe: bool = True) -> Optional[List[Any]]:
+        """The next frame for the bus (routing part removed), None when none is
+        waiting. probe: ask the socket first (a flag read, cheaper than a
+        receive that fails, dearer than one that succeeds)."""
         sock = self._sock
         while True:
-            if not _ready(sock):
+            if probe and not _ready(sock):
                 return None
             # recv_multipart asks the socket for RCVMORE after every part;
             # a received Frame already says so (.more), for a flag read less
@@ -598,7 +621,8 @@ class NetBus:
                 if self._connects > 1 and self._peer_session and self._dead is None:
                     # a new connection under the same session: resume it
                     self._lost_since = None
-                    self._send([W.header(W.K_HELLO, self._session, flags=W.F_RESUME,
+                    self._send([W.header(W.K_HELLO, self._session,
+                                         flags=W.F_RESUME | W.F_BATCH,
                                          seq=self._rx_seq, value=self._rx_granted),
                                 W.TERMS.pack(0, 0, int(self._liveness * 1000),
                                              W.ROLE_CODES[self._role])])
@@ -613,8 +637,9 @@ class NetBus:
         """Take in what arrived: frames for the bus, refusals for strangers,
         connection events, and the liveness verdict."""
         self._events()
-        for _ in range(limit):
-            parts = self._recv_parts()
+        for i in range(limit):
+            # frames that came in a burst are taken without asking first
+            parts = self._recv_parts(i < 4)
             if parts is None:
                 break
             self._on_frame(parts)
@@ -648,7 +673,33 @@ class NetBus:
                 unacked.popleft()
 
     def _on_frame(self, parts: List[Any]) -> None:
-        h = W.parse(parts[0].buffer)
+        head = parts[0].buffer
+        if len(parts) == 1 and len(head) >= _HSIZE:
+            # the common frames first, without the general checks below
+            magic, version, kind, flags, type_id, session, seq, _ = _HEADER_UNPACK(head)
+            if (kind == W.K_DATA and flags == W.F_INLINE and session == self._peer_session
+                    and magic == W.MAGIC and version == W.PROTOCOL_VERSION
+                    and seq == self._rx_seq + 1 and self._role != "producer"
+                    and not self._peer_closed and self._dead is None):
+                size = len(head) - _HSIZE
+                if size > self._capacity // 2 - W.MSG_OVERHEAD:
+                    self._dropped += 1
+                    return
+                self._rx_seq = seq
+                c = size + W.MSG_OVERHEAD
+                self._rx.append((type_id, head[_HSIZE:], c))
+                self._rx_queued += c
+                if self._peer_close_seq == seq:
+                    self._closed_by_peer()
+                return
+            if kind == W.K_BATCH and magic == W.MAGIC:
+                if (version == W.PROTOCOL_VERSION and session == self._peer_session
+                        and flags == 0 and seq == self._rx_seq + 1):
+                    self._on_batch(head, type_id, seq)
+                else:
+                    self._dropped += 1  # a repeat, behind a gap, or not ours
+                return
+        h = W.parse(head)
         if h is not None and h[1] == W.K_REFUSE and not self._listener and self._dead is None \
                 and h[2] in (W.R_SESSION, W.R_DEAD, W.R_CLOSED):
             # The listener turned our session down after a reconnect (it
@@ -722,7 +773,8 @@ class NetBus:
             resume = flags & W.F_RESUME
             terms = W.TERMS.pack(self._capacity, self.max_payload, int(self._liveness * 1000),
                                  W.ROLE_CODES[self._role])
-            self._send([W.header(W.K_WELCOME, self._session, flags=resume, seq=self._rx_seq,
+            self._send([W.header(W.K_WELCOME, self._session, flags=resume | W.F_BATCH,
+                                 seq=self._rx_seq,
                                  value=self._rx_granted), terms])
             if resume:
                 self._lost_since = None
@@ -733,17 +785,58 @@ class NetBus:
         else:
             self._dropped += 1
 
+    def _on_batch(self, buf: Any, count: int, first: int) -> None:
+        """A BATCH frame whose first message is the next one: take all its
+        messages, or, when any length in it does not add up, none (a frame
+        that lies is dropped whole, and counted)."""
+        end = len(buf)
+        maxp = self._capacity // 2 - W.MSG_OVERHEAD
+        if (count < 1 or count * _ISIZE > end - _HSIZE or self._role == "producer"
+                or self._peer_closed or self._dead is not None):
+            self._dropped += 1
+            return
+        items = []
+        total = 0
+        off = _HSIZE
+        for _ in range(count):
+            if off + _ISIZE > end:
+                self._dropped += 1
+                return
+            type_id, size = _ITEM_UNPACK(buf, off)
+            off += _ISIZE
+            if size > maxp or off + size > end:
+                self._dropped += 1
+                return
+            c = size + W.MSG_OVERHEAD
+            items.append((type_id, buf[off:off + size], c))
+            total += c
+            off += size
+        if off != end:
+            self._dropped += 1
+            return
+        last = first + count - 1
+        self._batches += 1
+        self._rx.extend(items)
+        self._rx_seq = last
+        self._rx_queued += total
+        if self._peer_close_seq is not None and first <= self._peer_close_seq <= last:
+            self._closed_by_peer()
+
     def _closed_by_peer(self) -> None:
         self._peer_closed = True
         self._send([W.header(W.K_CLOSE_ACK, self._session)])
 
     def _send(self, parts: List[Any]) -> bool:
         """Hand a frame to libzmq; False while the peer is not connected."""
+        sock = self._sock
         try:
-            if len(parts) == 1 and not self._prefix:
-                self._sock.send(parts[0], zmq.NOBLOCK)
-            else:
-                self._sock.send_multipart(self._prefix + parts, zmq.NOBLOCK)
+            # part by part (a multipart message is queued whole, at its last
+            # part); a ROUTER refuses an absent peer at the routing part
+            if self._prefix:
+                _zsend(sock, self._prefix[0], _NOBLOCK_MORE)
+            last = len(parts) - 1
+            for i, p in enumerate(parts):
+                _zsend(sock, p, _NOBLOCK if i == last else _NOBLOCK_MORE)
             return True
         except zmq.Again:
             return False
@@ -852,12 +945,20 @@ class NetBus:
 
     def _send_data(self, call: str, data: Any, type_id: int, deadline: Optional[float],
                    sent: int) -> None:
-        type_id = _as_int(type_id, "type_id")
+        if type(type_id) is not int:
+            type_id = _as_int(type_id, "type_id")
         if not 0 <= type_id <= 0xFFFFFFFF:
             raise ValueError(f"{call}: type_id must be 0..2**32-1, got {type_id}")
-        mv = self._check_payload(data)
-        n = mv.nbytes
-        c = W.cost(n)
+        mv: Any
+        if type(data) is bytes and len(data) <= _INLINE_MAX:
+            mv = data  # (bytes + bytes below: no memoryview needed)
+            n = len(data)
+            if n > self._capacity // 2 - W.MSG_OVERHEAD:
+                self._check_payload(data)  # raises, saying why
+        else:
+            mv = self._check_payload(data)
+            n = mv.nbytes
+        c = n + W.MSG_OVERHEAD
         pumped = False
         while True:
             self._raise_if_gone(call, consumer=False)
@@ -870,8 +971,8 @@ class NetBus:
                 frame: List[Any]
                 if n <= _INLINE_MAX:
                     # one part: header and payload together
-                    frame = [W.header(W.K_DATA, self._session, flags=W.F_INLINE,
-                                      type_id=type_id, seq=seq) + mv.tobytes()]
+                    frame = [_HEADER_PACK(W.MAGIC, W.PROTOCOL_VERSION, W.K_DATA, W.F_INLINE,
+                                          type_id, self._session, seq, 0) + mv]
                 else:
                     # Kept until acknowledged (and sent again from there), so
                     # a zmq.Frame that libzmq shares on every send. bytes from
@@ -928,17 +1029,82 @@ class NetBus:
 
     def send_many(self, buffers: Iterable[Any], type_id: int = 0, *,
                   timeout: Optional[float] = 0) -> int:
+        """Send each buffer as a message of its own, in order; the number
+        sent. Payloads of up to 2 KiB travel several to a frame (each keeps
+        its own sequence number, type_id and credit cost); a larger one, or
+        one that waits for credit, goes as ``send`` sends it."""
         deadline = _deadline(timeout)
         self._enter("send_many", "producer", deadline)
-        n = 0
         try:
             self._pump()
-            for b in buffers:
-                self._send_data("send_many", b, type_id, deadline, n)
-                n += 1
-            return n
+            if not self._peer_batches:
+                n = 0
+                for b in buffers:
+                    self._send_data("send_many", b, type_id, deadline, n)
+                    n += 1
+                return n
+            return self._send_batched(buffers, type_id, deadline)
         finally:
             self._lock.release()
+
+    def _send_batched(self, buffers: Iterable[Any], type_id: int,
+                      deadline: Optional[float]) -> int:
+        tid = _as_int(type_id, "type_id")
+        if not 0 <= tid <= 0xFFFFFFFF:
+            raise ValueError(f"send_many: type_id must be 0..2**32-1, got {type_id}")
+        self._raise_if_gone("send_many", consumer=False)
+        n = 0                   # messages handed to libzmq
+        parts: List[Any] = []   # the batch being built: ITEM, payload, ITEM, ...
+        count = held = nbytes = 0
+        try:
+            for b in buffers:
+                if type(b) is bytes and len(b) <= _BATCH_ITEM_MAX:
+                    m: Any = b
+                    size = len(b)
+                else:
+                    mv = self._check_payload(b)
+                    size = mv.nbytes
+                    m = mv.tobytes() if size <= _BATCH_ITEM_MAX else mv
+                c = size + W.MSG_OVERHEAD
+                if size <= _BATCH_ITEM_MAX:
+                    if count and (count >= _BATCH_MAX or nbytes + size > _BATCH_BYTES
+                                  or self._capacity - (self._tx_cost + held - self._peer_taken) < c):
+                        n += self._send_batch(parts, count, held, nbytes)
+                        parts, count, held, nbytes = [], 0, 0, 0
+                    if self._capacity - (self._tx_cost + held - self._peer_taken) >= c:
+                        parts.append(_ITEM_PACK(tid, size))
+                        parts.append(m)
+                        count += 1
+                        held += c
+                        nbytes += size
+                        continue
+                elif count:
+                    n += self._send_batch(parts, count, held, nbytes)
+                    parts, count, held, nbytes = [], 0, 0, 0
+                # larger than a batch takes, or no credit for it: alone, as send does
+                self._send_data("send_many", m, tid, deadline, n)
+                n += 1
+                self._raise_if_gone("send_many", consumer=False)
+        finally:
+            # what was taken before an error goes out, as sent messages
+            # would have (its credit is held already)
+            if count and self._dead is None and not self._peer_closed:
+                n += self._send_batch(parts, count, held, nbytes)
+        return n
+
+    def _send_batch(self, parts: List[Any], count: int, held: int, nbytes: int) -> int:
+        """Send count messages as one BATCH frame (credit held for them
+        already); kept, as a DATA is, until acknowledged."""
+        seq = self._tx_seq + 1
+        last = seq + count - 1
+        frame = [_HEADER_PACK(W.MAGIC, W.PROTOCOL_VERSION, W.K_BATCH, 0, count, self._session,
+                              seq, 0) + b"".join(parts)]
+        self._send(frame)
+        self._unacked.append((last, frame))
+        self._tx_seq = last
+        self._tx_cost += held
+        self._sent_bytes += nbytes
+        return count
 
     def send_zero_copy(self, size: int, type_id: int = 0, *,
                        timeout: Optional[float] = 0) -> NetTxGuard:
@@ -1241,7 +1407,7 @@ class NetBus:
 
 def _ready(sock: "zmq.Socket[bytes]") -> bool:
     """A message waits on sock (a flag read, cheaper than a failed receive)."""
-    return bool(cast(int, sock.getsockopt(_EVENTS)) & _POLLIN)
+    return bool(_zget(sock, _EVENTS) & _POLLIN)
 
 
 def _srcfd(frame: Any) -> int:

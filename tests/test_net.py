@@ -270,16 +270,39 @@ def _frame_bytes(arr):
             return con.recv(timeout=5)
 
 
-def test_unaligned_payload_is_copied_once_into_aligned_memory():
+def _unaligned_float64_owner():
     buf = np.zeros(800 + 128, np.uint8)
     off = (-buf.ctypes.data) % 64 + 8
     owner = buf[off:off + 800]  # starts 8 bytes past a 64-byte boundary
     owner.view(np.float64)[:] = np.arange(100.0)
+    return owner
+
+
+def test_unaligned_payload_is_copied_once_into_aligned_memory():
+    owner = _unaligned_float64_owner()
     fv = tachyon._core._ForeignView(owner, 0)
-    owner[:] = 0  # the view holds its own copy
     a = np.from_dlpack(fv)
+    owner[:] = 0  # DLPack reads the view's own aligned copy
     assert a.ctypes.data % 64 == 0 and fv.copied
     assert np.array_equal(a.view(np.float64), np.arange(100.0))
+    b = np.from_dlpack(fv)  # the copy is made once, then shared
+    assert b.ctypes.data == a.ctypes.data
+
+
+def test_unaligned_payload_buffer_export_is_in_place():
+    owner = _unaligned_float64_owner()
+    fv = tachyon._core._ForeignView(owner, 0)
+    got = np.frombuffer(fv, np.uint8)
+    assert got.ctypes.data == owner.ctypes.data and not fv.copied  # no copy
+    assert not got.flags.writeable
+    owner[:8] = 7
+    assert bytes(memoryview(fv)[:8]) == bytes([7] * 8)  # the owner's bytes, seen in place
+    del got
+    assert not fv.copied
+    # DLPack still gets 64-byte aligned float64 data
+    a = np.from_dlpack(fv)
+    assert a.ctypes.data % 64 == 0 and fv.copied
+    assert a.view(np.float64)[1:].tolist() == list(np.arange(1.0, 100.0))
 
 
 # -- refusals: the listener answers strangers and keeps serving ---------------

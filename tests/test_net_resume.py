@@ -18,7 +18,7 @@ from conftest import ISOLATED, finish, popen_isolated
 
 zmq = pytest.importorskip("zmq", reason="pyzmq is not installed (pip install 'tachyon-ipc[net]')")
 sys.path.insert(0, str(ISOLATED))
-from streamcheck import payload_of, sizes, type_id_of  # noqa: E402
+from streamcheck import group_type_id, payload_of, sizes, type_id_of  # noqa: E402
 
 CAP = 256 << 10
 
@@ -74,9 +74,9 @@ def stop(proc):
     proc.communicate()
 
 
-def check_stream(bus, seed, got, deadline, on_message=None):
+def check_stream(bus, seed, got, deadline, on_message=None, tid=type_id_of):
     """Receive the checked stream from message `got` on, every byte, size and
-    type_id checked, until PeerClosedError; returns the count."""
+    type_id (tid(seq)) checked, until PeerClosedError; returns the count."""
     expected = sizes(seed, CAP // 2 - 64, 1 << 40)
     for _ in range(got):
         next(expected)
@@ -84,7 +84,7 @@ def check_stream(bus, seed, got, deadline, on_message=None):
         while time.monotonic() < deadline:
             msg = bus.recv(timeout=20)
             size = next(expected)
-            assert msg.type_id == type_id_of(got), f"message {got}: wrong type_id"
+            assert msg.type_id == tid(got), f"message {got}: wrong type_id"
             assert msg.data == payload_of(got, size), f"message {got}: lost, repeated or torn"
             got += 1
             if on_message:
@@ -92,14 +92,17 @@ def check_stream(bus, seed, got, deadline, on_message=None):
     return got
 
 
-def test_short_cuts_and_stalls_lose_and_repeat_nothing(proxy):
+@pytest.mark.parametrize("how", ["send", "send_many"])
+def test_short_cuts_and_stalls_lose_and_repeat_nothing(proxy, how):
     """A stream at capacity 256 KiB through two resets that drop what was
     in flight (0.3 s and 0.5 s of refused connections), a 0.6 s stall
     (longer than the heartbeat, so both ends see the connection die) and a
     0.6 s SIGSTOP of the producer, all under the 1 s liveness: every
-    message arrives once, in order, intact."""
+    message arrives once, in order, intact. With send_many, the small
+    messages travel several to a frame, and are resent so."""
     live, seed = 1.0, 29
-    peer = producer(proxy.url, 0, seed, live)
+    many = how == "send_many"
+    peer = producer(proxy.url, 0, seed, live, *(["many"] if many else []))
     try:
         with tachyon.Bus.listen(proxy.upstream_url, CAP, timeout=30, liveness=live) as bus:
             done = threading.Event()
@@ -124,19 +127,22 @@ def test_short_cuts_and_stalls_lose_and_repeat_nothing(proxy):
 
             t = threading.Thread(target=mischief)
             t.start()
-            got = check_stream(bus, seed, 0, time.monotonic() + 60)
+            got = check_stream(bus, seed, 0, time.monotonic() + 60,
+                               tid=group_type_id if many else type_id_of)
             t.join()
             resumes, dropped = bus._resumes, bus._dropped
+            batched = bus._batches
         out, err = peer.communicate(timeout=30)
     finally:
         stop(peer)
-    print(f"checked {got} messages through the cuts; {resumes} resumes, {dropped} frames "
-          f"dropped as repeats or behind a gap")
+    print(f"checked {got} messages through the cuts ({how}, {batched} batch frames taken); "
+          f"{resumes} resumes, {dropped} frames dropped as repeats or behind a gap")
     assert done.is_set()
     assert peer.returncode == 0, err
     words = out.split()
     assert words[:2] == ["sent", str(got)], out
     assert resumes >= 3  # the cuts did cut
+    assert (batched > 0) == many
 
 
 @pytest.mark.parametrize("how", ["cut", "stall"])
@@ -323,6 +329,68 @@ def test_repeats_and_frames_behind_a_gap_never_reach_the_program():
                 bus.recv(timeout=0.3)  # closed after message 6, which is not here yet
             d.send(W.header(W.K_DATA, session, flags=W.F_INLINE, type_id=6, seq=6) + b"m6")
             assert bus.recv(timeout=5).data == b"m6"
+            with pytest.raises(tachyon.PeerClosedError):
+                bus.recv(timeout=5)
+    finally:
+        d.close(0)
+        ctx.term()
+
+
+def test_batches_are_taken_whole_or_dropped_whole():
+    """BATCH frames written by hand: a good one gives each message its own
+    type_id, in order; one whose count, item lengths or end do not add up,
+    an empty one, or a repeat is dropped whole (and counted), and nothing
+    of it reaches the program."""
+    from tachyon import _netwire as W
+
+    url = f"tcp://127.0.0.1:{free_port()}"
+    out = {}
+    t = threading.Thread(target=lambda: out.setdefault(
+        "l", tachyon.Bus.listen(url, 1 << 16, timeout=10, liveness=1.0)))
+    t.start()
+    ctx = zmq.Context()
+    d = ctx.socket(zmq.DEALER)
+    d.setsockopt(zmq.LINGER, 0)
+    session = 78
+
+    def item(tid, data):
+        return W.ITEM.pack(tid, len(data)) + data
+
+    def batch(seq, body, count):
+        return W.header(W.K_BATCH, session, type_id=count, seq=seq) + body
+
+    try:
+        d.connect(url)
+        d.send_multipart([W.header(W.K_HELLO, session, flags=W.F_BATCH),
+                          W.TERMS.pack(0, 0, 1000, 0)])
+        t.join()
+        assert d.poll(5000)
+        welcome = W.parse(d.recv_multipart()[0])
+        assert welcome[1] == W.K_WELCOME and welcome[2] & W.F_BATCH
+        with out["l"] as bus:
+            d.send(batch(1, item(11, b"one") + item(12, b"") + item(13, b"three"), 3))
+            got = [bus.recv(timeout=5) for _ in range(3)]
+            assert [(m.type_id, m.data) for m in got] == [(11, b"one"), (12, b""), (13, b"three")]
+            dropped = bus._dropped
+            lies = [
+                batch(4, item(1, b"a") + item(2, b"b"), 3),           # count beyond the items
+                batch(4, item(1, b"a") + W.ITEM.pack(2, 9) + b"b", 2),  # a size past the end
+                batch(4, item(1, b"a") + item(2, b"b") + b"x", 2),    # bytes after the last
+                batch(4, b"", 0),                                     # no messages
+                batch(4, item(1, b"a")[:5], 1),                       # a torn item header
+                batch(4, W.ITEM.pack(1, 1 << 31), 1),                 # a size over max_payload
+                batch(1, item(11, b"one"), 1),                        # a repeat
+            ]
+            for lie in lies:
+                d.send(lie)
+            with pytest.raises(tachyon.TachyonTimeoutError):
+                bus.recv(timeout=0.3)
+            assert bus._dropped - dropped == len(lies)
+            d.send(batch(4, item(4, b"m4") + item(5, b"m5"), 2))
+            d.send(W.header(W.K_DATA, session, flags=W.F_INLINE, type_id=6, seq=6) + b"m6")
+            d.send(W.header(W.K_CLOSE, session, seq=6))
+            got = [bus.recv(timeout=5) for _ in range(3)]
+            assert [(m.type_id, m.data) for m in got] == [(4, b"m4"), (5, b"m5"), (6, b"m6")]
             with pytest.raises(tachyon.PeerClosedError):
                 bus.recv(timeout=5)
     finally:

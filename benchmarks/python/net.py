@@ -10,7 +10,8 @@ receives and times, a child sends):
 * one-way throughput, 64 B .. 4 MiB: a tcp bus (recv below 64 KiB,
   recv_zero_copy from 64 KiB up) against raw pyzmq DEALER/ROUTER and
   PUSH/PULL of the same sizes (copy below 64 KiB, zero-copy from 64 KiB up,
-  as pyzmq advises).
+  as pyzmq advises); at 64 B and 1 KiB also the tcp bus sending with
+  send_many, 256 messages a call (received one by one as above).
 
 * the bridge path, 1 KiB .. 1 MiB: a local producer -> ``python -m tachyon
   bridge`` -> tcp -> a second bridge -> a local consumer (four processes),
@@ -74,6 +75,12 @@ def child(system: str, mode: str, size: int, n: int, url: str) -> None:
                     pong.send(msg.data, timeout=None)
             return
         with tachyon.Bus.connect(url, timeout=20) as bus:
+            if mode == "many":
+                batch = [payload] * 256
+                for _ in range(n // 256):
+                    bus.send_many(batch, timeout=None)
+                bus.send_many(batch[:n % 256], timeout=None)
+                return
             for _ in range(n):
                 bus.send(payload, timeout=None)
         return
@@ -107,10 +114,10 @@ def spawn(system: str, mode: str, size: int, n: int, url: str) -> subprocess.Pop
 # -- the timing parent ---------------------------------------------------------
 
 
-def one_way(system: str, size: int, n: int) -> float:
+def one_way(system: str, size: int, n: int, mode: str = "stream") -> float:
     """Seconds from the first message received to the last."""
     url = free_url()
-    proc = spawn(system, "stream", size, n, url)
+    proc = spawn(system, mode, size, n, url)
     try:
         if system == "tachyon":
             import tachyon
@@ -267,6 +274,15 @@ def main() -> None:
         print(f"{size:>8} {rate['tachyon']:>14.0f} {rate['tachyon'] * size / 1e6:>8.1f} "
               f"{rate['dealer_router']:>14.0f} {rate['push_pull']:>14.0f} "
               f"{row['ratio_dealer_router']:>6.2f}x {row['ratio_push_pull']:>6.2f}x", flush=True)
+        if size <= 1024:
+            common.progress(f"tachyon send_many {size} B x {n}")
+            many = n / one_way("tachyon", size, n, "many")
+            row.update(tachyon_send_many_msgs_per_s=many,
+                       ratio_send_many_dealer_router=many / rate["dealer_router"],
+                       ratio_send_many_push_pull=many / rate["push_pull"])
+            print(f"{'  many':>8} {many:>14.0f} {many * size / 1e6:>8.1f} {'':>14} {'':>14} "
+                  f"{many / rate['dealer_router']:>6.2f}x {many / rate['push_pull']:>6.2f}x",
+                  flush=True)
     print(f"{'size':>8} {'bridged msg/s':>14} {'MB/s':>8} {'direct msg/s':>14} {'ratio':>7}")
     result["bridge"] = []
     for size in [1024, 65536, 1 << 20] if not quick else [65536]:

@@ -4,10 +4,14 @@
  *
  * The view holds a buffer export of owner for its whole life, so its
  * memoryviews, arrays and DLPack tensors (which hold the view) keep the
- * payload alive; there is no slot to pin and nothing to give back. A
- * payload whose data does not start on a 64-byte boundary is copied once,
- * here, into a 64-byte aligned block and owner is let go: DLPack consumers
- * and the tensor frames (ABI.md "Tensor frames") count on that alignment.
+ * payload alive; there is no slot to pin and nothing to give back.
+ *
+ * The buffer protocol exports the payload in place, wherever it lies (a
+ * byte buffer promises no alignment). DLPack consumers and the tensor
+ * frames (ABI.md "Tensor frames") count on 64-byte alignment: the first
+ * __dlpack__ or array() of a payload whose data does not start on a 64-byte
+ * boundary copies it once into an aligned block, kept for the view's life
+ * and used by every later export. A view only read as bytes never copies.
  */
 #include "foreign.h"
 
@@ -19,11 +23,29 @@
 
 typedef struct {
 	PyObject_HEAD
-	PyObject *owner;            /* strong, NULL once the payload was copied */
+	PyObject *owner;            /* strong, for the view's life */
 	Py_buffer src;              /* owner's export, valid while owner is set */
-	void *copy;                 /* the aligned copy, or NULL */
-	tx_rxmsg msg;               /* data, size, type_id (seq unused) */
+	void *copy;                 /* the aligned copy, made on demand, or NULL */
+	tx_rxmsg msg;               /* data (in place), size, type_id (seq unused) */
 } ForeignViewObject;
+
+/* The payload at a 64-byte boundary: in place when it lies on one, else
+ * the aligned copy, made at the first call. NULL with MemoryError set. */
+static const void *aligned_data(ForeignViewObject *self)
+{
+	if (!self->msg.size || !((uintptr_t)self->msg.data & 63))
+		return self->msg.data;
+	if (!self->copy) {
+		void *p;
+		if (posix_memalign(&p, 64, self->msg.size) != 0) {
+			PyErr_NoMemory();
+			return NULL;
+		}
+		memcpy(p, self->msg.data, self->msg.size);
+		self->copy = p;
+	}
+	return self->copy;
+}
 
 static PyObject *FView_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
@@ -53,17 +75,6 @@ static PyObject *FView_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 	self->msg.size = (uint32_t)self->src.len;
 	self->msg.type_id = (uint32_t)type_id;
 	self->msg.data = self->src.buf;
-	if (self->msg.size && ((uintptr_t)self->src.buf & 63)) {
-		if (posix_memalign(&self->copy, 64, self->msg.size) != 0) {
-			self->copy = NULL;
-			Py_DECREF(self);
-			return PyErr_NoMemory();
-		}
-		memcpy(self->copy, self->src.buf, self->msg.size);
-		self->msg.data = self->copy;
-		PyBuffer_Release(&self->src);
-		Py_CLEAR(self->owner);
-	}
 	return (PyObject *)self;
 }
 
@@ -81,7 +92,7 @@ static void FView_dealloc(ForeignViewObject *self)
 
 static int FView_getbuffer(ForeignViewObject *self, Py_buffer *view, int flags)
 {
-	/* read-only, as a received slot: PyBUF_WRITABLE is refused */
+	/* in place and read-only, as a received slot: PyBUF_WRITABLE is refused */
 	return PyBuffer_FillInfo(view, (PyObject *)self, (void *)self->msg.data, self->msg.size, 1,
 	                         flags);
 }
@@ -89,7 +100,10 @@ static int FView_getbuffer(ForeignViewObject *self, Py_buffer *view, int flags)
 static PyObject *FView_array(ForeignViewObject *self, PyObject *unused)
 {
 	tachyon_tensor_frame f;
-	if (tx_frame_of(self->msg.data, self->msg.size, self->msg.type_id, &f, PyExc_ValueError) < 0)
+	const void *data = aligned_data(self);
+	if (!data)
+		return NULL;
+	if (tx_frame_of(data, self->msg.size, self->msg.type_id, &f, PyExc_ValueError) < 0)
 		return NULL;
 	return tx_frame_array((PyObject *)self, &f);
 }
@@ -97,7 +111,11 @@ static PyObject *FView_array(ForeignViewObject *self, PyObject *unused)
 static PyObject *FView_dlpack(ForeignViewObject *self, PyObject *const *args, Py_ssize_t nargs,
                               PyObject *kwnames)
 {
-	return tx_dlpack_export_owned((PyObject *)self, &self->msg, args, nargs, kwnames);
+	tx_rxmsg m = self->msg;
+	m.data = aligned_data(self);
+	if (!m.data)
+		return NULL;
+	return tx_dlpack_export_owned((PyObject *)self, &m, args, nargs, kwnames);
 }
 
 static PyObject *FView_dlpack_device(PyObject *self, PyObject *unused)
@@ -137,7 +155,8 @@ static PyGetSetDef FView_getset[] = {
 	{"type_id", (getter)FView_get_type_id, NULL, "The message's type_id.", NULL},
 	{"actual_size", (getter)FView_get_size, NULL, "The payload's size in bytes.", NULL},
 	{"copied", (getter)FView_get_copied, NULL,
-	 "True when the payload was not 64-byte aligned and was copied into an aligned block.",
+	 "True once an aligned copy was made: the payload is not 64-byte aligned and was "
+	 "exported by __dlpack__ or array(), which copy it once. The buffer protocol never copies.",
 	 NULL},
 	{NULL, NULL, NULL, NULL, NULL},
 };
@@ -145,8 +164,9 @@ static PyGetSetDef FView_getset[] = {
 static PyType_Slot FView_slots[] = {
 	{Py_tp_doc, "_ForeignView(owner, type_id=0)\n--\n\n"
 	            "A read-only view of a payload held by owner (any C-contiguous buffer), with "
-	            "the buffer protocol, __dlpack__ and array() of a received slot. Data not "
-	            "64-byte aligned is copied once into an aligned block."},
+	            "the buffer protocol (in place), __dlpack__ and array() of a received slot. "
+	            "Data not 64-byte aligned is copied once into an aligned block by the first "
+	            "__dlpack__ or array(), which need that alignment."},
 	{Py_tp_new, FView_new},
 	{Py_tp_dealloc, FView_dealloc},
 	{Py_tp_methods, FView_methods},

@@ -1,13 +1,16 @@
 """The producing end of tests/test_net_resume.py, in its own process.
 
-    net_resume_peer.py URL N SEED LIVENESS [hold] [listen]
+    net_resume_peer.py URL N SEED LIVENESS [hold] [listen] [many]
 
 Connects to URL with LIVENESS, sends N messages of the checked stream
 (tests/isolated/streamcheck.py, seeded by SEED), then closes. N 0: sends
 until a line arrives on stdin (or 1 GB went), a message a millisecond
 at most so that a test's stream lasts. With "hold" it prints "last-sent"
 after the last send and closes only once a line arrives on stdin. With
-"listen" it listens on URL (capacity 256 KiB) instead of connecting. Prints
+"listen" it listens on URL (capacity 256 KiB) instead of connecting. With
+"many" it sends with send_many, eight messages a call, all with the
+type_id of the call's first (group_type_id), so that the small ones travel
+in batches. Prints
 "sent N BYTES CLOSE_SECONDS" at the end, or "dead MONOTONIC LAST_ACKED_SEQ
 SENT" and exits 3 on PeerDeadError.
 """
@@ -16,10 +19,11 @@ import threading
 import time
 
 import tachyon
-from streamcheck import payload_of, sizes, type_id_of
+from streamcheck import group_type_id, payload_of, sizes, type_id_of
 
 url, n, seed, live = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
-hold, listen = "hold" in sys.argv[5:], "listen" in sys.argv[5:]
+hold, listen, many = ("hold" in sys.argv[5:], "listen" in sys.argv[5:],
+                      "many" in sys.argv[5:])
 sent = total = 0
 stop = threading.Event()
 if not n:
@@ -29,7 +33,20 @@ if listen:
 else:
     bus = tachyon.Bus.connect(url, timeout=30, liveness=live)
 try:
-    for seq, size in enumerate(sizes(seed, bus.max_payload, n or 1 << 40)):
+    if many:
+        group = []
+        for seq, size in enumerate(sizes(seed, bus.max_payload, n or 1 << 40)):
+            group.append(payload_of(seq, size))
+            total += size
+            if len(group) == 8 or seq == n - 1:
+                first = seq + 1 - len(group)
+                sent += bus.send_many(group, group_type_id(first), timeout=60)
+                group = []
+                if stop.is_set() or total > 1 << 30:
+                    break
+                if not n:
+                    time.sleep(0.002)
+    for seq, size in enumerate(sizes(seed, bus.max_payload, 0 if many else n or 1 << 40)):
         if stop.is_set() or total + size > 1 << 30:
             break
         bus.send(payload_of(seq, size), type_id_of(seq), timeout=60)

@@ -15,6 +15,12 @@ def type_id_of(seq):
     return (seq * 2654435761) & 0xFFFFFFFF
 
 
+def group_type_id(seq):
+    """The type_id of message seq when sent by send_many eight at a time
+    (one type_id per call, the first message's)."""
+    return type_id_of(seq - seq % 8)
+
+
 def payload_of(seq, size):
     stamp = seq.to_bytes(8, "little")
     return (stamp * (size // 8 + 1))[:size]
