@@ -1407,7 +1407,7 @@ class NetBus:
 
 def _ready(sock: "zmq.Socket[bytes]") -> bool:
     """A message waits on sock (a flag read, cheaper than a failed receive)."""
-    return bool(_zget(sock, _EVENTS) & _POLLIN)
+    return bool(cast(int, _zget(sock, _EVENTS)) & _POLLIN)
 
 
 def _srcfd(frame: Any) -> int:
