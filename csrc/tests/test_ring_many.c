@@ -10,9 +10,12 @@
  *    or fatal ring: how many were sent and why the rest was not;
  *  - head is published every 32 messages (and every quarter ring) inside
  *    one call, counting commits made before it;
+ *  - tachyon_bus_send_many: -EAGAIN with the count when it may not wait,
+ *    and, waiting, every message in order past a full ring;
  *  - the batch peek delivers exactly what a loop of try_peek delivers, with
  *    the same end state, on honest rings and on rings with a broken header
  *    at a random place, a lone SKIP behind a pinned slot, a close. */
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -466,6 +469,52 @@ static void test_batch_equals_loop(void)
 	CHECK(past_head > 100);
 }
 
+/* ------------------------------------------------------------------------ */
+/* the bus call                                                              */
+
+static void *drain_thread(void *arg)
+{
+	tachyon_bus *cons = arg;
+	tachyon_wait w = test_wait_ms(10000);
+	for (int got = 0; got < 60;) {
+		tachyon_msg ms[8];
+		int n = tachyon_bus_recv_batch(cons, ms, 8, &w);
+		REQUIRE(n > 0);
+		for (int i = 0; i < n; i++, got++)
+			CHECK(ms[i].type_id == 9 && payload_is(&ms[i], got % 64, 100));
+		CHECK_EQ(tachyon_bus_release_to(cons, ms[n - 1].end, (uint32_t)n), 0);
+	}
+	return NULL;
+}
+
+static void test_bus_send_many(void)
+{
+	tachyon_bus *prod, *cons;
+	test_make_pair(1024, TACHYON_ROLE_CONSUMER, "many", &cons, &prod);
+	tachyon_iov v[60];
+	for (int i = 0; i < 60; i++)
+		v[i] = (tachyon_iov){src[i % 64], 100}; /* slots of 192: 5 fit */
+	tachyon_wait now = {0, 0, NULL, NULL};
+	size_t sent = 99;
+	CHECK_EQ(tachyon_bus_send_many(prod, v, 60, 9, &now, &sent), -EAGAIN);
+	CHECK_EQ(sent, 5);
+	/* the consumer takes them as they come; the rest waits for room */
+	pthread_t t;
+	REQUIRE(pthread_create(&t, NULL, drain_thread, cons) == 0);
+	tachyon_wait w = test_wait_ms(10000);
+	CHECK_EQ(tachyon_bus_send_many(prod, v + 5, 55, 9, &w, &sent), 0);
+	CHECK_EQ(sent, 55);
+	pthread_join(t, NULL);
+	CHECK_EQ(tachyon_bus_send_many(prod, NULL, 1, 9, &w, &sent), -EINVAL);
+	CHECK_EQ(sent, 0);
+	tachyon_bus_close(prod);
+	CHECK_EQ(tachyon_bus_send_many(prod, v, 1, 9, &w, &sent), -TACHYON_ECLOSED);
+	CHECK_EQ(sent, 0);
+	tachyon_bus_unref(prod);
+	tachyon_bus_close(cons);
+	tachyon_bus_unref(cons);
+}
+
 int main(void)
 {
 	fill_sources();
@@ -475,5 +524,6 @@ int main(void)
 	test_partial_progress();
 	test_publication_inside();
 	test_batch_equals_loop();
+	test_bus_send_many();
 	return test_result("test_ring_many");
 }
