@@ -16,6 +16,8 @@
  *          release_to: the per-message work of each side of a round trip
  *   batch  per message of a batch of --batch: reserve + copy + commit each,
  *          one flush, one try_peek_batch, one release_to for the batch
+ *   many   the same batch through the vectored send: one try_send_many
+ *          (which ends with a flush), one try_peek_batch, one release_to
  * Without valgrind it prints the wall time per message too (a rough number:
  * one thread, everything in L1).
  */
@@ -45,6 +47,7 @@ typedef struct percall {
 	unsigned batch;
 	uint8_t payload[4096];
 	tachyon_msg msgs[1024];
+	tachyon_iov iov[1024];
 } percall;
 
 static void die(const char *what, int rc)
@@ -109,6 +112,33 @@ static uint64_t percall_batch(percall *s, unsigned n)
 	return sum;
 }
 
+static uint64_t percall_many(percall *s, unsigned n)
+{
+	uint64_t sum = 0;
+	size_t size = s->size & (sizeof s->payload - 1);
+	for (unsigned i = 0; i < s->batch; i++)
+		s->iov[i] = (tachyon_iov){s->payload, size};
+	for (unsigned done = 0; done < n; done += s->batch) {
+		size_t sent = 0;
+		int rc = tachyon_producer_try_send_many(&s->prod, s->iov, s->batch, 7, &sent);
+		if (rc || sent != s->batch)
+			die("try_send_many", rc ? rc : -EAGAIN);
+		unsigned got = 0;
+		while (got < s->batch) {
+			rc = tachyon_consumer_try_peek_batch(&s->cons, s->msgs + got, s->batch - got);
+			if (rc < 0)
+				die("try_peek_batch", rc);
+			got += (unsigned)rc;
+		}
+		for (unsigned i = 0; i < got; i++)
+			sum += s->msgs[i].size + ((const uint8_t *)s->msgs[i].data)[0];
+		rc = tachyon_consumer_release_to(&s->cons, s->msgs[got - 1].end, got);
+		if (rc)
+			die("release_to", rc);
+	}
+	return sum;
+}
+
 int main(int argc, char **argv)
 {
 	const char *mode = "one";
@@ -126,7 +156,7 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--batch") && i + 1 < argc)
 			s.batch = (unsigned)strtoul(argv[++i], NULL, 10);
 		else {
-			fprintf(stderr, "usage: percall [--mode one|batch] [--count N] [--size B] [--batch K]\n");
+			fprintf(stderr, "usage: percall [--mode one|batch|many] [--count N] [--size B] [--batch K]\n");
 			return 2;
 		}
 	}
@@ -135,7 +165,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "percall: size or batch out of range\n");
 		return 2;
 	}
-	int one = strcmp(mode, "batch") != 0;
+	int many = strcmp(mode, "many") == 0;
+	int one = strcmp(mode, "batch") != 0 && !many;
 	if (!one)
 		count -= count % s.batch;
 	memset(s.payload, 0x5A, sizeof s.payload);
@@ -150,10 +181,10 @@ int main(int argc, char **argv)
 	((struct tachyon_region_header *)s.region.base)->consumer_wait = TACHYON_WAIT_PURE_SPIN;
 	int64_t t0 = bench_now_ns();
 	CALLGRIND_TOGGLE_COLLECT;
-	uint64_t sum = one ? percall_one(&s, count) : percall_batch(&s, count);
+	uint64_t sum = one ? percall_one(&s, count) : many ? percall_many(&s, count) : percall_batch(&s, count);
 	CALLGRIND_TOGGLE_COLLECT;
 	int64_t t1 = bench_now_ns();
-	printf("mode %s size %zu batch %u messages %u ns/msg %.1f (checksum %llu)\n", one ? "one" : "batch",
+	printf("mode %s size %zu batch %u messages %u ns/msg %.1f (checksum %llu)\n", one ? "one" : many ? "many" : "batch",
 	       s.size, one ? 1 : s.batch, count, (double)(t1 - t0) / count, (unsigned long long)sum);
 	tachyon_region_release(&s.region);
 	return 0;

@@ -4,13 +4,16 @@
  *
  * Ours. The child produces: for --seconds per round it sends messages of one
  * size as fast as the ring takes them (a plain send per message, which
- * publishes head each time; --batch N instead reserves, fills the payload
- * with tachyon_bus_copy_payload (as send does) and commits, publishing every
- * 32 commits or a quarter ring and flushing every N), then
+ * publishes head each time; --batch N instead hands N messages at a time to
+ * the vectored send, tachyon_bus_send_many, which publishes every 32
+ * messages or a quarter ring and at its end; while N payloads would take
+ * more than 16 MiB, fewer per call), then
  * an end marker. The parent consumes: it drains up to 64 messages per call,
  * copies each payload out (what a receiver that keeps the bytes does), checks
  * the sequence number the producer put in the first 8 bytes (nothing lost or
- * reordered) and releases each message once copied.
+ * reordered) and releases each message once copied (with --batch, messages
+ * under 4 KiB are released together once the drained batch of up to 64 is
+ * copied: one release call per batch, which publishes tail).
  *
  * The floor. A bare single-producer single-consumer ring in shared memory
  * between the same two pinned processes, of the same capacity and with the
@@ -242,6 +245,39 @@ static round_result floor_consume(floor_ring *f, uint64_t cap, size_t size, uint
 
 /* ---- ours: producer (child) ------------------------------------------------ */
 
+/* --batch: the messages of one vectored send, each with a payload of its
+ * own (they carry different sequence numbers). */
+#define MANY_BYTES ((size_t)16 << 20)
+
+static void produce_many(tachyon_bus *b, const struct options *o, size_t size, uint8_t *bufs,
+                         tachyon_iov *iov)
+{
+	tachyon_wait w = {TACHYON_FOREVER, 0, NULL, NULL};
+	int64_t stop = bench_now_ns() + (int64_t)(o->seconds * 1e9);
+	size_t per = (size_t)o->batch, stride = size ? size : 1;
+	if (per * stride > MANY_BYTES)
+		per = MANY_BYTES / stride ? MANY_BYTES / stride : 1;
+	uint64_t seq = 0;
+	int rc;
+	for (uint64_t calls = 0;; calls++) {
+		/* the clock about every 64 messages, as the plain mode reads it */
+		if ((calls * per) / 64 != ((calls + 1) * per) / 64 || calls == 0)
+			if (bench_now_ns() >= stop)
+				break;
+		for (size_t i = 0; i < per; i++, seq++) {
+			uint8_t *p = bufs + i * stride;
+			if (size >= sizeof seq)
+				memcpy(p, &seq, sizeof seq);
+			iov[i] = (tachyon_iov){p, size};
+		}
+		size_t sent = 0;
+		if ((rc = tachyon_bus_send_many(b, iov, per, TYPE_DATA, &w, &sent)) < 0)
+			die("send_many", rc);
+	}
+	if ((rc = tachyon_bus_send(b, bufs, 0, TYPE_END, &w)) < 0)
+		die("send end", rc);
+}
+
 static void produce_round(tachyon_bus *b, const struct options *o, size_t size, uint8_t *buf)
 {
 	tachyon_wait w = {TACHYON_FOREVER, 0, NULL, NULL};
@@ -285,6 +321,8 @@ typedef struct reader {
 	tachyon_msg m[DRAIN_MAX];
 	int got, pos;
 	int64_t t_batch; /* when the batch arrived */
+	int per_batch;   /* release once per drained batch (--batch, small messages) */
+	uint32_t unreleased; /* copied since the last release */
 } reader;
 
 static const tachyon_msg *next_msg(tachyon_bus *b, reader *rd)
@@ -322,8 +360,12 @@ static round_result consume_round(tachyon_bus *b, reader *rd, size_t size, uint8
 					bad_sequence(n, seq);
 			}
 		}
-		if ((rc = tachyon_bus_release_to(b, m->end, 1)) < 0)
-			die("release", rc);
+		rd->unreleased++;
+		if (!rd->per_batch || end || rd->pos == rd->got) {
+			if ((rc = tachyon_bus_release_to(b, m->end, rd->unreleased)) < 0)
+				die("release", rc);
+			rd->unreleased = 0;
+		}
 		if (end)
 			break;
 		if (n++ == 0)
@@ -365,13 +407,23 @@ int main(int argc, char **argv)
 		if ((rc = tachyon_bus_set_role(b, TACHYON_ROLE_PRODUCER)) < 0)
 			die("set_role", rc);
 		uint8_t *buf = malloc(max_size);
+		size_t many = o.batch ? (size_t)o.batch * max_size : 0;
+		uint8_t *bufs = many ? malloc(many < MANY_BYTES ? many : MANY_BYTES + max_size) : NULL;
+		tachyon_iov *iov = o.batch ? calloc((size_t)o.batch, sizeof *iov) : NULL;
+		if (o.batch && (!bufs || !iov))
+			die("malloc", ENOMEM);
+		if (bufs)
+			memset(bufs, 0x5A, many < MANY_BYTES ? many : MANY_BYTES + max_size);
 		if (!buf)
 			die("malloc", ENOMEM);
 		memset(buf, 0x5A, max_size);
 		for (int s = 0; s < o.nsizes; s++)
 			for (int r = 0; r <= o.rounds; r++) { /* round 0: warm-up */
 				floor_produce(fr, o.capacity, o.sizes[s], o.seconds, buf);
-				produce_round(b, &o, o.sizes[s], buf);
+				if (o.batch)
+					produce_many(b, &o, o.sizes[s], bufs, iov);
+				else
+					produce_round(b, &o, o.sizes[s], buf);
 			}
 		tachyon_bus_close(b);
 		_exit(0);
@@ -393,7 +445,7 @@ int main(int argc, char **argv)
 
 	printf("streaming, capacity %llu, %s consumer, %s, %.2f s x %d rounds per size, cpus %d,%d\n",
 	       (unsigned long long)o.capacity, o.pure_spin ? "pure-spin" : "hybrid",
-	       o.batch ? "reserve/commit, flush every --batch" : "send per message", o.seconds,
+	       o.batch ? "send_many of --batch messages" : "send per message", o.seconds,
 	       o.rounds, o.cpu_parent, o.cpu_child);
 	printf("%10s %13s %13s %9s %9s %9s %10s\n", "size", "floor msg/s", "ours msg/s", "ours GB/s",
 	       "min GB/s", "max GB/s", "ours/floor");
@@ -403,6 +455,7 @@ int main(int argc, char **argv)
 		double fm[MAX_ROUNDS], um[MAX_ROUNDS], ug[MAX_ROUNDS], ratio[MAX_ROUNDS];
 		for (int r = 0; r <= o.rounds; r++) {
 			round_result f = floor_consume(fr, o.capacity, size, floor_rounds++, out);
+			rd.per_batch = o.batch && size < 4096;
 			round_result u = consume_round(b, &rd, size, out);
 			if (f.msgs < 2 || u.msgs < 2)
 				die("too few messages in a round (raise --seconds)", EINVAL);

@@ -496,3 +496,45 @@ int tachyon_bus_send(tachyon_bus *b, const void *data, size_t size, uint32_t typ
 	return r;
 }
 
+
+int tachyon_bus_send_many(tachyon_bus *b, const tachyon_iov *msgs, size_t n, uint32_t type_id,
+                          const tachyon_wait *w, size_t *sent)
+{
+	size_t done = 0;
+	int r;
+	if (!msgs && n) {
+		r = -EINVAL;
+		goto out;
+	}
+	r = enter(b, TACHYON_ROLE_PRODUCER);
+	if (r < 0)
+		goto out;
+	/* Relaxed: the sticky flag carries no data (as in send). */
+	if (__builtin_expect(tachyon_atomic_load_relaxed32(&b->peer_dead) != 0, 0)) {
+		r = tachyon_wait_peer_gone(b);
+	} else {
+		for (;;) {
+			size_t k = 0;
+			r = tachyon_producer_try_send_many(&b->end.prod, msgs + done, n - done, type_id, &k);
+			done += k;
+			if (r != -EAGAIN)
+				break;
+			/* No room for msgs[done] (head published): wait for it as
+			 * send does, send that one, then go on with the rest. */
+			r = send_wait(b, msgs[done].data, msgs[done].size, type_id, w);
+			if (r != 0)
+				break;
+			done++;
+			if (done == n)
+				break;
+		}
+		/* Liveness by the coarse clock after the publication, as in send. */
+		if (done > 0)
+			(void)bus_check_peer(b, tachyon_coarse_now_ns(), 0);
+	}
+	bus_gate_exit(b);
+out:
+	if (sent)
+		*sent = done;
+	return r;
+}

@@ -415,6 +415,161 @@ int tachyon_producer_try_send(tachyon_producer *p, const void *data, size_t size
 	return producer_flush(p);
 }
 
+/* A payload copy for the vectored send. Up to 64 bytes: two fixed-size
+ * copies that overlap in the middle (each inlined as a load and a store),
+ * so a small message pays no call and no length dispatch; reads and writes
+ * stay within [src, src + n) and [dst, dst + n). Larger ones as a send
+ * copies them. */
+static inline void copy_small_or_payload(tachyon_copy_state *st, uint8_t *dst, const uint8_t *src,
+                                         size_t n)
+{
+	if (n <= 64) {
+		if (n >= 16) {
+			if (n >= 32) {
+				memcpy(dst, src, 32);
+				memcpy(dst + n - 32, src + n - 32, 32);
+			} else {
+				memcpy(dst, src, 16);
+				memcpy(dst + n - 16, src + n - 16, 16);
+			}
+		} else if (n >= 8) {
+			memcpy(dst, src, 8);
+			memcpy(dst + n - 8, src + n - 8, 8);
+		} else if (n >= 4) {
+			memcpy(dst, src, 4);
+			memcpy(dst + n - 4, src + n - 4, 4);
+		} else if (n) {
+			dst[0] = src[0];
+			dst[n / 2] = src[n / 2];
+			dst[n - 1] = src[n - 1];
+		}
+		return;
+	}
+	tachyon_copy_payload(st, dst, src, n);
+}
+
+/* send_many's counters, kept in locals between publications: fold them
+ * into the end before anything that may publish head (which stores them). */
+static inline void producer_count(tachyon_producer *p, uint64_t *msgs, uint64_t *bytes)
+{
+	p->sent_messages += *msgs;
+	p->sent_bytes += *bytes;
+	*msgs = 0;
+	*bytes = 0;
+}
+
+int tachyon_producer_try_send_many(tachyon_producer *p, const tachyon_iov *msgs, size_t n,
+                                   uint32_t type_id, size_t *sent)
+{
+	/* The checks of a reserve that concern the end and the state word are
+	 * made once per call; each message then gets the size, placement and
+	 * room checks of a reserve and is committed as commit does: payload,
+	 * then the SKIP (when it wraps) and the header, head past both. */
+	size_t i = 0;
+	int rc;
+	if (UNLIKELY(p->fatal)) {
+		rc = -TACHYON_ECORRUPT;
+		goto out;
+	}
+	if (UNLIKELY(p->reserved)) {
+		rc = -EBUSY;
+		goto out;
+	}
+	/* acquire: as in producer_reserve (a close or fatal by the consumer). */
+	uint32_t state = tachyon_atomic_load_acquire32(&p->hdr->state);
+	if (UNLIKELY(state != TACHYON_STATE_READY)) {
+		rc = producer_state_error(p, state);
+		goto out;
+	}
+	rc = 0;
+	const uint64_t cap = p->capacity, mask = cap - 1, quarter = cap / 4;
+	uint64_t head = p->head;
+	/* Room: a slot may end at most at room_end (the validated tail plus
+	 * capacity; head - tail <= capacity, so room_end - head cannot wrap). */
+	uint64_t room_end = p->cached_tail + cap;
+	uint64_t published = p->published_head;
+	uint64_t nmsgs = 0, nbytes = 0;
+	uint32_t unpublished = p->unpublished;
+	for (; i < n; i++) {
+		size_t size = msgs[i].size;
+		const uint8_t *data = msgs[i].data;
+		if (UNLIKELY(!data && size)) {
+			rc = -EINVAL;
+			break;
+		}
+		/* A slot is at most capacity; compare before adding. */
+		if (UNLIKELY(size > cap - HDR_SIZE)) {
+			rc = -TACHYON_ENEVERFITS;
+			break;
+		}
+		uint64_t slot = (HDR_SIZE + (uint64_t)size + ALIGN_MSK) & ~ALIGN_MSK;
+		uint64_t off = head & mask;
+		uint64_t pad = 0;
+		if (UNLIKELY(slot > cap - off)) {
+			if (slot > off) { /* the placement rule of producer_reserve */
+				rc = -TACHYON_ENEVERFITS;
+				break;
+			}
+			pad = cap - off;
+		}
+		if (UNLIKELY(room_end - head < pad + slot)) {
+			/* refresh_tail reads the end and may publish it. */
+			p->head = head;
+			p->unpublished = unpublished;
+			producer_count(p, &nmsgs, &nbytes);
+			rc = producer_refresh_tail(p, pad + slot);
+			unpublished = p->unpublished;
+			published = p->published_head;
+			room_end = p->cached_tail + cap;
+			if (rc)
+				break;
+		}
+		uint8_t *sh = p->ring + ((head + pad) & mask);
+		copy_small_or_payload(&p->copy, sh + HDR_SIZE, data, size);
+		if (pad) {
+			/* The SKIP header as commit writes it: all other bytes zero. */
+			uint8_t *skip = p->ring + off;
+			memset(skip, 0, HDR_SIZE);
+			((struct tachyon_slot_header *)(void *)skip)->size = TACHYON_SKIP;
+		}
+		/* Only size, type_id and reserved_size, as commit writes them. */
+		struct tachyon_slot_header *h = (struct tachyon_slot_header *)(void *)sh;
+		h->size = (uint32_t)size;
+		h->type_id = type_id;
+		h->reserved_size = (uint32_t)slot;
+		head += pad + slot;
+		nmsgs++;
+		nbytes += size;
+		/* commit's publication rules: every BATCH messages (ABI.md,
+		 * "Publication and waking"), or a quarter of the ring unpublished. */
+		if (UNLIKELY(++unpublished >= TACHYON_BATCH || head - published >= quarter)) {
+			p->head = head;
+			producer_count(p, &nmsgs, &nbytes);
+			rc = producer_publish_and_wake(p);
+			unpublished = p->unpublished;
+			published = p->published_head;
+			if (rc) {
+				i++; /* this one was committed before the publication failed */
+				break;
+			}
+		}
+	}
+	p->head = head;
+	p->unpublished = unpublished;
+	producer_count(p, &nmsgs, &nbytes);
+	/* End as a flush does: publish and wake (after -EAGAIN, refresh_tail
+	 * published already; after another stop, what was sent goes out). */
+	if (!p->fatal && rc != -EAGAIN) {
+		int fr = producer_flush(p);
+		if (fr)
+			rc = fr;
+	}
+out:
+	if (sent)
+		*sent = i;
+	return rc;
+}
+
 int tachyon_producer_fits(const tachyon_producer *p, size_t max_payload)
 {
 	uint64_t cap = p->capacity;
@@ -664,23 +819,104 @@ int tachyon_consumer_try_peek(tachyon_consumer *c, tachyon_msg *msg)
 
 int tachyon_consumer_try_peek_batch(tachyon_consumer *c, tachyon_msg *msgs, size_t max)
 {
+	/* try_peek's loop with the cursor, the cached head and the counters
+	 * kept in locals: the end's state is checked once, head is loaded only
+	 * when the slots below the cached head ran out, and each slot gets
+	 * exactly try_peek's checks, each header field fetched once. Whatever
+	 * may publish (an empty ring publishes tail and the display words)
+	 * sees the end brought up to date first (SYNC). */
 	if (max == 0)
 		return -EINVAL;
 	if (max > INT_MAX)
 		max = INT_MAX;
-	int rc = tachyon_consumer_try_peek(c, &msgs[0]);
-	if (rc)
-		return rc;
-	size_t n = 1;
+	if (UNLIKELY(c->fatal))
+		return -TACHYON_ECORRUPT;
+	const uint64_t cap = c->capacity;
+	const uint8_t *const ring = c->ring;
+	uint64_t read = c->read, head = c->cached_head;
+	uint64_t nbytes = 0;
+	size_t n = 0, counted = 0;
+	int rc = 0;
+#define SYNC()                                                   \
+	do {                                                     \
+		c->read = read;                                  \
+		c->received_messages += n - counted;             \
+		c->received_bytes += nbytes;                     \
+		counted = n;                                     \
+		nbytes = 0;                                      \
+	} while (0)
 	while (n < max) {
-		rc = tachyon_consumer_try_peek(c, &msgs[n]);
-		if (rc == -TACHYON_ECORRUPT)
-			return rc; /* fatal: not even the messages already peeked */
-		if (rc)
-			break; /* empty or closed: reported by the next call */
-		n++;
+		if (read == head) {
+			rc = consumer_load_head(c);
+			if (UNLIKELY(rc))
+				break;
+			head = c->cached_head;
+			if (head == read) {
+				/* Found empty: what try_peek does then, once. With
+				 * messages in hand the next call reports it. */
+				SYNC();
+				rc = consumer_still_empty(c, read);
+				head = c->cached_head;
+				if (rc)
+					break;
+			}
+			continue;
+		}
+		uint64_t off = read & (cap - 1);
+		uint64_t avail = head - read; /* in (0, cap]: validated head */
+		const struct tachyon_slot_header *sh =
+		        (const struct tachyon_slot_header *)(const void *)(ring + off);
+		/* relaxed, through the counted accessor: as in try_peek. */
+		uint32_t size = TACHYON_SLOT_LOAD32(sh, size);
+		if (UNLIKELY(size == TACHYON_SKIP)) {
+			uint64_t room = cap - off;
+			if (off == 0 || room > avail) {
+				rc = consumer_fail(c, off == 0 ? "a SKIP marker at offset 0"
+				                               : "a SKIP marker whose padding was not "
+				                                 "published whole");
+				break;
+			}
+			if (room == avail && c->release != read) {
+				/* A lone SKIP behind a pinned slot: as in try_peek, wait
+				 * here; if head moved, pass the padding without fetching
+				 * this header again. */
+				SYNC();
+				rc = consumer_empty(c);
+				head = c->cached_head;
+				if (rc)
+					break;
+			}
+			if (c->release == read)
+				c->release = read + room;
+			read += room;
+			continue;
+		}
+		uint32_t type_id = TACHYON_SLOT_LOAD32(sh, type_id);
+		uint64_t rs = TACHYON_SLOT_LOAD32(sh, reserved_size);
+		/* try_peek's six checks in four: with lim = min(cap - off, avail)
+		 * (a multiple of 64, >= 64, <= cap), rs - 64 > lim - 64 is true
+		 * exactly when rs < 64 (the u64 difference wraps) or rs > cap -
+		 * off or rs > avail, and rs > cap implies rs > cap - off. */
+		uint64_t lim = cap - off < avail ? cap - off : avail;
+		if (UNLIKELY(rs - HDR_SIZE > lim - HDR_SIZE || (rs & ALIGN_MSK) != 0 ||
+		             size > rs - HDR_SIZE)) {
+			rc = consumer_fail(c, slot_fault(rs, size, cap, off));
+			break;
+		}
+		tachyon_msg *m = &msgs[n++];
+		m->data = ring + off + HDR_SIZE;
+		m->size = size;
+		m->type_id = type_id;
+		m->pos = read;
+		m->end = read + rs;
+		read += rs;
+		nbytes += size;
 	}
-	return (int)n;
+	SYNC();
+#undef SYNC
+	if (rc == -TACHYON_ECORRUPT)
+		return rc; /* fatal: not even the messages already peeked */
+	return n ? (int)n : rc;
 }
 
 /* release_to's slow side: one of its publication triggers fired. */

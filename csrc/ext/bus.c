@@ -463,6 +463,10 @@ fail:
 	return NULL;
 }
 
+/* send_many takes the payloads in chunks of this many: their buffers are
+ * held while the chunk goes out in one vectored send. */
+#define SEND_MANY_CHUNK 64
+
 static PyObject *Bus_send_many(BusObject *self, PyObject *const *args, Py_ssize_t nargs,
                                PyObject *kwnames)
 {
@@ -499,29 +503,52 @@ static PyObject *Bus_send_many(BusObject *self, PyObject *const *args, Py_ssize_
 		Py_DECREF(items);
 		return NULL;
 	}
-	for (; r == 0 && k < n; k++) {
-		Py_buffer view;
-		void *p = NULL;
-		if (get_send_buffer(PyTuple_GET_ITEM(items, k), &view, "send_many") < 0) {
-			r = -1;
-			break;
+	/* k counts the messages sent. Each chunk: take the buffers (up to a
+	 * payload that is none: the ones before it still go), send them in one
+	 * vectored call, wait for room where the ring is full, release them. */
+	while (r == 0 && k < n) {
+		Py_buffer views[SEND_MANY_CHUNK];
+		tachyon_iov iov[SEND_MANY_CHUNK];
+		Py_ssize_t cnt = 0, j = 0, i;
+		int bad = 0;
+		while (cnt < SEND_MANY_CHUNK && k + cnt < n) {
+			if (get_send_buffer(PyTuple_GET_ITEM(items, k + cnt), &views[cnt], "send_many") < 0) {
+				bad = 1;
+				break;
+			}
+			iov[cnt].data = views[cnt].buf;
+			iov[cnt].size = (size_t)views[cnt].len;
+			cnt++;
 		}
-		r = tachyon_bus_reserve(self->bus, (size_t)view.len, &p, &now);
-		if ((r == -EAGAIN || r == -ETIMEDOUT) && deadline != 0) {
+		while (j < cnt) {
+			size_t sent = 0;
+			void *p = NULL;
+			r = tachyon_bus_send_many(self->bus, iov + j, (size_t)(cnt - j), type_id, &now, &sent);
+			j += (Py_ssize_t)sent;
+			if (r == 0)
+				break;
+			failed_size = iov[j].size;
+			if ((r != -EAGAIN && r != -ETIMEDOUT) || deadline == 0)
+				break;
+			/* Full: wait for room for iov[j] (GIL released), as send does. */
 			tx_call c = {.op = OP_RESERVE, .self = self, .deadline = deadline,
-			             .size = (size_t)view.len, .payload = &p};
+			             .size = iov[j].size, .payload = &p};
 			r = tx_blocking(&c);
-		}
-		if (r == 0) {
-			tachyon_bus_copy_payload(self->bus, p, view.buf, (size_t)view.len);
-			r = tachyon_bus_commit(self->bus, (size_t)view.len, type_id);
-			if (r < 0)
+			if (r != 0)
+				break;
+			tachyon_bus_copy_payload(self->bus, p, iov[j].data, iov[j].size);
+			r = tachyon_bus_commit(self->bus, iov[j].size, type_id);
+			if (r < 0) {
 				tachyon_bus_rollback(self->bus);
+				break;
+			}
+			j++;
 		}
-		failed_size = (size_t)view.len;
-		release_send_buffer(&view);
-		if (r < 0)
-			break;
+		k += j;
+		for (i = 0; i < cnt; i++)
+			release_send_buffer(&views[i]);
+		if (r == 0 && bad)
+			r = -1;
 	}
 	if (r != -TX_ELATE) { /* else the family was never entered */
 		/* publish everything committed, also on the error path */

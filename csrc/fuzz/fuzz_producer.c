@@ -4,7 +4,9 @@
  *
  * Input: a capacity choice, a region header (possibly broken), the starting
  * head and tail, then a program: reserve (any size, huge ones included),
- * commit (sizes up to one past the reservation), rollback, flush, and the
+ * commit (sizes up to one past the reservation), rollback, flush, the
+ * vectored send (up to 40 messages of any sizes, a NULL payload now and
+ * then), and the
  * consumer's side: an honest consumer that walks and checks the published
  * slots and moves tail past them, or a hostile one that stores any tail
  * (behind, ahead of head, unaligned, huge jumps), a foreign writer of head,
@@ -44,6 +46,7 @@ typedef struct run {
 	/* what the honest consumer expects */
 	uint32_t seq_next, seq_expect;
 	uint32_t sizes[MAX_PRODUCED];
+	uint32_t types[MAX_PRODUCED];
 } run;
 
 static uint8_t pattern(uint32_t seq)
@@ -126,7 +129,59 @@ static void op_commit(run *r, uint16_t a)
 	}
 	FUZZ_ASSERT(!r->fatal_seen);
 	r->sizes[seq % MAX_PRODUCED] = (uint32_t)actual;
+	r->types[seq % MAX_PRODUCED] = seq;
 	r->seq_next++;
+}
+
+static size_t pick_size(run *r, fuzz_in *in);
+
+/* The vectored send: every message it reports sent is recorded for the
+ * honest consumer; the one it stopped at is what its code says. */
+static void op_send_many(run *r, fuzz_in *in)
+{
+	enum { K = 40 };
+	tachyon_iov v[K];
+	uint8_t *bufs[K];
+	size_t k = 1 + fin_u8(in) % K;
+	uint32_t type_id = fin_u32(in);
+	for (size_t i = 0; i < k; i++) {
+		size_t n = pick_size(r, in);
+		bufs[i] = NULL;
+		if (n <= r->cap && fin_u8(in) % 16 != 0) {
+			bufs[i] = malloc(n ? n : 1);
+			FUZZ_ASSERT(bufs[i] != NULL);
+			/* the payload of the seq it gets if sent */
+			memset(bufs[i], pattern(r->seq_next + (uint32_t)i), n);
+		}
+		/* a huge size with some pointer: the size check must come first */
+		v[i] = (tachyon_iov){bufs[i] ? bufs[i] : (n > r->cap ? (const void *)r : NULL), n};
+	}
+	size_t sent = SIZE_MAX;
+	int rc = tachyon_producer_try_send_many(&r->p, v, k, type_id, &sent);
+	TRACE("send_many %zu -> %d, sent %zu\n", k, rc, sent);
+	FUZZ_ASSERT(sent <= k);
+	FUZZ_ASSERT(rc == 0 ? sent == k : rc < 0);
+	for (size_t i = 0; i < sent; i++) {
+		uint32_t seq = r->seq_next++;
+		r->sizes[seq % MAX_PRODUCED] = (uint32_t)v[i].size;
+		r->types[seq % MAX_PRODUCED] = type_id;
+	}
+	if (r->reserved) {
+		FUZZ_ASSERT(sent == 0 && (rc == -EBUSY || rc == -TACHYON_ECORRUPT));
+	} else if (rc == -EINVAL) {
+		FUZZ_ASSERT(v[sent].data == NULL && v[sent].size != 0);
+	} else if (rc == -TACHYON_ENEVERFITS) {
+		FUZZ_ASSERT(!tachyon_producer_fits(&r->p, v[sent].size));
+	} else if (rc != 0) {
+		check_rc(r, rc);
+	}
+	if (r->honest && rc != -TACHYON_EPEERCLOSED && rc != -EBUSY)
+		/* published at the end, whatever stopped it */
+		FUZZ_ASSERT(tachyon_atomic_load_relaxed64(&r->hdr->head) == r->p.head);
+	if (rc == -TACHYON_ECORRUPT)
+		FUZZ_ASSERT(!r->honest);
+	for (size_t i = 0; i < k; i++)
+		free(bufs[i]);
 }
 
 /* The honest consumer: walk published slots from tail (at most k messages),
@@ -155,7 +210,7 @@ static void op_consume(run *r, uint8_t k)
 		}
 		FUZZ_ASSERT(r->seq_expect != r->seq_next);
 		uint32_t seq = r->seq_expect++;
-		FUZZ_ASSERT(h->type_id == seq);
+		FUZZ_ASSERT(h->type_id == r->types[seq % MAX_PRODUCED]);
 		FUZZ_ASSERT(h->size == r->sizes[seq % MAX_PRODUCED]);
 		FUZZ_ASSERT(h->reserved_size >= 64 + h->size && h->reserved_size % 64 == 0);
 		FUZZ_ASSERT(off + h->reserved_size <= cap && h->reserved_size <= head - tail);
@@ -256,11 +311,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	for (int ops = 0; ops < MAX_OPS && fin_more(&in); ops++) {
 		uint8_t op = fin_u8(&in);
-		switch (op % 10) {
+		switch (op % 11) {
 		case 0:
 		case 1:
 		case 2:
 			op_reserve(&r, pick_size(&r, &in));
+			break;
+		case 10:
+			op_send_many(&r, &in);
 			break;
 		case 3:
 		case 4:

@@ -225,6 +225,29 @@ TACHYON_API int tachyon_producer_flush(tachyon_producer *p);
  * nothing was reserved and head was published. */
 TACHYON_API int tachyon_producer_try_send(tachyon_producer *p, const void *data, size_t size, uint32_t type_id);
 
+/* One message of a vectored send: size bytes at data (NULL only when size is 0). */
+typedef struct tachyon_iov {
+	const void *data;
+	size_t size;
+} tachyon_iov;
+
+/*
+ * The vectored send: msgs[0..n) as n messages of one type_id, in order, as
+ * far as they fit now. The end and the state word are checked once per
+ * call; each message gets every size, placement and room check of a
+ * reserve and is written as commit writes it (a SKIP first when it wraps).
+ * Head is published at least every TACHYON_BATCH messages (and once a
+ * quarter of the capacity is unpublished) and at the end, which then wakes
+ * a sleeping consumer as a flush does. *sent (when not NULL) is set to the
+ * number of messages sent, always. Returns 0 when all n were sent, else
+ * why msgs[*sent] was not: -EAGAIN (no room now; head was published),
+ * -TACHYON_ENEVERFITS, -EINVAL (NULL data with a size), -EBUSY (a
+ * reservation is open), -TACHYON_EPEERCLOSED or -TACHYON_ECORRUPT; the
+ * messages before it were sent and published all the same.
+ */
+TACHYON_API int tachyon_producer_try_send_many(tachyon_producer *p, const tachyon_iov *msgs, size_t n,
+                                               uint32_t type_id, size_t *sent);
+
 /* Can a slot for max_payload bytes ever be placed at the current offset? */
 TACHYON_API int tachyon_producer_fits(const tachyon_producer *p, size_t max_payload);
 
@@ -237,7 +260,12 @@ TACHYON_API int tachyon_producer_fits(const tachyon_producer *p, size_t max_payl
  */
 TACHYON_API int tachyon_consumer_try_peek(tachyon_consumer *c, tachyon_msg *msg);
 
-/* Peek up to max messages; returns the count (>= 1) or an error as above. */
+/* Peek up to max messages; returns the count (>= 1) or an error as above.
+ * One call with its own loop: the end's state is checked once and head is
+ * loaded again only when the messages below the cached head ran out; every
+ * slot gets the checks of try_peek. Stops early (returning the count) when
+ * the ring is found empty or closed, which the next call reports;
+ * -TACHYON_ECORRUPT at any message returns that, not the count. */
 TACHYON_API int tachyon_consumer_try_peek_batch(tachyon_consumer *c, tachyon_msg *msgs, size_t max);
 
 /* Move the release cursor to pos (a slot boundary between the release and
@@ -422,6 +450,15 @@ TACHYON_API int tachyon_bus_flush(tachyon_bus *b);
 /* reserve + copy + commit + flush */
 TACHYON_API int tachyon_bus_send(tachyon_bus *b, const void *data, size_t size, uint32_t type_id,
                      const tachyon_wait *w);
+
+/* The vectored send (tachyon_producer_try_send_many): msgs[0..n) as n
+ * messages of type_id, in order; where the ring is full, waits for room as
+ * send does (until w->deadline_ns) and goes on. *sent (when not NULL) is
+ * always the number of messages sent. Returns 0 when all were sent, else
+ * why msgs[*sent] was not, as send returns it (-EAGAIN when the deadline
+ * passed without room); those before it were sent and published. */
+TACHYON_API int tachyon_bus_send_many(tachyon_bus *b, const tachyon_iov *msgs, size_t n,
+                                      uint32_t type_id, const tachyon_wait *w, size_t *sent);
 
 /* Consumer. recv waits for one message until w->deadline_ns (-ETIMEDOUT);
  * recv_batch for at least one and returns the count. Messages stay valid
