@@ -69,6 +69,7 @@ from ._core import (
 
 PREFIX = "tcp://"
 SLICE = 0.2          # the longest a blocking call waits between checks
+EVENTS_EVERY = 0.05  # the longest between two looks at connection events while busy (_pump)
 _FOREVER = None
 # At or above this size, an immutable payload (bytes) goes to libzmq without a copy.
 _ZERO_COPY_MIN = 1 << 16
@@ -383,6 +384,8 @@ class NetBus:
         self._poller = zmq.Poller()
         self._poller.register(sock, zmq.POLLIN)
         self._poller.register(self._monitor, zmq.POLLIN)
+        self._data_poller = zmq.Poller()
+        self._data_poller.register(sock, zmq.POLLIN)
         self._url = url
         self._capacity = capacity
         self._liveness = liveness
@@ -432,6 +435,7 @@ class NetBus:
         self._security_refusal: Optional[Tuple[bool, str]] = None
         self._curve = False             # this connector uses CURVE (set by connect)
         self._resumes = 0               # connections resumed (a test reads it)
+        self._events_due = 0.0          # when the monitor is next looked at (_pump)
         self._peer_batches = False      # the peer takes BATCH frames (its HELLO/WELCOME said so)
         self._batches = 0               # BATCH frames taken in (a test reads it)
 
@@ -573,6 +577,7 @@ class NetBus:
     # -- the receive side of the socket ---------------------------------------
 
     def _poll(self, seconds: float) -> None:
+        """Wait for the data socket or the monitor, at most seconds."""
         self._poller.poll(int(seconds * 1000))
 
     def _recv_parts(self, probe: bool = True) -> Optional[List[Any]]:
@@ -633,13 +638,22 @@ class NetBus:
                 if why is not None and not (self._security_refusal or (False,))[0]:
                     self._security_refusal = why
 
-    def _pump(self, limit: int = 4096) -> None:
+    def _pump(self, limit: int = 4096, stirred: bool = False) -> None:
         """Take in what arrived: frames for the bus, refusals for strangers,
-        connection events, and the liveness verdict."""
-        self._events()
+        connection events, and the liveness verdict. stirred: a poll just
+        said that a frame waits."""
+        now = time.monotonic()
+        if now >= self._events_due:
+            # Every look at the monitor is a system call in libzmq (it
+            # drains the socket's command pipe), as every look at the data
+            # socket is: a wait whose poll the monitor stirred looks at
+            # once, otherwise a look is due every EVENTS_EVERY.
+            self._events_due = now + EVENTS_EVERY
+            self._events()
         for i in range(limit):
-            # frames that came in a burst are taken without asking first
-            parts = self._recv_parts(i < 4)
+            # frames that came in a burst are taken without asking first,
+            # and so is the one a poll reported
+            parts = self._recv_parts(i < 4 and not (stirred and i == 0))
             if parts is None:
                 break
             self._on_frame(parts)
@@ -855,8 +869,12 @@ class NetBus:
         # before every wait would only double the frames.
         if self._rx_taken - self._rx_granted >= self._capacity // 4:
             self._grant()
-        self._poll(_left(deadline))
-        self._pump()
+        # The data socket alone: libzmq's poll looks at each socket's
+        # events before and after it sleeps (a system call each), and
+        # connection events can wait for the pump's next look (EVENTS_EVERY,
+        # after one slice at most).
+        stirred = self._data_poller.poll(int(_left(deadline) * 1000))
+        self._pump(stirred=bool(stirred))
         if self._verdict is not None and not self._listener and self._role is not None:
             self._check_verdict(call)
 
@@ -1127,19 +1145,27 @@ class NetBus:
         self._lock.release()
 
     def _take(self, call: str, deadline: Optional[float]) -> Tuple[int, Any, int]:
+        looked = False
         while True:
-            if not self._rx:
-                self._pump()
             if self._rx:
                 item = self._rx.popleft()
                 self._rx_queued -= item[2]
                 self._recv_messages += 1
                 self._recv_bytes += item[2] - W.MSG_OVERHEAD
                 return item
-            self._raise_if_gone(call, consumer=True)
-            if deadline is not None and time.monotonic() >= deadline:
-                raise TachyonTimeoutError(f"{call}: no message within the timeout")
-            self._wait(deadline, call)
+            if looked:
+                self._raise_if_gone(call, consumer=True)
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise TachyonTimeoutError(f"{call}: no message within the timeout")
+            if not looked and deadline is not None and time.monotonic() >= deadline:
+                self._pump()  # timeout 0 (try_recv): one look, no wait
+            else:
+                # The first look of a blocking call is a wait: libzmq's poll
+                # looks at the socket before it sleeps, so a frame already
+                # there costs no more, and one on its way is not looked for
+                # twice.
+                self._wait(deadline, call)
+            looked = True
 
     def _taken(self, c: int) -> None:
         """The program took messages worth c of credit: grant it when due."""
@@ -1329,7 +1355,7 @@ class NetBus:
             # lingering; otherwise libzmq gets what is left of the wait.
             settled = self._close_acked or self._peer_closed or self._dead is not None
             linger = 0 if settled else int(max(0.0, until - time.monotonic()) * 1000)
-            self._poller = zmq.Poller()
+            self._poller = self._data_poller = zmq.Poller()
             self._sock.disable_monitor()
             self._monitor.close(0)
             self._sock.close(linger)
