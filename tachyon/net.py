@@ -1145,27 +1145,19 @@ class NetBus:
         self._lock.release()
 
     def _take(self, call: str, deadline: Optional[float]) -> Tuple[int, Any, int]:
-        looked = False
         while True:
+            if not self._rx:
+                self._pump()
             if self._rx:
                 item = self._rx.popleft()
                 self._rx_queued -= item[2]
                 self._recv_messages += 1
                 self._recv_bytes += item[2] - W.MSG_OVERHEAD
                 return item
-            if looked:
-                self._raise_if_gone(call, consumer=True)
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise TachyonTimeoutError(f"{call}: no message within the timeout")
-            if not looked and deadline is not None and time.monotonic() >= deadline:
-                self._pump()  # timeout 0 (try_recv): one look, no wait
-            else:
-                # The first look of a blocking call is a wait: libzmq's poll
-                # looks at the socket before it sleeps, so a frame already
-                # there costs no more, and one on its way is not looked for
-                # twice.
-                self._wait(deadline, call)
-            looked = True
+            self._raise_if_gone(call, consumer=True)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TachyonTimeoutError(f"{call}: no message within the timeout")
+            self._wait(deadline, call)
 
     def _taken(self, c: int) -> None:
         """The program took messages worth c of credit: grant it when due."""
