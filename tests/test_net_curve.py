@@ -141,6 +141,23 @@ def test_any_client_with_the_server_key():
             assert bus.recv(timeout=5).data == b"anyone"
 
 
+def relay(src, dst, keep=None):
+    """Copy src to dst until either side ends (keep sees every chunk), then
+    shut both down."""
+    try:
+        while data := src.recv(65536):
+            if keep is not None:
+                keep(data)
+            dst.sendall(data)
+    except OSError:
+        pass
+    for s in (src, dst):
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
 class Tap(threading.Thread):
     """A TCP relay between a connector and a listener that keeps a copy of
     every byte it carries."""
@@ -154,28 +171,14 @@ class Tap(threading.Thread):
         self.lock = threading.Lock()
         self.start()
 
-    def pump(self, src, dst):
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                with self.lock:
-                    self.seen += data
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+    def keep(self, data):
+        with self.lock:
+            self.seen += data
 
     def run(self):
         self.down, _ = self.server.accept()
         self.up = socket.create_connection(("127.0.0.1", self.upstream))
-        self.pumps = [threading.Thread(target=self.pump, args=p)
+        self.pumps = [threading.Thread(target=relay, args=(*p, self.keep))
                       for p in ((self.down, self.up), (self.up, self.down))]
         for t in self.pumps:
             t.start()
@@ -200,19 +203,6 @@ class HangUpFirst(threading.Thread):
         self.socks = []
         self.start()
 
-    @staticmethod
-    def pump(src, dst):
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
     def run(self):
         accepted = 0
         while True:
@@ -229,7 +219,7 @@ class HangUpFirst(threading.Thread):
             up = socket.create_connection(("127.0.0.1", self.upstream))
             self.socks += [conn, up]
             for pair in ((conn, up), (up, conn)):
-                threading.Thread(target=self.pump, args=pair, daemon=True).start()
+                threading.Thread(target=relay, args=pair, daemon=True).start()
 
     def close(self):
         for s in [self.server] + self.socks:
@@ -243,9 +233,9 @@ def test_handshakes_broken_off_are_retried():
     nor as the loss of a session that has not begun."""
     url = free_url()
     lis = curve_listener(url, [CLIENT[0]], timeout=10)
-    relay = HangUpFirst(int(url.rsplit(":", 1)[1]), 5)
+    resets = HangUpFirst(int(url.rsplit(":", 1)[1]), 5)
     try:
-        with tachyon.Bus.connect(relay.url, timeout=10, curve_server_key=SERVER[0],
+        with tachyon.Bus.connect(resets.url, timeout=10, curve_server_key=SERVER[0],
                                  curve_keypair=CLIENT, liveness=1.0) as con:
             lis.join()
             with lis.bus as bus:
@@ -253,7 +243,7 @@ def test_handshakes_broken_off_are_retried():
                 con.send(b"after five resets", timeout=5)
                 assert bus.recv(timeout=5).data == b"after five resets"
     finally:
-        relay.close()
+        resets.close()
 
 
 @pytest.mark.parametrize("curve", [True, False])
