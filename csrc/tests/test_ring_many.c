@@ -21,36 +21,8 @@
 #include <string.h>
 
 #include "testlib.h"
+#include "testring.h"
 #include "tachyon/tachyon.h"
-
-typedef struct ring {
-	uint8_t *mem;
-	size_t size;
-	uint64_t cap;
-	struct tachyon_region_header *hdr;
-	uint8_t *data;
-} ring;
-
-static ring ring_at(uint64_t cap, uint64_t start)
-{
-	ring r;
-	r.cap = cap;
-	r.size = TACHYON_REGION_HEADER_SIZE + cap;
-	r.mem = aligned_alloc(64, r.size);
-	REQUIRE(r.mem != NULL);
-	memset(r.mem, 0, TACHYON_REGION_HEADER_SIZE);
-	memset(r.mem + TACHYON_REGION_HEADER_SIZE, 0xAB, cap);
-	r.hdr = (struct tachyon_region_header *)(void *)r.mem;
-	r.data = r.mem + TACHYON_REGION_HEADER_SIZE;
-	r.hdr->magic = TACHYON_MAGIC;
-	r.hdr->version = TACHYON_WIRE_VERSION;
-	r.hdr->capacity = (uint32_t)cap;
-	r.hdr->msg_alignment = TACHYON_MSG_ALIGNMENT;
-	r.hdr->head = start;
-	r.hdr->tail = start;
-	r.hdr->state = TACHYON_STATE_READY;
-	return r;
-}
 
 static ring ring_copy(const ring *o)
 {
@@ -98,7 +70,7 @@ static void test_same_as_commits(void)
 	int wraps = 0;
 	for (uint64_t start = 0; start < 3 * cap; start += 64) {
 		for (size_t first = 0; first < nsz; first += 3) {
-			ring a = ring_at(cap, start), b = ring_at(cap, start);
+			ring a = ring_new_at(cap, start), b = ring_new_at(cap, start);
 			tachyon_producer pa, pb;
 			REQUIRE(tachyon_producer_attach(&pa, a.mem, a.size) == 0);
 			REQUIRE(tachyon_producer_attach(&pb, b.mem, b.size) == 0);
@@ -137,7 +109,7 @@ static void test_same_as_commits(void)
 static void test_skip_mid_batch(void)
 {
 	const uint64_t cap = 1024;
-	ring r = ring_at(cap, 640); /* 384 bytes to the end */
+	ring r = ring_new_at(cap, 640); /* 384 bytes to the end */
 	tachyon_producer p;
 	tachyon_consumer c;
 	REQUIRE(tachyon_producer_attach(&p, r.mem, r.size) == 0);
@@ -168,7 +140,7 @@ static void test_skip_mid_batch(void)
 static void test_larger_than_room(void)
 {
 	const uint64_t cap = 1024;
-	ring r = ring_at(cap, 0);
+	ring r = ring_new_at(cap, 0);
 	tachyon_producer p;
 	tachyon_consumer c;
 	REQUIRE(tachyon_producer_attach(&p, r.mem, r.size) == 0);
@@ -210,7 +182,7 @@ static void test_larger_than_room(void)
 static void test_partial_progress(void)
 {
 	const uint64_t cap = 4096;
-	ring r = ring_at(cap, 0);
+	ring r = ring_new_at(cap, 0);
 	tachyon_producer p;
 	tachyon_consumer c;
 	REQUIRE(tachyon_producer_attach(&p, r.mem, r.size) == 0);
@@ -265,7 +237,7 @@ static void test_publication_inside(void)
 	for (int i = 0; i < 64; i++)
 		v[i] = (tachyon_iov){src[i], (size_t)i};
 	for (int before = 0; before < 32; before += 7) {
-		ring r = ring_at(1u << 16, 0);
+		ring r = ring_new_at(1u << 16, 0);
 		tachyon_producer p;
 		REQUIRE(tachyon_producer_attach(&p, r.mem, r.size) == 0);
 		for (int i = 0; i < before; i++) {
@@ -282,7 +254,7 @@ static void test_publication_inside(void)
 	}
 	/* honest: 33 and more messages in one call, head moves in between */
 	{
-		ring r = ring_at(1u << 16, 0);
+		ring r = ring_new_at(1u << 16, 0);
 		tachyon_producer p;
 		REQUIRE(tachyon_producer_attach(&p, r.mem, r.size) == 0);
 		size_t sent = 0;
@@ -296,7 +268,7 @@ static void test_publication_inside(void)
 	 * ring publish after each message */
 	{
 		static uint8_t big[960];
-		ring r = ring_at(4096, 0);
+		ring r = ring_new_at(4096, 0);
 		tachyon_producer p;
 		REQUIRE(tachyon_producer_attach(&p, r.mem, r.size) == 0);
 		tachyon_iov b[3] = {{big, 960}, {big, 960}, {big, 960}};
@@ -309,7 +281,7 @@ static void test_publication_inside(void)
 	/* the hybrid wake: a consumer that announced sleep is woken by the
 	 * call's publication (the claim moves its word 1 -> 0) */
 	{
-		ring r = ring_at(4096, 0);
+		ring r = ring_new_at(4096, 0);
 		tachyon_producer p;
 		REQUIRE(tachyon_producer_attach(&p, r.mem, r.size) == 0);
 		r.hdr->consumer_wait = TACHYON_WAIT_SLEEPING;
@@ -381,7 +353,7 @@ static void test_batch_equals_loop(void)
 	int corrupt_seen = 0, skips = 0, closed_seen = 0, past_head = 0, failures_before = test_failures;
 	for (int iter = 0; iter < 3000; iter++) {
 		uint64_t start = (test_rand(&seed) % (2 * cap / 64)) * 64;
-		ring a = ring_at(cap, start);
+		ring a = ring_new_at(cap, start);
 		tachyon_producer p;
 		REQUIRE(tachyon_producer_attach(&p, a.mem, a.size) == 0);
 		int k = (int)(test_rand(&seed) % 30);
