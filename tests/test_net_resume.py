@@ -2,6 +2,7 @@
 forwarding proxy (tests/isolated/tcp_proxy.py), a stopped producer, a
 restarted one. Two real processes over loopback TCP, a test liveness of
 1 s (0.5 s where only a bound is measured)."""
+import contextlib
 import os
 import queue
 import signal
@@ -297,11 +298,11 @@ def test_close_waits_at_most_the_liveness_for_an_absent_acknowledgement():
     assert live - 0.05 <= took <= 5 * live
 
 
-def test_repeats_and_frames_behind_a_gap_never_reach_the_program():
-    """A producer of our protocol written by hand sends what a resume can
-    produce: repeats, a frame ahead of a gap, a CLOSE ahead of the last
-    message. The program gets each message once, in order, and
-    PeerClosedError only after the last."""
+@contextlib.contextmanager
+def hand_written_producer(session, flags=0):
+    """A listener in this process and, connected to it, a DEALER that
+    speaks our protocol by hand: yields (bus, dealer, welcome header) once
+    the HELLO was answered."""
     from tachyon import _netwire as W
 
     url = f"tcp://127.0.0.1:{free_port()}"
@@ -314,26 +315,39 @@ def test_repeats_and_frames_behind_a_gap_never_reach_the_program():
     d.setsockopt(zmq.LINGER, 0)
     try:
         d.connect(url)
-        session = 77
-        d.send_multipart([W.header(W.K_HELLO, session), W.TERMS.pack(0, 0, 1000, 0)])
+        d.send_multipart([W.header(W.K_HELLO, session, flags=flags), W.TERMS.pack(0, 0, 1000, 0)])
         t.join()
-        assert d.poll(5000) and W.parse(d.recv_multipart()[0])[1] == W.K_WELCOME
+        assert d.poll(5000)
+        welcome = W.parse(d.recv_multipart()[0])
+        assert welcome[1] == W.K_WELCOME
         with out["l"] as bus:
-            for seq in (1, 2, 2, 1, 4, 3, 4, 3, 5):
-                d.send(W.header(W.K_DATA, session, flags=W.F_INLINE, type_id=seq, seq=seq)
-                       + b"m%d" % seq)
-            d.send(W.header(W.K_CLOSE, session, seq=6))
-            got = [bus.recv(timeout=5).data for _ in range(5)]
-            assert got == [b"m1", b"m2", b"m3", b"m4", b"m5"]
-            with pytest.raises(tachyon.TachyonTimeoutError):
-                bus.recv(timeout=0.3)  # closed after message 6, which is not here yet
-            d.send(W.header(W.K_DATA, session, flags=W.F_INLINE, type_id=6, seq=6) + b"m6")
-            assert bus.recv(timeout=5).data == b"m6"
-            with pytest.raises(tachyon.PeerClosedError):
-                bus.recv(timeout=5)
+            yield bus, d, welcome
     finally:
         d.close(0)
         ctx.term()
+
+
+def test_repeats_and_frames_behind_a_gap_never_reach_the_program():
+    """A producer of our protocol written by hand sends what a resume can
+    produce: repeats, a frame ahead of a gap, a CLOSE ahead of the last
+    message. The program gets each message once, in order, and
+    PeerClosedError only after the last."""
+    from tachyon import _netwire as W
+
+    session = 77
+    with hand_written_producer(session) as (bus, d, _):
+        for seq in (1, 2, 2, 1, 4, 3, 4, 3, 5):
+            d.send(W.header(W.K_DATA, session, flags=W.F_INLINE, type_id=seq, seq=seq)
+                   + b"m%d" % seq)
+        d.send(W.header(W.K_CLOSE, session, seq=6))
+        got = [bus.recv(timeout=5).data for _ in range(5)]
+        assert got == [b"m1", b"m2", b"m3", b"m4", b"m5"]
+        with pytest.raises(tachyon.TachyonTimeoutError):
+            bus.recv(timeout=0.3)  # closed after message 6, which is not here yet
+        d.send(W.header(W.K_DATA, session, flags=W.F_INLINE, type_id=6, seq=6) + b"m6")
+        assert bus.recv(timeout=5).data == b"m6"
+        with pytest.raises(tachyon.PeerClosedError):
+            bus.recv(timeout=5)
 
 
 def test_batches_are_taken_whole_or_dropped_whole():
@@ -343,14 +357,6 @@ def test_batches_are_taken_whole_or_dropped_whole():
     of it reaches the program."""
     from tachyon import _netwire as W
 
-    url = f"tcp://127.0.0.1:{free_port()}"
-    out = {}
-    t = threading.Thread(target=lambda: out.setdefault(
-        "l", tachyon.Bus.listen(url, 1 << 16, timeout=10, liveness=1.0)))
-    t.start()
-    ctx = zmq.Context()
-    d = ctx.socket(zmq.DEALER)
-    d.setsockopt(zmq.LINGER, 0)
     session = 78
 
     def item(tid, data):
@@ -359,40 +365,30 @@ def test_batches_are_taken_whole_or_dropped_whole():
     def batch(seq, body, count):
         return W.header(W.K_BATCH, session, type_id=count, seq=seq) + body
 
-    try:
-        d.connect(url)
-        d.send_multipart([W.header(W.K_HELLO, session, flags=W.F_BATCH),
-                          W.TERMS.pack(0, 0, 1000, 0)])
-        t.join()
-        assert d.poll(5000)
-        welcome = W.parse(d.recv_multipart()[0])
-        assert welcome[1] == W.K_WELCOME and welcome[2] & W.F_BATCH
-        with out["l"] as bus:
-            d.send(batch(1, item(11, b"one") + item(12, b"") + item(13, b"three"), 3))
-            got = [bus.recv(timeout=5) for _ in range(3)]
-            assert [(m.type_id, m.data) for m in got] == [(11, b"one"), (12, b""), (13, b"three")]
-            dropped = bus._dropped
-            lies = [
-                batch(4, item(1, b"a") + item(2, b"b"), 3),           # count beyond the items
-                batch(4, item(1, b"a") + W.ITEM.pack(2, 9) + b"b", 2),  # a size past the end
-                batch(4, item(1, b"a") + item(2, b"b") + b"x", 2),    # bytes after the last
-                batch(4, b"", 0),                                     # no messages
-                batch(4, item(1, b"a")[:5], 1),                       # a torn item header
-                batch(4, W.ITEM.pack(1, 1 << 31), 1),                 # a size over max_payload
-                batch(1, item(11, b"one"), 1),                        # a repeat
-            ]
-            for lie in lies:
-                d.send(lie)
-            with pytest.raises(tachyon.TachyonTimeoutError):
-                bus.recv(timeout=0.3)
-            assert bus._dropped - dropped == len(lies)
-            d.send(batch(4, item(4, b"m4") + item(5, b"m5"), 2))
-            d.send(W.header(W.K_DATA, session, flags=W.F_INLINE, type_id=6, seq=6) + b"m6")
-            d.send(W.header(W.K_CLOSE, session, seq=6))
-            got = [bus.recv(timeout=5) for _ in range(3)]
-            assert [(m.type_id, m.data) for m in got] == [(4, b"m4"), (5, b"m5"), (6, b"m6")]
-            with pytest.raises(tachyon.PeerClosedError):
-                bus.recv(timeout=5)
-    finally:
-        d.close(0)
-        ctx.term()
+    with hand_written_producer(session, flags=W.F_BATCH) as (bus, d, welcome):
+        assert welcome[2] & W.F_BATCH
+        d.send(batch(1, item(11, b"one") + item(12, b"") + item(13, b"three"), 3))
+        got = [bus.recv(timeout=5) for _ in range(3)]
+        assert [(m.type_id, m.data) for m in got] == [(11, b"one"), (12, b""), (13, b"three")]
+        dropped = bus._dropped
+        lies = [
+            batch(4, item(1, b"a") + item(2, b"b"), 3),           # count beyond the items
+            batch(4, item(1, b"a") + W.ITEM.pack(2, 9) + b"b", 2),  # a size past the end
+            batch(4, item(1, b"a") + item(2, b"b") + b"x", 2),    # bytes after the last
+            batch(4, b"", 0),                                     # no messages
+            batch(4, item(1, b"a")[:5], 1),                       # a torn item header
+            batch(4, W.ITEM.pack(1, 1 << 31), 1),                 # a size over max_payload
+            batch(1, item(11, b"one"), 1),                        # a repeat
+        ]
+        for lie in lies:
+            d.send(lie)
+        with pytest.raises(tachyon.TachyonTimeoutError):
+            bus.recv(timeout=0.3)
+        assert bus._dropped - dropped == len(lies)
+        d.send(batch(4, item(4, b"m4") + item(5, b"m5"), 2))
+        d.send(W.header(W.K_DATA, session, flags=W.F_INLINE, type_id=6, seq=6) + b"m6")
+        d.send(W.header(W.K_CLOSE, session, seq=6))
+        got = [bus.recv(timeout=5) for _ in range(3)]
+        assert [(m.type_id, m.data) for m in got] == [(4, b"m4"), (5, b"m5"), (6, b"m6")]
+        with pytest.raises(tachyon.PeerClosedError):
+            bus.recv(timeout=5)
