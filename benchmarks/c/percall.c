@@ -50,10 +50,30 @@ typedef struct percall {
 	tachyon_iov iov[1024];
 } percall;
 
-static void die(const char *what, int rc)
+static _Noreturn void die(const char *what, int rc)
 {
 	fprintf(stderr, "percall: %s failed: %s\n", what, tachyon_strerror(rc));
 	exit(1);
+}
+
+/* The consumer's side of a batch: peek all s->batch messages, read each,
+ * release them in one call. */
+static inline uint64_t consume_batch(percall *s)
+{
+	uint64_t sum = 0;
+	unsigned got = 0;
+	while (got < s->batch) {
+		int rc = tachyon_consumer_try_peek_batch(&s->cons, s->msgs + got, s->batch - got);
+		if (rc < 0)
+			die("try_peek_batch", rc);
+		got += (unsigned)rc;
+	}
+	for (unsigned i = 0; i < got; i++)
+		sum += s->msgs[i].size + ((const uint8_t *)s->msgs[i].data)[0];
+	int rc = tachyon_consumer_release_to(&s->cons, s->msgs[got - 1].end, got);
+	if (rc)
+		die("release_to", rc);
+	return sum;
 }
 
 static uint64_t percall_one(percall *s, unsigned n)
@@ -96,18 +116,7 @@ static uint64_t percall_batch(percall *s, unsigned n)
 		int rc = tachyon_producer_flush(&s->prod);
 		if (rc)
 			die("flush", rc);
-		unsigned got = 0;
-		while (got < s->batch) {
-			rc = tachyon_consumer_try_peek_batch(&s->cons, s->msgs + got, s->batch - got);
-			if (rc < 0)
-				die("try_peek_batch", rc);
-			got += (unsigned)rc;
-		}
-		for (unsigned i = 0; i < got; i++)
-			sum += s->msgs[i].size + ((const uint8_t *)s->msgs[i].data)[0];
-		rc = tachyon_consumer_release_to(&s->cons, s->msgs[got - 1].end, got);
-		if (rc)
-			die("release_to", rc);
+		sum += consume_batch(s);
 	}
 	return sum;
 }
@@ -123,18 +132,7 @@ static uint64_t percall_many(percall *s, unsigned n)
 		int rc = tachyon_producer_try_send_many(&s->prod, s->iov, s->batch, 7, &sent);
 		if (rc || sent != s->batch)
 			die("try_send_many", rc ? rc : -EAGAIN);
-		unsigned got = 0;
-		while (got < s->batch) {
-			rc = tachyon_consumer_try_peek_batch(&s->cons, s->msgs + got, s->batch - got);
-			if (rc < 0)
-				die("try_peek_batch", rc);
-			got += (unsigned)rc;
-		}
-		for (unsigned i = 0; i < got; i++)
-			sum += s->msgs[i].size + ((const uint8_t *)s->msgs[i].data)[0];
-		rc = tachyon_consumer_release_to(&s->cons, s->msgs[got - 1].end, got);
-		if (rc)
-			die("release_to", rc);
+		sum += consume_batch(s);
 	}
 	return sum;
 }
