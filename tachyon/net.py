@@ -700,6 +700,7 @@ class NetBus:
                     self._dropped += 1
                     return
                 self._rx_seq = seq
+                self._peer_is_producer()
                 c = size + W.MSG_OVERHEAD
                 self._rx.append((type_id, head[_HSIZE:], c))
                 self._rx_queued += c
@@ -741,6 +742,7 @@ class NetBus:
                 self._dropped += 1
                 return
             self._rx_seq = seq
+            self._peer_is_producer()
             c = W.cost(size)
             self._rx.append((type_id, payload, c))
             self._rx_queued += c
@@ -832,9 +834,18 @@ class NetBus:
         self._batches += 1
         self._rx.extend(items)
         self._rx_seq = last
+        self._peer_is_producer()
         self._rx_queued += total
         if self._peer_close_seq is not None and first <= self._peer_close_seq <= last:
             self._closed_by_peer()
+
+    def _peer_is_producer(self) -> None:
+        """Data came: only a producer sends it. A claim of the peer's that a
+        cut lost, or one not yet here, is known from this too, so that this
+        end's own claim of the producer's role is refused, not granted to a
+        second producer whose peer's messages would go unread."""
+        if self._peer_role is None:
+            self._peer_role = "producer"
 
     def _closed_by_peer(self) -> None:
         self._peer_closed = True
@@ -877,6 +888,11 @@ class NetBus:
         self._pump(stirred=bool(stirred))
         if self._verdict is not None and not self._listener and self._role is not None:
             self._check_verdict(call)
+        if self._lost_role is not None and self._role is None:
+            # given up while this call waited (the listener's claim of the
+            # same role came): the call says so, as the next one would
+            lost, self._lost_role = self._lost_role, None
+            raise _lost_claim(call, lost)
 
     # -- calls ------------------------------------------------------------------
 

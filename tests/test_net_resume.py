@@ -298,6 +298,81 @@ def test_close_waits_at_most_the_liveness_for_an_absent_acknowledgement():
     assert live - 0.05 <= took <= 5 * live
 
 
+def test_a_producer_claim_lost_in_a_cut_is_known_from_the_data(proxy):
+    """The connector's role claim is on the wire when the link is cut and
+    is lost; its message follows after the resume, and only a producer
+    sends data: the listener program's own send is a RoleError (not a
+    second producer whose peer's messages go unread), and its receive
+    gets the message."""
+    live = 1.0
+    out = {}
+    t = threading.Thread(target=lambda: out.setdefault("l", tachyon.Bus.listen(
+        proxy.upstream_url, 1 << 16, timeout=10, liveness=live)))
+    t.start()
+    con = tachyon.Bus.connect(proxy.url, timeout=10, liveness=live)
+    t.join()
+    lis = out["l"]
+    try:
+        proxy("pause")
+        sender = threading.Thread(target=con.send, args=(b"after the cut",),
+                                  kwargs=dict(timeout=5))
+        sender.start()      # its claim waits in the stalled link
+        time.sleep(0.2)
+        proxy("cut 0.2")    # and is lost with the connection
+        proxy("resume")
+        sender.join()       # no verdict within the liveness: provisional
+        time.sleep(0.5)     # the connection is back, and the message with it
+        with pytest.raises(tachyon.RoleError, match="the peer is the producer"):
+            lis.send(b"a second producer", timeout=1)
+        assert lis.recv(timeout=5).data == b"after the cut"
+        assert con.role == "producer" and lis.role == "consumer"
+    finally:
+        con.close()
+        lis.close()
+
+
+def test_a_consumer_claim_lost_in_a_cut_ends_the_waiting_receive(proxy):
+    """Both ends want to receive, and the connector's claim is lost in a
+    cut: the listener takes the consumer's role, its claim reaches the
+    connector, and the connector's receive, waiting since before the cut,
+    ends in RoleError instead of both ends waiting for ever."""
+    live = 1.0
+    out = {}
+    t = threading.Thread(target=lambda: out.setdefault("l", tachyon.Bus.listen(
+        proxy.upstream_url, 1 << 16, timeout=10, liveness=live)))
+    t.start()
+    con = tachyon.Bus.connect(proxy.url, timeout=10, liveness=live)
+    t.join()
+    lis = out["l"]
+    errors = []
+
+    def receive():
+        try:
+            con.recv(timeout=8)
+        except Exception as e:  # looked at below
+            errors.append(e)
+
+    try:
+        proxy("pause")
+        receiver = threading.Thread(target=receive)
+        receiver.start()    # its claim waits in the stalled link
+        time.sleep(0.2)
+        proxy("cut 0.2")    # and is lost with the connection
+        proxy("resume")
+        time.sleep(1.5)     # past the claim's wait: the role holds provisionally
+        with pytest.raises(tachyon.TachyonTimeoutError):
+            lis.recv(timeout=1)  # the listener takes the consumer's role too
+        t0 = time.monotonic()
+        receiver.join(8)
+        took = time.monotonic() - t0
+        assert len(errors) == 1 and isinstance(errors[0], tachyon.RoleError), errors
+        print(f"the connector's receive ended {took:.2f} s after the listener's: {errors[0]}")
+        assert took < 2
+    finally:
+        con.close()
+        lis.close()
+
+
 @contextlib.contextmanager
 def hand_written_producer(session, flags=0):
     """A listener in this process and, connected to it, a DEALER that
