@@ -298,20 +298,25 @@ def test_close_waits_at_most_the_liveness_for_an_absent_acknowledgement():
     assert live - 0.05 <= took <= 5 * live
 
 
-def test_a_producer_claim_lost_in_a_cut_is_known_from_the_data(proxy):
-    """The connector's role claim is on the wire when the link is cut and
-    is lost; its message follows after the resume, and only a producer
-    sends data: the listener program's own send is a RoleError (not a
-    second producer whose peer's messages go unread), and its receive
-    gets the message."""
-    live = 1.0
+def pair_through(proxy, live=1.0):
+    """A listener in this process and a connector reaching it through the
+    proxy, neither with a role yet: (connector, listener)."""
     out = {}
     t = threading.Thread(target=lambda: out.setdefault("l", tachyon.Bus.listen(
         proxy.upstream_url, 1 << 16, timeout=10, liveness=live)))
     t.start()
     con = tachyon.Bus.connect(proxy.url, timeout=10, liveness=live)
     t.join()
-    lis = out["l"]
+    return con, out["l"]
+
+
+def test_a_producer_claim_lost_in_a_cut_is_known_from_the_data(proxy):
+    """The connector's role claim is on the wire when the link is cut and
+    is lost; its message follows after the resume, and only a producer
+    sends data: the listener program's own send is a RoleError (not a
+    second producer whose peer's messages go unread), and its receive
+    gets the message."""
+    con, lis = pair_through(proxy)
     try:
         proxy("pause")
         sender = threading.Thread(target=con.send, args=(b"after the cut",),
@@ -336,14 +341,7 @@ def test_a_consumer_claim_lost_in_a_cut_ends_the_waiting_receive(proxy):
     cut: the listener takes the consumer's role, its claim reaches the
     connector, and the connector's receive, waiting since before the cut,
     ends in RoleError instead of both ends waiting for ever."""
-    live = 1.0
-    out = {}
-    t = threading.Thread(target=lambda: out.setdefault("l", tachyon.Bus.listen(
-        proxy.upstream_url, 1 << 16, timeout=10, liveness=live)))
-    t.start()
-    con = tachyon.Bus.connect(proxy.url, timeout=10, liveness=live)
-    t.join()
-    lis = out["l"]
+    con, lis = pair_through(proxy)
     errors = []
 
     def receive():
