@@ -256,8 +256,7 @@ def connect(url: str, *, timeout: Optional[float] = 5.0, role: Optional[str] = N
     except BaseException:
         ctx.destroy(linger=0)
         raise
-    bus = NetBus(ctx, sock, url, 0, live, listener=False, role=role)
-    bus._curve = curve
+    bus = NetBus(ctx, sock, url, 0, live, listener=False, role=role, curve=curve)
     try:
         # A routing id of our own (never starting with a zero byte, which
         # ROUTER reserves) keeps our identity across a reconnect.
@@ -377,7 +376,7 @@ class NetBus:
 
     def __init__(self, ctx: "zmq.Context[zmq.Socket[bytes]]", sock: "zmq.Socket[bytes]",
                  url: str, capacity: int, liveness: float, *, listener: bool,
-                 role: Optional[str]) -> None:
+                 role: Optional[str], curve: bool = False) -> None:
         self._ctx = ctx
         self._sock = sock
         self._monitor = sock.get_monitor_socket(_MONITOR_EVENTS)
@@ -433,7 +432,7 @@ class NetBus:
         self._auth: Any = None          # the CURVE client check (listener), stopped at teardown
         # (final, why) when the security handshake failed (connector, tachyon._netsec)
         self._security_refusal: Optional[Tuple[bool, str]] = None
-        self._curve = False             # this connector uses CURVE (set by connect)
+        self._curve = curve             # a connector with CURVE (its handshake hints say which)
         self._resumes = 0               # connections resumed (a test reads it)
         self._events_due = 0.0          # when the monitor is next looked at (_pump)
         self._peer_batches = False      # the peer takes BATCH frames (its HELLO/WELCOME said so)
@@ -646,8 +645,8 @@ class NetBus:
         if now >= self._events_due:
             # Every look at the monitor is a system call in libzmq (it
             # drains the socket's command pipe), as every look at the data
-            # socket is: a wait whose poll the monitor stirred looks at
-            # once, otherwise a look is due every EVENTS_EVERY.
+            # socket is: connection events are looked at once every
+            # EVENTS_EVERY (a waiting call polls the data socket alone).
             self._events_due = now + EVENTS_EVERY
             self._events()
         for i in range(limit):
