@@ -1,6 +1,7 @@
 """The bus across hosts (tcp:// addresses) against raw pyzmq, over loopback TCP.
 
-    python3 benchmarks/python/net.py [--quick] [--sizes 65536,1048576] [--json PATH]
+    python3 benchmarks/python/net.py [--quick] [--sizes 65536,1048576] [--round-trip-ms MS]
+                                     [--json PATH]
 
 One run of each measurement, each in a fresh pair of processes (the one-way
 throughput: a child receives and times, a grandchild sends, so that no
@@ -19,6 +20,9 @@ times, a child sends):
 * the bridge path, 1 KiB .. 1 MiB: a local producer -> ``python -m tachyon
   bridge`` -> tcp -> a second bridge -> a local consumer (four processes),
   against the direct tcp bus of the same size.
+
+Every tcp bus has the capacity that the rule of docs/ACROSS_HOSTS.md
+("Capacity") gives for its message size on this loopback (capacity_for).
 
 Printed: messages/s, MB/s, and the ratio ours / raw for each raw pattern.
 """
@@ -50,9 +54,21 @@ def count_for(size: int, quick: bool) -> int:
     return max(100, n // 8) if quick else n
 
 
+# The link the benchmark runs over: loopback on the 2-vCPU test machine carries
+# up to about 5 GB/s, and a 32-byte round trip of the bus takes about 0.15 to
+# 0.2 ms (the first line this script prints).
+# (--round-trip-ms sets another; 0 sizes by the message size alone.)
+LINK_BYTES_PER_S = 5e9
+round_trip_s = 0.2e-3
+
+
 def capacity_for(size: int) -> int:
+    """The capacity a user sizes by the rule of docs/ACROSS_HOSTS.md
+    ("Capacity"): room for four of the messages, and at least twice what the
+    link carries in one round trip; a power of two, from 1 MiB."""
     cap = 1 << 20
-    while cap // 2 - 64 < size or cap < 4 * (size + 64):
+    while (cap // 2 - 64 < size or cap < 4 * (size + 64)
+           or cap < 2 * LINK_BYTES_PER_S * round_trip_s):
         cap *= 2
     return cap
 
@@ -120,7 +136,8 @@ def spawn(system: str, mode: str, size: int, n: int, url: str) -> subprocess.Pop
 def one_way(system: str, size: int, n: int, mode: str = "stream") -> float:
     """Seconds from the first message received to the last, received in a
     fresh process."""
-    out = subprocess.run([sys.executable, __file__, "--receive", system, mode, str(size), str(n)],
+    out = subprocess.run([sys.executable, __file__, "--receive", system, mode, str(size), str(n),
+                          "--round-trip-ms", str(round_trip_s * 1e3)],
                          check=True, stdout=subprocess.PIPE, text=True, timeout=300).stdout
     return float(out)
 
@@ -284,12 +301,17 @@ def throughput_row(size: int, quick: bool) -> dict:
 
 
 def main() -> None:
+    global round_trip_s
     p = common.parser(__doc__.splitlines()[0])
     p.add_argument("--child", nargs=5, metavar=("SYSTEM", "MODE", "SIZE", "N", "URL"))
     p.add_argument("--receive", nargs=4, metavar=("SYSTEM", "MODE", "SIZE", "N"))
+    p.add_argument("--round-trip-ms", type=float, default=round_trip_s * 1e3,
+                   help="the round trip the bus capacity is sized for (default %(default)s; "
+                        "0: by the message size alone)")
     p.add_argument("--sizes", help="only the one-way throughput of these message sizes "
                                    "(bytes, comma-separated): no round trip, no bridge path")
     a = p.parse_args()
+    round_trip_s = a.round_trip_ms / 1e3
     if a.child:
         system, mode, size, n, url = a.child
         child(system, mode, int(size), int(n), url)
