@@ -199,8 +199,8 @@ def _keep_freed_payloads(capacity: int) -> None:
 
     libzmq receives each large message into a buffer it mallocs, and the
     program frees it when done with the message. glibc returns a free heap
-    top larger than its trim threshold (twice the largest block freed so
-    far, at first 128 KiB) to the kernel. A consumer that catches up frees
+    top larger than its trim threshold (at first 128 KiB, then twice the
+    largest mmapped block freed so far) to the kernel. A consumer that catches up frees
     several messages in a row, so the next ones were received into fresh
     pages, each faulted in and zeroed by the kernel inside libzmq's recv:
     about a third of the throughput of a 1 MiB stream (docs/ACROSS_HOSTS.md).
