@@ -39,6 +39,8 @@ only.
 """
 import asyncio
 import collections
+import ctypes
+import os
 import secrets
 import threading
 import time
@@ -172,6 +174,58 @@ def _socket(ctx: "zmq.Context[zmq.Socket[bytes]]", kind: int, liveness: float,
     return s
 
 
+# glibc's malloc: the options of mallopt() set below (malloc.h), and the
+# environment by which a program sets them itself.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_MALLOC_ENV = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_",
+               "MALLOC_MMAP_MAX_")
+_heap_kept = 0  # the trim threshold set so far (0: none)
+
+
+def _mallopt() -> Any:
+    """glibc's mallopt, or None (another C library, or none to be found)."""
+    try:
+        libc = ctypes.CDLL(None)
+        libc.gnu_get_libc_version  # glibc's alone
+        fn = libc.mallopt
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes, fn.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return fn
+
+
+def _keep_freed_payloads(capacity: int) -> None:
+    """Let glibc keep the memory of freed messages for the next ones.
+
+    libzmq receives each large message into a buffer it mallocs, and the
+    program frees it when done with the message. glibc returns a free heap
+    top larger than its trim threshold (at first 128 KiB, then twice the
+    largest mmapped block freed so far) to the kernel. A consumer that catches up frees
+    several messages in a row, so the next ones were received into fresh
+    pages, each faulted in and zeroed by the kernel inside libzmq's recv:
+    about a third of the throughput of a 1 MiB stream (docs/ACROSS_HOSTS.md).
+    Set here: what glibc's own adjustment arrives at once a 32 MiB block was
+    freed (64-bit), blocks up to 32 MiB from the heap and a free top of up
+    to 64 MiB kept, or up to the capacity, the memory the bus may hold in
+    flight anyway, if that is larger. Never lowered; left alone when the
+    program chose malloc's thresholds itself (the environment or
+    GLIBC_TUNABLES), and where the C library is not glibc.
+    """
+    global _heap_kept
+    # glibc's largest mmap threshold, HEAP_MAX_SIZE / 2: 32 MiB on 64-bit
+    mmap_max = (4 << 20) * ctypes.sizeof(ctypes.c_long)
+    trim = min(max(2 * mmap_max, capacity), (1 << 31) - 1)  # mallopt takes an int
+    if trim <= _heap_kept:
+        return
+    if any(k in os.environ for k in _MALLOC_ENV) \
+            or "glibc.malloc." in os.environ.get("GLIBC_TUNABLES", ""):
+        return
+    mallopt = _mallopt()
+    if mallopt is not None and mallopt(_M_MMAP_THRESHOLD, mmap_max) \
+            and mallopt(_M_TRIM_THRESHOLD, trim):
+        _heap_kept = trim
+
+
 def _endpoint(url: str) -> str:
     rest = url[len(PREFIX):]
     host, sep, port = rest.rpartition(":")
@@ -236,6 +290,7 @@ def listen(url: str, capacity: int, *, timeout: Optional[float] = None,
     except BaseException:
         bus._teardown(0)
         raise
+    _keep_freed_payloads(cap)
     return bus
 
 
@@ -266,6 +321,7 @@ def connect(url: str, *, timeout: Optional[float] = 5.0, role: Optional[str] = N
     except BaseException:
         bus._teardown(0)
         raise
+    _keep_freed_payloads(bus.capacity)
     return bus
 
 

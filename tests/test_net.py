@@ -2,6 +2,7 @@
 with the other end in a second process where the behaviour is about two
 processes (a stream, back-pressure, a killed or stopped peer)."""
 import os
+import platform
 import signal
 import socket
 import struct
@@ -500,6 +501,47 @@ def test_a_dropped_receive_guard_gives_its_credit_back():
             assert got.actual_size == len(chunk)
             del got
             lis.try_recv()  # a call: the credit due goes out
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the heap thresholds are glibc's")
+def test_a_consumer_receives_into_memory_it_freed_not_fresh_pages():
+    """A consumer that catches up and frees a window of large messages at a
+    time receives the next window into the memory it freed: the kernel
+    does not have to fault in and zero fresh pages for every window (the
+    page faults of the consumer's process, after a first window, stay far
+    below the pages it received)."""
+    url, cap, n = free_url(), 8 << 20, 150
+    peer = popen_isolated("net_peer.py", "refill", url, cap, n)
+    try:
+        with tachyon.Bus.connect(url, timeout=20) as bus:
+            payload = b"r" * (1 << 20)
+            for _ in range(n):
+                bus.send(payload, timeout=20)
+        out, err = peer.communicate(timeout=60)
+    finally:
+        stop(peer)
+    assert peer.returncode == 0, err
+    _, faults, _, pages = out.split()
+    print(f"{faults} minor page faults while receiving {pages} pages")
+    assert int(faults) < int(pages) // 50
+
+
+def test_the_heap_thresholds_a_program_set_are_its_own(monkeypatch):
+    from tachyon import net
+
+    calls = []
+    monkeypatch.setattr(net, "_mallopt", lambda: lambda option, value: calls.append((option, value)) or 1)
+    monkeypatch.setattr(net, "_heap_kept", 0)
+    for name in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "GLIBC_TUNABLES"):
+        monkeypatch.setenv(name, "glibc.malloc.trim_threshold=1" if name == "GLIBC_TUNABLES" else "1")
+        net._keep_freed_payloads(8 << 20)
+        monkeypatch.delenv(name)
+    assert calls == []
+    net._keep_freed_payloads(8 << 20)
+    assert calls == [(net._M_MMAP_THRESHOLD, 32 << 20), (net._M_TRIM_THRESHOLD, 64 << 20)]
+    net._keep_freed_payloads(1 << 20)  # never lowered
+    net._keep_freed_payloads(1 << 28)  # a larger capacity: its whole window is kept
+    assert calls[2:] == [(net._M_MMAP_THRESHOLD, 32 << 20), (net._M_TRIM_THRESHOLD, 1 << 28)]
 
 
 def test_listening_beyond_loopback_needs_insecure():

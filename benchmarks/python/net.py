@@ -1,9 +1,13 @@
 """The bus across hosts (tcp:// addresses) against raw pyzmq, over loopback TCP.
 
-    python3 benchmarks/python/net.py [--quick] [--json PATH]
+    python3 benchmarks/python/net.py [--quick] [--sizes 65536,1048576] [--round-trip-ms MS]
+                                     [--json PATH]
 
-One run of each measurement, each in a fresh pair of processes (this one
-receives and times, a child sends):
+One run of each measurement, each in a fresh pair of processes (the one-way
+throughput: a child receives and times, a grandchild sends, so that no
+measurement inherits another's process state, such as the malloc settings
+a tcp bus makes; the round trip and the bridge path: this one receives and
+times, a child sends):
 
 * round trip, 32 B: two tcp buses, one each way, against a raw pyzmq
   DEALER/ROUTER pair;
@@ -16,6 +20,9 @@ receives and times, a child sends):
 * the bridge path, 1 KiB .. 1 MiB: a local producer -> ``python -m tachyon
   bridge`` -> tcp -> a second bridge -> a local consumer (four processes),
   against the direct tcp bus of the same size.
+
+Every tcp bus has the capacity that the rule of docs/ACROSS_HOSTS.md
+("Capacity") gives for its message size on this loopback (capacity_for).
 
 Printed: messages/s, MB/s, and the ratio ours / raw for each raw pattern.
 """
@@ -47,9 +54,21 @@ def count_for(size: int, quick: bool) -> int:
     return max(100, n // 8) if quick else n
 
 
+# The link the benchmark runs over: loopback on the 2-vCPU test machine carries
+# up to about 5 GB/s, and a 32-byte round trip of the bus takes about 0.15 to
+# 0.2 ms (the first line this script prints).
+# (--round-trip-ms sets another; 0 sizes by the message size alone.)
+LINK_BYTES_PER_S = 5e9
+round_trip_s = 0.2e-3
+
+
 def capacity_for(size: int) -> int:
+    """The capacity a user sizes by the rule of docs/ACROSS_HOSTS.md
+    ("Capacity"): room for four of the messages, and at least twice what the
+    link carries in one round trip; a power of two, from 1 MiB."""
     cap = 1 << 20
-    while cap // 2 - 64 < size or cap < 4 * (size + 64):
+    while (cap // 2 - 64 < size or cap < 4 * (size + 64)
+           or cap < 2 * LINK_BYTES_PER_S * round_trip_s):
         cap *= 2
     return cap
 
@@ -115,7 +134,16 @@ def spawn(system: str, mode: str, size: int, n: int, url: str) -> subprocess.Pop
 
 
 def one_way(system: str, size: int, n: int, mode: str = "stream") -> float:
-    """Seconds from the first message received to the last."""
+    """Seconds from the first message received to the last, received in a
+    fresh process."""
+    out = subprocess.run([sys.executable, __file__, "--receive", system, mode, str(size), str(n),
+                          "--round-trip-ms", str(round_trip_s * 1e3)],
+                         check=True, stdout=subprocess.PIPE, text=True, timeout=300).stdout
+    return float(out)
+
+
+def receive(system: str, size: int, n: int, mode: str) -> float:
+    """one_way's receiving end, in this process."""
     url = free_url()
     proc = spawn(system, mode, size, n, url)
     try:
@@ -243,46 +271,72 @@ def round_trip(system: str, n: int) -> float:
     return samples[len(samples) // 2]
 
 
+THROUGHPUT_HEAD = (f"{'size':>8} {'tachyon msg/s':>14} {'MB/s':>8} {'DEALER/ROUTER':>14} "
+                   f"{'PUSH/PULL':>14} {'vs D/R':>7} {'vs P/P':>7}")
+
+
+def throughput_row(size: int, quick: bool) -> dict:
+    """One-way throughput of one size, ours and raw pyzmq's; printed, and returned."""
+    n = count_for(size, quick)
+    rate = {}
+    for sysname in SYSTEMS:
+        common.progress(f"{sysname} {size} B x {n}")
+        rate[sysname] = n / one_way(sysname, size, n)
+    row = {"size": size, "messages": n, **{f"{k}_msgs_per_s": v for k, v in rate.items()},
+           "ratio_dealer_router": rate["tachyon"] / rate["dealer_router"],
+           "ratio_push_pull": rate["tachyon"] / rate["push_pull"]}
+    print(f"{size:>8} {rate['tachyon']:>14.0f} {rate['tachyon'] * size / 1e6:>8.1f} "
+          f"{rate['dealer_router']:>14.0f} {rate['push_pull']:>14.0f} "
+          f"{row['ratio_dealer_router']:>6.2f}x {row['ratio_push_pull']:>6.2f}x", flush=True)
+    if size <= 1024:
+        common.progress(f"tachyon send_many {size} B x {n}")
+        many = n / one_way("tachyon", size, n, "many")
+        row.update(tachyon_send_many_msgs_per_s=many,
+                   ratio_send_many_dealer_router=many / rate["dealer_router"],
+                   ratio_send_many_push_pull=many / rate["push_pull"])
+        print(f"{'  many':>8} {many:>14.0f} {many * size / 1e6:>8.1f} {'':>14} {'':>14} "
+              f"{many / rate['dealer_router']:>6.2f}x {many / rate['push_pull']:>6.2f}x",
+              flush=True)
+    return row
+
+
 def main() -> None:
+    global round_trip_s
     p = common.parser(__doc__.splitlines()[0])
     p.add_argument("--child", nargs=5, metavar=("SYSTEM", "MODE", "SIZE", "N", "URL"))
+    p.add_argument("--receive", nargs=4, metavar=("SYSTEM", "MODE", "SIZE", "N"))
+    p.add_argument("--round-trip-ms", type=float, default=round_trip_s * 1e3,
+                   help="the round trip the bus capacity is sized for (default %(default)s; "
+                        "0: by the message size alone)")
+    p.add_argument("--sizes", help="only the one-way throughput of these message sizes "
+                                   "(bytes, comma-separated): no round trip, no bridge path")
     a = p.parse_args()
+    round_trip_s = a.round_trip_ms / 1e3
     if a.child:
         system, mode, size, n, url = a.child
         child(system, mode, int(size), int(n), url)
         return
+    if a.receive:
+        system, mode, size, n = a.receive
+        print(receive(system, int(size), int(n), mode))
+        return
     quick = a.quick
-    result: dict = {"round_trip_32B_us": {}, "throughput": []}
+    if a.sizes:
+        print(THROUGHPUT_HEAD)
+        result: dict = {"throughput": [throughput_row(int(size), quick)
+                                       for size in a.sizes.split(",")]}
+        common.write_json(a, result)
+        return
+    result = {"round_trip_32B_us": {}, "throughput": []}
     n_rtt = 2000 if quick else 10000
     rtt = {sysname: round_trip(sysname, n_rtt) for sysname in ("tachyon", "dealer_router")}
     result["round_trip_32B_us"] = {k: v * 1e6 for k, v in rtt.items()}
     print(f"round trip 32 B (median of {n_rtt}): tachyon tcp {rtt['tachyon'] * 1e6:.1f} us, "
           f"raw DEALER/ROUTER {rtt['dealer_router'] * 1e6:.1f} us, "
           f"ratio {rtt['tachyon'] / rtt['dealer_router']:.2f}x (lower is better)", flush=True)
-    print(f"{'size':>8} {'tachyon msg/s':>14} {'MB/s':>8} {'DEALER/ROUTER':>14} {'PUSH/PULL':>14}"
-          f" {'vs D/R':>7} {'vs P/P':>7}")
+    print(THROUGHPUT_HEAD)
     for size in SIZES if not quick else [64, 65536, 4 << 20]:
-        n = count_for(size, quick)
-        rate = {}
-        for sysname in SYSTEMS:
-            common.progress(f"{sysname} {size} B x {n}")
-            rate[sysname] = n / one_way(sysname, size, n)
-        row = {"size": size, "messages": n, **{f"{k}_msgs_per_s": v for k, v in rate.items()},
-               "ratio_dealer_router": rate["tachyon"] / rate["dealer_router"],
-               "ratio_push_pull": rate["tachyon"] / rate["push_pull"]}
-        result["throughput"].append(row)
-        print(f"{size:>8} {rate['tachyon']:>14.0f} {rate['tachyon'] * size / 1e6:>8.1f} "
-              f"{rate['dealer_router']:>14.0f} {rate['push_pull']:>14.0f} "
-              f"{row['ratio_dealer_router']:>6.2f}x {row['ratio_push_pull']:>6.2f}x", flush=True)
-        if size <= 1024:
-            common.progress(f"tachyon send_many {size} B x {n}")
-            many = n / one_way("tachyon", size, n, "many")
-            row.update(tachyon_send_many_msgs_per_s=many,
-                       ratio_send_many_dealer_router=many / rate["dealer_router"],
-                       ratio_send_many_push_pull=many / rate["push_pull"])
-            print(f"{'  many':>8} {many:>14.0f} {many * size / 1e6:>8.1f} {'':>14} {'':>14} "
-                  f"{many / rate['dealer_router']:>6.2f}x {many / rate['push_pull']:>6.2f}x",
-                  flush=True)
+        result["throughput"].append(throughput_row(size, quick))
     print(f"{'size':>8} {'bridged msg/s':>14} {'MB/s':>8} {'direct msg/s':>14} {'ratio':>7}")
     result["bridge"] = []
     for size in [1024, 65536, 1 << 20] if not quick else [65536]:
