@@ -455,7 +455,7 @@ def tail_far_behind(mm, head):
 TAIL_CASES = [tail_unaligned, tail_ahead_of_head]
 TAIL_REASONS = {
     "tail_unaligned": "the consumer's tail is not a multiple of 64",
-    "tail_ahead_of_head": "the consumer's tail moved backwards or past the published head",
+    "tail_ahead_of_head": "the consumer's tail moved backwards or past the committed head",
 }
 
 

@@ -69,9 +69,11 @@ _Static_assert(TACHYON_MAX_CAPACITY - HDR_SIZE <= UINT32_MAX,
 
 #if defined(__GNUC__)
 #define SLOW_PATH __attribute__((noinline, cold))
+#define ALWAYS_INLINE __attribute__((always_inline))
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
 #else
 #define SLOW_PATH
+#define ALWAYS_INLINE
 #define UNLIKELY(x) (x)
 #endif
 
@@ -148,6 +150,65 @@ static int check_region(void *region, size_t region_size, uint64_t *capacity, ui
 /* ------------------------------------------------------------------------ */
 /* Producer                                                                  */
 
+/* A copy of at most 64 bytes: two fixed-size copies that overlap in the
+ * middle (each inlined as a load and a store), so a small message pays no
+ * call and no length dispatch; reads and writes stay within [src, src + n)
+ * and [dst, dst + n). */
+static inline void copy_small(uint8_t *dst, const uint8_t *src, size_t n)
+{
+	if (n >= 16) {
+		if (n >= 32) {
+			memcpy(dst, src, 32);
+			memcpy(dst + n - 32, src + n - 32, 32);
+		} else {
+			memcpy(dst, src, 16);
+			memcpy(dst + n - 16, src + n - 16, 16);
+		}
+	} else if (n >= 8) {
+		memcpy(dst, src, 8);
+		memcpy(dst + n - 8, src + n - 8, 8);
+	} else if (n >= 4) {
+		memcpy(dst, src, 4);
+		memcpy(dst + n - 4, src + n - 4, 4);
+	} else if (n) {
+		dst[0] = src[0];
+		dst[n / 2] = src[n / 2];
+		dst[n - 1] = src[n - 1];
+	}
+}
+
+/* A payload copy for the vectored send: small ones as above, larger ones
+ * as a send copies them. */
+static inline void copy_small_or_payload(tachyon_copy_state *st, uint8_t *dst, const uint8_t *src,
+                                         size_t n)
+{
+	if (n <= 64)
+		copy_small(dst, src, n);
+	else
+		tachyon_copy_payload(st, dst, src, n);
+}
+
+/* Position stamps, producer side (ABI.md, "Position stamps"). The stamp
+ * word of the header position `end`, where a stamp-reading consumer looks
+ * once it has taken the slot ending there, must not hold an old value that
+ * reads as TACHYON_POS_STAMP(end): payload bytes of an earlier lap could.
+ * So before a slot's stamp is stored, that word is cleared when it lies in
+ * free room. When it does not (end == cached tail + capacity), it is the
+ * header at the cached tail, written by us one lap earlier, whose stamp
+ * names that lap's position: no match either. Relaxed: the consumer cannot
+ * be looking at this position yet (it learns of it from the slot's stamp,
+ * stored after this with release); atomic because it loads the word so. */
+static inline void producer_clear_next_stamp(uint8_t *ring, uint64_t mask, uint64_t room_end,
+                                             uint64_t end)
+{
+	/* room_end = cached tail + capacity, the first position not ours */
+	if (end != room_end) {
+		struct tachyon_slot_header *next =
+		        (struct tachyon_slot_header *)(void *)(ring + (end & mask));
+		tachyon_atomic_store_relaxed64(&next->pos_stamp, 0);
+	}
+}
+
 int tachyon_producer_attach(tachyon_producer *p, void *region, size_t region_size)
 {
 	uint64_t cap, h, t;
@@ -161,6 +222,13 @@ int tachyon_producer_attach(tachyon_producer *p, void *region, size_t region_siz
 	p->head = h;
 	p->published_head = h;
 	p->cached_tail = t;
+	/* Position stamps: the first header position a consumer may look at
+	 * holds no stale match (see producer_clear_next_stamp), and then the
+	 * promise that every slot from here on is stamped. release: pairs with
+	 * the consumer's acquire load of the marker, after which it may trust
+	 * the stamp at any position it reaches. */
+	producer_clear_next_stamp(p->ring, cap - 1, t + cap, h);
+	tachyon_atomic_store_release32(&p->hdr->producer_stamps, TACHYON_STAMPS_MARKER);
 	return 0;
 }
 
@@ -250,14 +318,15 @@ static SLOW_PATH int producer_refresh_tail(tachyon_producer *p, uint64_t needed)
 	 * consumer's tail store is our licence to overwrite the slots below it:
 	 * its reads of them happen before our writes. */
 	uint64_t t = tachyon_atomic_load_acquire64(&p->hdr->tail);
-	/* tail only moves forward, never past what we published (the consumer
-	 * can only release what it saw), and never leaves more than capacity in
-	 * use. */
-	if ((t & ALIGN_MSK) != 0 || t - old > p->published_head - old || p->head - t > cap)
+	/* tail only moves forward, never past what we committed (the consumer
+	 * can only release what it saw: below the published head, or, from a
+	 * consumer reading position stamps, slots stamped and not yet
+	 * published), and never leaves more than capacity in use. */
+	if ((t & ALIGN_MSK) != 0 || t - old > p->head - old || p->head - t > cap)
 		return producer_fail(p, (t & ALIGN_MSK) != 0 ? "the consumer's tail is not a multiple of 64"
-		                        : t - old > p->published_head - old
+		                        : t - old > p->head - old
 		                                ? "the consumer's tail moved backwards or past the "
-		                                  "published head"
+		                                  "committed head"
 		                                : "the consumer's tail claims more than the capacity in use");
 	p->cached_tail = t;
 	if (p->head - t + needed <= cap)
@@ -275,6 +344,50 @@ static SLOW_PATH int producer_state_error(tachyon_producer *p, uint32_t state)
 	return producer_fail(p, state == TACHYON_STATE_FATAL
 	                                ? "the peer marked the ring fatal"
 	                                : "the state word holds a value no honest peer writes");
+}
+
+
+
+/* Write a committed slot's header (and the SKIP before it, when pad != 0)
+ * and stamp both. The order is what a stamp-reading consumer relies on:
+ * payload (already written), header fields, inline copy and the cleared
+ * next stamp first, then the slot's stamp (release), then the SKIP's
+ * (release), since a consumer that takes the SKIP by its stamp goes on to
+ * the slot at once. A SKIP is thus never stamped before the slot after it:
+ * a stamp exposes no padding without its slot. Only size, type_id and
+ * reserved_size of the wire's fields: offset 12 and correlation_id belong
+ * to request/reply rings (ABI.md, "Slots"), which write them themselves. */
+static inline ALWAYS_INLINE void producer_write_slot(uint8_t *ring, uint64_t mask,
+                                                     uint64_t room_end, uint64_t start,
+                                                     uint64_t pad, uint32_t slot, uint32_t size,
+                                                     uint32_t type_id, const uint8_t *small)
+{
+	/* The end's fields come in as arguments: kept in registers, where
+	 * loads through p would be repeated after every store to the ring
+	 * (a byte store may alias anything). */
+	uint64_t pos = start + pad;
+	struct tachyon_slot_header *h = (struct tachyon_slot_header *)(void *)(ring + (pos & mask));
+	h->size = size;
+	h->type_id = type_id;
+	h->reserved_size = slot;
+	if (size <= TACHYON_INLINE_MAX)
+		copy_small(h->inline_payload, small, size);
+	producer_clear_next_stamp(ring, mask, room_end, pos + slot);
+	/* release: publishes the payload, the header fields and the inline
+	 * copy to a consumer that loads this stamp with acquire. */
+	tachyon_atomic_store_release64(&h->pos_stamp, TACHYON_POS_STAMP(pos));
+	if (pad) {
+		/* Wrap padding: SKIP, every other byte zero as 0.5.1 writes it;
+		 * the room to the end is >= 64, so it fits. The stamp word is not
+		 * cleared with the rest: a consumer may be loading it now. */
+		struct tachyon_slot_header *skip =
+		        (struct tachyon_slot_header *)(void *)(ring + (start & mask));
+		memset(skip, 0, offsetof(struct tachyon_slot_header, pos_stamp));
+		memset(skip->inline_payload, 0, sizeof skip->inline_payload);
+		skip->size = TACHYON_SKIP;
+		/* release: the slot after the padding is stamped already. */
+		tachyon_atomic_store_release64(&skip->pos_stamp, TACHYON_POS_STAMP(start));
+	}
 }
 
 /* The bodies of try_reserve, commit and flush are static inline so that
@@ -336,21 +449,10 @@ static inline int producer_commit(tachyon_producer *p, size_t actual_size, uint3
 		p->reserved = 0;
 		return -TACHYON_ECORRUPT;
 	}
-	uint64_t mask = p->capacity - 1;
-	if (p->resv_slot != p->resv_start) {
-		/* Wrap padding: SKIP, every other byte of the header zero (as 0.5.1
-		 * writes it). The room to the end is >= 64, so it fits. */
-		uint8_t *skip = p->ring + (p->resv_start & mask);
-		memset(skip, 0, HDR_SIZE);
-		((struct tachyon_slot_header *)(void *)skip)->size = TACHYON_SKIP;
-	}
-	/* Only size, type_id and reserved_size: offset 12 and correlation_id
-	 * belong to request/reply rings (ABI.md, "Slots"), which write them themselves. */
-	struct tachyon_slot_header *h =
-	        (struct tachyon_slot_header *)(void *)(p->ring + (p->resv_slot & mask));
-	h->size = (uint32_t)actual_size;
-	h->type_id = type_id;
-	h->reserved_size = p->resv_slot_size;
+	const uint8_t *payload = p->ring + (p->resv_slot & (p->capacity - 1)) + HDR_SIZE;
+	producer_write_slot(p->ring, p->capacity - 1, p->cached_tail + p->capacity, p->resv_start,
+	                    p->resv_slot - p->resv_start, p->resv_slot_size,
+	                    (uint32_t)actual_size, type_id, payload);
 	p->sent_messages++;
 	p->sent_bytes += actual_size;
 	p->head = p->resv_slot + p->resv_slot_size;
@@ -413,39 +515,6 @@ int tachyon_producer_try_send(tachyon_producer *p, const void *data, size_t size
 		return rc;
 	}
 	return producer_flush(p);
-}
-
-/* A payload copy for the vectored send. Up to 64 bytes: two fixed-size
- * copies that overlap in the middle (each inlined as a load and a store),
- * so a small message pays no call and no length dispatch; reads and writes
- * stay within [src, src + n) and [dst, dst + n). Larger ones as a send
- * copies them. */
-static inline void copy_small_or_payload(tachyon_copy_state *st, uint8_t *dst, const uint8_t *src,
-                                         size_t n)
-{
-	if (n <= 64) {
-		if (n >= 16) {
-			if (n >= 32) {
-				memcpy(dst, src, 32);
-				memcpy(dst + n - 32, src + n - 32, 32);
-			} else {
-				memcpy(dst, src, 16);
-				memcpy(dst + n - 16, src + n - 16, 16);
-			}
-		} else if (n >= 8) {
-			memcpy(dst, src, 8);
-			memcpy(dst + n - 8, src + n - 8, 8);
-		} else if (n >= 4) {
-			memcpy(dst, src, 4);
-			memcpy(dst + n - 4, src + n - 4, 4);
-		} else if (n) {
-			dst[0] = src[0];
-			dst[n / 2] = src[n / 2];
-			dst[n - 1] = src[n - 1];
-		}
-		return;
-	}
-	tachyon_copy_payload(st, dst, src, n);
 }
 
 /* send_many's counters, kept in locals between publications: fold them
@@ -526,17 +595,9 @@ int tachyon_producer_try_send_many(tachyon_producer *p, const tachyon_iov *msgs,
 		}
 		uint8_t *sh = p->ring + ((head + pad) & mask);
 		copy_small_or_payload(&p->copy, sh + HDR_SIZE, data, size);
-		if (pad) {
-			/* The SKIP header as commit writes it: all other bytes zero. */
-			uint8_t *skip = p->ring + off;
-			memset(skip, 0, HDR_SIZE);
-			((struct tachyon_slot_header *)(void *)skip)->size = TACHYON_SKIP;
-		}
-		/* Only size, type_id and reserved_size, as commit writes them. */
-		struct tachyon_slot_header *h = (struct tachyon_slot_header *)(void *)sh;
-		h->size = (uint32_t)size;
-		h->type_id = type_id;
-		h->reserved_size = (uint32_t)slot;
+		/* The header and stamps as commit writes them. */
+		producer_write_slot(p->ring, mask, room_end, head, pad, (uint32_t)slot, (uint32_t)size,
+		                    type_id, data);
 		head += pad + slot;
 		nmsgs++;
 		nbytes += size;
@@ -589,7 +650,12 @@ int tachyon_producer_fits(const tachyon_producer *p, size_t max_payload)
  * per-message release makes one comparison for both rules. */
 static inline void consumer_set_span(tachyon_consumer *c)
 {
-	uint64_t ahead = c->cached_head - c->published_tail;
+	/* The newest position known committed: the head seen, or the read
+	 * cursor when slots taken by their stamps put it ahead of that head. */
+	uint64_t newest = c->cached_head;
+	if (c->read - newest - 1 < c->capacity)
+		newest = c->read;
+	uint64_t ahead = newest - c->published_tail;
 	uint64_t half = c->capacity / 2;
 	c->publish_span = ahead < half ? ahead : half;
 }
@@ -609,6 +675,9 @@ int tachyon_consumer_attach(tachyon_consumer *c, void *region, size_t region_siz
 	c->published_tail = t;
 	c->cached_head = h;
 	consumer_set_span(c);
+	/* acquire: pairs with the producer's release store of its marker,
+	 * made before its first commit; every slot it commits is stamped. */
+	c->stamps = tachyon_atomic_load_acquire32(&c->hdr->producer_stamps) == TACHYON_STAMPS_MARKER;
 	return 0;
 }
 
@@ -664,14 +733,16 @@ static SLOW_PATH void consumer_publish_tail(tachyon_consumer *c)
  * ping-pong every message is found by this load, in try_peek's loop. */
 static inline int consumer_load_head(tachyon_consumer *c)
 {
-	uint64_t base = c->published_tail;
+	uint64_t seen = c->cached_head;
 	/* acquire: pairs with the producer's release store of head; every slot
 	 * header and payload below it is visible after this load. */
 	uint64_t h = tachyon_atomic_load_acquire64(&c->hdr->head);
-	/* Relative to the tail we published (which the producer may have
-	 * seen): not more than capacity ahead, never behind the previous head. */
-	if (UNLIKELY((h & ALIGN_MSK) != 0 || h - base > c->capacity ||
-	             h - base < c->cached_head - base))
+	/* Never behind the previous head, and not more than capacity ahead of
+	 * the tail we published (which the producer may have seen). Both as
+	 * one difference from the head seen: a consumer that took slots by
+	 * their stamps may have published a tail ahead of every head it saw,
+	 * and seen <= published tail + capacity holds (this check keeps it). */
+	if (UNLIKELY((h & ALIGN_MSK) != 0 || h - seen > c->published_tail + c->capacity - seen))
 		/* Which one: a head below the one we saw is "backwards" even when
 		 * it is also below our published tail (where h - base wraps); the
 		 * counters start at 0 and never wrap, so plain < tells. */
@@ -702,7 +773,9 @@ static SLOW_PATH int consumer_empty(tachyon_consumer *c)
 	return consumer_still_empty(c, seen);
 }
 
-/* consumer_empty's second half: head was just loaded and is still `seen`. */
+/* consumer_empty's second half: nothing is known committed beyond `seen`
+ * (head was just loaded and is not beyond it, or the stamp there does not
+ * name it). Returns 0 once head lies beyond `seen` after a close. */
 static SLOW_PATH int consumer_still_empty(tachyon_consumer *c, uint64_t seen)
 {
 	int rc;
@@ -718,8 +791,14 @@ static SLOW_PATH int consumer_still_empty(tachyon_consumer *c, uint64_t seen)
 	 * after its last store of head; after seeing 3 the head reloaded below
 	 * is the final one. */
 	uint32_t state = tachyon_atomic_load_acquire32(&c->hdr->state);
-	if (state == TACHYON_STATE_READY)
+	if (state == TACHYON_STATE_READY) {
+		/* acquire: as at attach. A producer that attached after us
+		 * announces its stamps here, before anything is committed. */
+		if (!c->stamps && tachyon_atomic_load_acquire32(&c->hdr->producer_stamps) ==
+		                          TACHYON_STAMPS_MARKER)
+			c->stamps = 1; /* from the next look on */
 		return -EAGAIN;
+	}
 	if (state != TACHYON_STATE_CLOSED)
 		/* 4, or a value no honest peer writes */
 		return consumer_fail(c, state == TACHYON_STATE_FATAL
@@ -729,7 +808,9 @@ static SLOW_PATH int consumer_still_empty(tachyon_consumer *c, uint64_t seen)
 	rc = consumer_load_head(c);
 	if (rc)
 		return rc;
-	return c->cached_head != seen ? 0 : -TACHYON_EPEERCLOSED;
+	/* The producer publishes head before it closes, so whatever it
+	 * stamped lies below this head. */
+	return c->cached_head - seen - 1 < c->capacity ? 0 : -TACHYON_EPEERCLOSED;
 }
 
 /* Which check of a slot header failed, from the copies already loaded. */
@@ -748,6 +829,78 @@ static SLOW_PATH const char *slot_fault(uint64_t rs, uint32_t size, uint64_t cap
 	return "a slot ends beyond the published head";
 }
 
+/*
+ * Position stamps, consumer side (ABI.md, "Position stamps"). With nothing
+ * published beyond the read cursor, a consumer whose producer stamps looks
+ * at the stamp of the header there instead of at head: the header's cache
+ * line announces the slot and carries it (and a small payload's copy), so
+ * a message costs one line instead of head's and then the header's. The
+ * stamp is loaded once with acquire (the producer stores it last with
+ * release); the header is then checked exactly as one below head would be,
+ * with one bound in place of head: the producer can have been given no
+ * room beyond the tail we published plus capacity. So a stamp, hostile or
+ * stale, can expose nothing outside the ring nor anything twice: it is
+ * only believed at the read cursor, which only moves forward.
+ *
+ * Returns STAMP_NONE (the stamp does not name this position: nothing
+ * committed here yet), STAMP_SLOT or STAMP_SKIP with the header's fields
+ * (for a SKIP, rs is the padding up to the end of the lap), or the fatal
+ * error.
+ */
+enum { STAMP_NONE = 0, STAMP_SLOT = 1, STAMP_SKIP = 2 };
+
+struct stamped {
+	uint32_t size, type_id;
+	uint64_t rs;
+};
+
+static inline int consumer_stamped(tachyon_consumer *c, uint64_t read, struct stamped *f)
+{
+	uint64_t cap = c->capacity;
+	uint64_t off = read & (cap - 1);
+	/* What the producer may have written at most, from the read cursor:
+	 * in [0, cap], since read never passes published tail + capacity. At
+	 * 0 the header there is the one at our published tail, a lap ago:
+	 * nothing can be new. */
+	uint64_t given = c->published_tail + cap - read;
+	if (given == 0)
+		return STAMP_NONE;
+	const struct tachyon_slot_header *sh =
+	        (const struct tachyon_slot_header *)(const void *)(c->ring + off);
+	if (TACHYON_SLOT_LOAD_STAMP(sh) != TACHYON_POS_STAMP(read))
+		return STAMP_NONE;
+	uint64_t to_end = cap - off;
+	uint32_t size = TACHYON_SLOT_LOAD32(sh, size);
+	if (UNLIKELY(size == TACHYON_SKIP)) {
+		/* Padding sits only at the end of a lap, inside the room given. */
+		if (UNLIKELY(off == 0 || to_end > given))
+			return consumer_fail(c, off == 0 ? "a SKIP marker at offset 0"
+			                                 : "a stamped SKIP marker whose padding runs "
+			                                   "beyond the room the producer was given");
+		f->rs = to_end;
+		return STAMP_SKIP;
+	}
+	uint32_t type_id = TACHYON_SLOT_LOAD32(sh, type_id);
+	uint64_t rs = TACHYON_SLOT_LOAD32(sh, reserved_size);
+	if (UNLIKELY(rs < HDR_SIZE || rs > to_end || (rs & ALIGN_MSK) != 0 || size > rs - HDR_SIZE))
+		return consumer_fail(c, slot_fault(rs, size, cap, off));
+	if (UNLIKELY(rs > given))
+		return consumer_fail(c, "a stamped slot runs beyond the room the producer was given");
+	f->size = size;
+	f->type_id = type_id;
+	f->rs = rs;
+	return STAMP_SLOT;
+}
+
+/* A stamped slot's payload: its inline copy in the header when it fits
+ * there (the line the stamp came on), else its place after the header. */
+static inline const uint8_t *stamped_payload(const tachyon_consumer *c, uint64_t off, uint32_t size)
+{
+	const struct tachyon_slot_header *sh =
+	        (const struct tachyon_slot_header *)(const void *)(c->ring + off);
+	return size <= TACHYON_INLINE_MAX ? sh->inline_payload : c->ring + off + HDR_SIZE;
+}
+
 int tachyon_consumer_try_peek(tachyon_consumer *c, tachyon_msg *msg)
 {
 	if (UNLIKELY(c->fatal))
@@ -755,20 +908,54 @@ int tachyon_consumer_try_peek(tachyon_consumer *c, tachyon_msg *msg)
 	uint64_t cap = c->capacity;
 	for (;;) {
 		uint64_t read = c->read;
-		if (read == c->cached_head) {
-			/* Inline (consumer_empty without the call): a message that
-			 * arrives while we wait is found right here, and the path from
-			 * the head load to the header load is the latency of every
+		uint64_t avail = c->cached_head - read; /* in (0, cap] when head is beyond read */
+		if (avail - 1 >= cap) {
+			/* Nothing published beyond read (read == head, or read ahead
+			 * of it after stamped slots). Inline (consumer_empty without
+			 * the call): a message that arrives while we wait is found
+			 * right here, and this path is the latency of every
 			 * ping-pong. Only a ring still empty goes out of line. */
-			int rc = consumer_load_head(c);
+			int rc;
+			if (c->stamps) {
+				/* The stamp first: a slot committed here is taken from
+				 * its header's line without waiting for head's. */
+				struct stamped f = {0, 0, 0};
+				rc = consumer_stamped(c, read, &f);
+				if (rc == STAMP_SLOT) {
+					uint64_t off = read & (cap - 1);
+					msg->data = stamped_payload(c, off, f.size);
+					msg->size = f.size;
+					msg->type_id = f.type_id;
+					msg->pos = read;
+					msg->end = read + f.rs;
+					c->read = read + f.rs;
+					c->received_messages++;
+					c->received_bytes += f.size;
+					consumer_set_span(c);
+					return 0;
+				}
+				if (rc == STAMP_SKIP) {
+					/* Its slot is stamped already: pass the padding. */
+					if (c->release == read)
+						c->release = read + f.rs;
+					c->read = read + f.rs;
+					continue;
+				}
+				if (UNLIKELY(rc < 0))
+					return rc;
+			}
+			/* Head is still loaded (and so checked) whenever the
+			 * ring looks empty, stamps or not. */
+			rc = consumer_load_head(c);
 			if (UNLIKELY(rc))
 				return rc;
-			if (c->cached_head == read && (rc = consumer_still_empty(c, read)) != 0)
+			if (c->cached_head - read - 1 < cap)
+				continue;
+			if ((rc = consumer_still_empty(c, read)) != 0)
 				return rc;
 			continue;
 		}
 		uint64_t off = read & (cap - 1);
-		uint64_t avail = c->cached_head - read; /* in (0, cap]: validated head */
 		const struct tachyon_slot_header *sh =
 		        (const struct tachyon_slot_header *)(const void *)(c->ring + off);
 		/* relaxed (the three header loads): the bytes were handed to us by
@@ -836,7 +1023,7 @@ int tachyon_consumer_try_peek_batch(tachyon_consumer *c, tachyon_msg *msgs, size
 	uint64_t read = c->read, head = c->cached_head;
 	uint64_t nbytes = 0;
 	size_t n = 0, counted = 0;
-	int rc = 0;
+	int rc = 0, head_loaded = 0;
 #define SYNC()                                                   \
 	do {                                                     \
 		c->read = read;                                  \
@@ -846,24 +1033,57 @@ int tachyon_consumer_try_peek_batch(tachyon_consumer *c, tachyon_msg *msgs, size
 		nbytes = 0;                                      \
 	} while (0)
 	while (n < max) {
-		if (read == head) {
-			rc = consumer_load_head(c);
-			if (UNLIKELY(rc))
-				break;
-			head = c->cached_head;
-			if (head == read) {
-				/* Found empty: what try_peek does then, once. With
-				 * messages in hand the next call reports it. */
-				SYNC();
-				rc = consumer_still_empty(c, read);
+		uint64_t avail = head - read; /* in (0, cap] when head is beyond read */
+		if (avail - 1 >= cap) {
+			/* Nothing published beyond read. Unlike try_peek, head
+			 * first (once a call when the producer stamps): a batch is
+			 * read where throughput matters, and slots below head cost
+			 * fewer checks than stamped ones. Then the stamps, for
+			 * what is committed beyond that head. */
+			if (!head_loaded || !c->stamps) {
+				rc = consumer_load_head(c);
+				if (UNLIKELY(rc))
+					break;
 				head = c->cached_head;
-				if (rc)
+				head_loaded = 1;
+				if (head - read - 1 < cap)
+					continue;
+			}
+			if (c->stamps) {
+				struct stamped f = {0, 0, 0};
+				rc = consumer_stamped(c, read, &f);
+				if (rc == STAMP_SLOT) {
+					tachyon_msg *m = &msgs[n++];
+					m->data = stamped_payload(c, read & (cap - 1), f.size);
+					m->size = f.size;
+					m->type_id = f.type_id;
+					m->pos = read;
+					m->end = read + f.rs;
+					read += f.rs;
+					nbytes += f.size;
+					rc = 0;
+					continue;
+				}
+				if (rc == STAMP_SKIP) {
+					if (c->release == read)
+						c->release = read + f.rs;
+					read += f.rs;
+					rc = 0;
+					continue;
+				}
+				if (UNLIKELY(rc < 0))
 					break;
 			}
+			/* Found empty: what try_peek does then, once. With messages
+			 * in hand the next call reports it. */
+			SYNC();
+			rc = consumer_still_empty(c, read);
+			head = c->cached_head;
+			if (rc)
+				break;
 			continue;
 		}
 		uint64_t off = read & (cap - 1);
-		uint64_t avail = head - read; /* in (0, cap]: validated head */
 		const struct tachyon_slot_header *sh =
 		        (const struct tachyon_slot_header *)(const void *)(ring + off);
 		/* relaxed, through the counted accessor: as in try_peek. */
@@ -914,6 +1134,9 @@ int tachyon_consumer_try_peek_batch(tachyon_consumer *c, tachyon_msg *msgs, size
 	}
 	SYNC();
 #undef SYNC
+	/* Slots taken by their stamps moved the newest known position. */
+	if (c->stamps)
+		consumer_set_span(c);
 	if (rc == -TACHYON_ECORRUPT)
 		return rc; /* fatal: not even the messages already peeked */
 	return n ? (int)n : rc;

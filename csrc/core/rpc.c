@@ -196,9 +196,9 @@ int tachyon_rpc_set_polling_mode(tachyon_rpc *r, int pure_spin)
 
 void tachyon_rpc_stamp(void *payload, uint64_t correlation_id)
 {
-	/* Plain stores: the reservation is ours until the commit's head
-	 * publication (a release store in ring.c), which hands these bytes to
-	 * the consumer together with the rest of the slot. */
+	/* Plain stores: the reservation is ours until the commit's stamp and
+	 * head publication (release stores in ring.c), which hand these bytes
+	 * to the consumer together with the rest of the slot. */
 	struct tachyon_slot_header *h =
 	        (struct tachyon_slot_header *)(void *)((uint8_t *)payload - TACHYON_MSG_ALIGNMENT);
 	h->unused0 = 0;
@@ -208,8 +208,10 @@ void tachyon_rpc_stamp(void *payload, uint64_t correlation_id)
 uint64_t tachyon_rpc_msg_id(const tachyon_msg *m)
 {
 	const struct tachyon_slot_header *h =
-	        (const struct tachyon_slot_header *)(const void *)(m->data - TACHYON_MSG_ALIGNMENT);
-	/* Relaxed, once: the slot came with the acquire load of head; the peer
+	        (const struct tachyon_slot_header *)(const void *)(tachyon_msg_aligned_data(m) -
+	                                                           TACHYON_MSG_ALIGNMENT);
+	/* Relaxed, once: the slot came with the acquire load of head (or of
+	 * its position stamp, ring.c); the peer
 	 * may rewrite the field at any time, so the one value loaded here is
 	 * the one every comparison uses (docs/RELIABILITY.md R2). */
 	return tachyon_atomic_load_relaxed64(&h->correlation_id);

@@ -12,8 +12,9 @@
  * decoded. A build with that define must provide tachyon_count_load() (the
  * test does); the library itself is never built with it.
  *
- * Loads are relaxed: the slot bytes were handed over by the acquire load of
- * head (ring.c); the load is atomic only so the compiler fetches the field
+ * Loads are relaxed (but the position stamp's, which is acquire): the slot
+ * bytes were handed over by the acquire load of head or of the stamp
+ * (ring.c); the load is atomic only so the compiler fetches the field
  * exactly once and cannot re-read it later (a plain load may be repeated or
  * split by the optimiser, which is exactly a double fetch).
  */
@@ -30,7 +31,8 @@ enum tachyon_slot_field {
 	TACHYON_SLOT_FIELD_size = 0,
 	TACHYON_SLOT_FIELD_type_id = 1,
 	TACHYON_SLOT_FIELD_reserved_size = 2,
-	TACHYON_SLOT_FIELD_COUNT = 3
+	TACHYON_SLOT_FIELD_pos_stamp = 3,
+	TACHYON_SLOT_FIELD_COUNT = 4
 };
 
 #if defined(TACHYON_COUNT_LOADS)
@@ -39,8 +41,15 @@ void tachyon_count_load(int field, const void *addr);
 #define TACHYON_SLOT_LOAD32(sh, field)                                            \
 	(tachyon_count_load(TACHYON_SLOT_FIELD_##field, &(sh)->field),            \
 	 tachyon_atomic_load_relaxed32(&(sh)->field))
+#define TACHYON_SLOT_LOAD_STAMP(sh)                                               \
+	(tachyon_count_load(TACHYON_SLOT_FIELD_pos_stamp, &(sh)->pos_stamp),      \
+	 tachyon_atomic_load_acquire64(&(sh)->pos_stamp))
 #else
 #define TACHYON_SLOT_LOAD32(sh, field) tachyon_atomic_load_relaxed32(&(sh)->field)
+/* The position stamp is the one header field loaded with acquire: it is
+ * what hands the slot over when the consumer learns of it from the stamp
+ * (ring.c, "Position stamps"). */
+#define TACHYON_SLOT_LOAD_STAMP(sh) tachyon_atomic_load_acquire64(&(sh)->pos_stamp)
 #endif
 
 #endif /* TACHYON_CORE_SHARED_H */

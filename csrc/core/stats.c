@@ -23,6 +23,10 @@ int tachyon_bus_stats(tachyon_bus *b, tachyon_stats *out)
 	uint64_t head = tachyon_atomic_load_relaxed64(&hdr->head);
 	uint64_t tail = tachyon_atomic_load_relaxed64(&hdr->tail);
 	uint64_t used = head - tail;
+	/* A consumer reading position stamps may publish a tail a little ahead
+	 * of the published head (ABI.md, "Position stamps"): nothing in use. */
+	if (tail - head - 1 < b->region.capacity)
+		used = 0;
 	out->bytes_in_use = used > b->region.capacity ? b->region.capacity : used;
 	/* Acquire: pairs with the release store of the role (and then the
 	 * consumer exits' release stores of the count). */
@@ -117,11 +121,13 @@ int tachyon_bus_unreleased(tachyon_bus *b, uint64_t *bytes, uint64_t *messages)
 		return -EINVAL;
 	const tachyon_producer *p = &b->end.prod;
 	uint64_t cap = p->capacity, mask = cap - 1;
-	/* Relaxed head: our own producer's store, and no producer call runs
-	 * meanwhile (the caller's promise). Acquire tail: pairs with the
-	 * consumer's release store of it; the slots from tail on are not its
-	 * to reuse, so the headers read below are the ones we wrote. */
-	uint64_t head = tachyon_atomic_load_relaxed64(&b->hdr->head);
+	/* The committed head, not the published one: a consumer reading
+	 * position stamps may have taken (and released) slots not yet
+	 * published. Our own end's state, and no producer call runs meanwhile
+	 * (the caller's promise). Acquire tail: pairs with the consumer's
+	 * release store of it; the slots from tail on are not its to reuse, so
+	 * the headers read below are the ones we wrote. */
+	uint64_t head = p->head;
 	uint64_t tail = tachyon_atomic_load_acquire64(&b->hdr->tail);
 	uint64_t used = head - tail;
 	if (used > cap || (tail & (TACHYON_MSG_ALIGNMENT - 1)) != 0)

@@ -230,8 +230,10 @@ static inline int peek_msgs(tachyon_bus *b, void *arg)
 static TACHYON_COLD void check_lost_wake(tachyon_bus *b, uint64_t head_seen)
 {
 	uint32_t *word = &b->hdr->consumer_wait;
-	/* Relaxed: a diagnostic comparison; no data is read through it. */
-	if (tachyon_atomic_load_relaxed64(&b->hdr->head) == head_seen)
+	/* Relaxed: a diagnostic comparison; no data is read through it. Only
+	 * a head beyond what we had seen counts (a consumer reading stamps
+	 * may be ahead of the published head). */
+	if (tachyon_atomic_load_relaxed64(&b->hdr->head) - head_seen - 1 >= b->region.capacity)
 		return;
 	(void)tachyon_futex_wait(word, TACHYON_WAIT_SLEEPING, LOST_WAKE_GRACE_NS);
 	/* Relaxed: as above. */
@@ -275,9 +277,14 @@ static int sleep_for_message(tachyon_bus *b, void *arg, int64_t timeout, const w
 		(void)tachyon_atomic_cas32(word, TACHYON_WAIT_SLEEPING, TACHYON_WAIT_AWAKE);
 		return r;
 	}
-	/* The head our last check saw (the peek above loaded and validated it),
-	 * for the lost-wake diagnostic. */
-	uint64_t head_seen = b->end.cons.cached_head;
+	/* What our last check had seen, for the lost-wake diagnostic: the
+	 * head the peek above loaded and validated, or, when the producer
+	 * stamps (the peek looked at the stamp, not at head), the read cursor,
+	 * everything below which was committed. */
+	const tachyon_consumer *cons = &b->end.cons;
+	uint64_t head_seen = cons->stamps && cons->read - cons->cached_head - 1 < b->region.capacity
+	                             ? cons->read
+	                             : cons->cached_head;
 	int fr = tachyon_futex_wait(word, TACHYON_WAIT_SLEEPING, timeout);
 	if (fr == -ETIMEDOUT)
 		check_lost_wake(b, head_seen);

@@ -72,14 +72,18 @@ static int probe(tachyon_bus *b)
 	/* Acquire: pairs with the producer's release store of head, so the
 	 * slot header loaded below is the one it wrote before publishing. */
 	uint64_t head = tachyon_atomic_load_acquire64(&hdr->head);
-	if (head == read)
+	/* Nothing published beyond read. read may be ahead of head: a
+	 * consumer reading position stamps takes slots before their head is
+	 * published (ABI.md, "Position stamps"), and the producer publishes
+	 * that head at the latest when it flushes. */
+	uint64_t cap = b->region.capacity;
+	if (head - read - 1 >= cap)
 		return 0;
 	/* A lone SKIP (padding up to the end of the lap and nothing after it,
 	 * which a 0.5.1 producer may publish) is an empty ring to a receive.
 	 * read is our own multiple of 64, so the header lies inside the ring.
 	 * Any other difference, even an impossible one, is for the receive to
 	 * deliver or to reject. */
-	uint64_t cap = b->region.capacity;
 	uint64_t off = read & (cap - 1);
 	if (off != 0 && head - read == cap - off) {
 		const struct tachyon_slot_header *sh =

@@ -367,7 +367,9 @@ PyObject *tx_rxguard_new(BusObject *bus, const tachyon_msg *m, uint64_t seq)
 	if (!g)
 		return NULL;
 	g->bus = (BusObject *)Py_NewRef(bus);
-	g->msg.data = m->data;
+	/* A view promises 64-byte alignment: the payload's place, not the
+	 * inline copy a small stamped message may come with. */
+	g->msg.data = tachyon_msg_aligned_data(m);
 	g->msg.size = m->size;
 	g->msg.type_id = m->type_id;
 	g->msg.seq = seq;
@@ -558,7 +560,7 @@ PyObject *tx_rxbatch_new(BusObject *bus, const tachyon_msg *m, Py_ssize_t n, uin
 		return PyErr_NoMemory();
 	}
 	for (i = 0; i < n; i++) {
-		b->msgs[i].data = m[i].data;
+		b->msgs[i].data = tachyon_msg_aligned_data(&m[i]); /* as in tx_rxguard_new */
 		b->msgs[i].size = m[i].size;
 		b->msgs[i].type_id = m[i].type_id;
 		b->msgs[i].seq = seq0 + (uint64_t)i;

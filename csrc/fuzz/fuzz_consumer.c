@@ -6,11 +6,13 @@
  * head and tail, the ring bytes, then a program of operations. The consumer
  * operations are peek, peek_batch, release_to and publish; between them the
  * program plays the producer's side: an honest producer (slots and SKIPs
- * laid out as ours or 0.5.1 would) or a hostile one that rewrites head, slot
- * headers, the state word or the wait words at any point.
+ * laid out as ours or 0.5.1 would, with position stamps once it announces
+ * them) or a hostile one that rewrites head, slot headers, position stamps,
+ * the state word or the wait words at any point.
  *
  * Oracle, always: every exposed payload lies inside the data ring right
- * after its slot header, and is copied whole into a scratch buffer so ASan
+ * after its slot header (or, 32 bytes or less, in that header's inline
+ * copy), and is copied whole into a scratch buffer so ASan
  * checks every byte (the region is malloc'd at exactly 768 + capacity
  * bytes); results are only the documented codes; once -TACHYON_ECORRUPT is
  * returned, nothing is ever exposed again.
@@ -42,6 +44,7 @@ typedef struct run {
 	/* the honest producer's model */
 	int honest;
 	uint64_t prod_head;                 /* private head of the model producer */
+	int stamping;                       /* it announced position stamps */
 	uint32_t seq_next, seq_expect;
 	uint32_t sizes[MAX_PRODUCED];       /* size of message seq % MAX_PRODUCED */
 	uint8_t scratch[8192];
@@ -58,11 +61,14 @@ static void check_msg(run *r, const tachyon_msg *m)
 	const uint8_t *lo = r->ring, *hi = r->ring + r->cap;
 	TRACE("msg pos %llu size %u type %u\n", (unsigned long long)m->pos, m->size, m->type_id);
 	FUZZ_ASSERT(!r->fatal_seen);
-	FUZZ_ASSERT(m->data >= lo + 64 && m->data <= hi);
-	FUZZ_ASSERT(m->size <= (size_t)(hi - m->data));
-	/* the payload sits right after the header of the slot at pos */
+	const uint8_t *place = tachyon_msg_aligned_data(m);
+	FUZZ_ASSERT(place >= lo + 64 && place <= hi);
+	FUZZ_ASSERT(m->size <= (size_t)(hi - place));
+	/* the payload sits right after the header of the slot at pos; a small
+	 * one may be read from its copy in that header */
 	FUZZ_ASSERT((m->pos & 63) == 0);
-	FUZZ_ASSERT((uint64_t)(m->data - lo) == (m->pos & (r->cap - 1)) + 64);
+	FUZZ_ASSERT((uint64_t)(place - lo) == (m->pos & (r->cap - 1)) + 64);
+	FUZZ_ASSERT(m->data == place || (m->data == place - 32 && m->size <= TACHYON_INLINE_MAX));
 	FUZZ_ASSERT(m->end - m->pos >= 64 + (uint64_t)m->size && m->end - m->pos <= r->cap);
 	/* Touch every byte: ASan reports any that is outside the allocation. */
 	memcpy(r->scratch, m->data, m->size);
@@ -149,6 +155,30 @@ static void op_release_raw(run *r, uint64_t pos)
 	}
 }
 
+/* The model producer clears the stamp of the header position `pos` (where
+ * the consumer looks next) when it is free room, as ours does. */
+static void stamp_clear(run *r, uint64_t pos, uint64_t tail)
+{
+	if (pos - tail < r->cap)
+		((struct tachyon_slot_header *)(void *)(r->ring + (pos & (r->cap - 1))))->pos_stamp = 0;
+}
+
+/* The model producer announces position stamps, as ours does at attach,
+ * before its first commit (a slot committed unstamped before the marker
+ * could be taken by a stale stamp): first the stamp at its head cleared,
+ * then the marker. */
+static void op_announce_stamps(run *r)
+{
+	uint64_t tail = tachyon_atomic_load_relaxed64(&r->hdr->tail);
+	if (r->stamping || r->seq_next != 0 || (r->prod_head & 63) != 0 ||
+	    r->prod_head - tail > r->cap)
+		return;
+	stamp_clear(r, r->prod_head, tail);
+	r->stamping = 1;
+	TRACE("stamps announced at %llu\n", (unsigned long long)r->prod_head);
+	tachyon_atomic_store_release32(&r->hdr->producer_stamps, TACHYON_STAMPS_MARKER);
+}
+
 /* The honest producer: one slot of n payload bytes (ours: the SKIP becomes
  * visible only with the slot after it), if it fits; publish if asked. */
 static void op_produce(run *r, uint16_t n16, int publish)
@@ -177,12 +207,27 @@ static void op_produce(run *r, uint16_t n16, int publish)
 	uint64_t so = (head + pad) & (cap - 1);
 	struct tachyon_slot_header *h = (struct tachyon_slot_header *)(void *)(r->ring + so);
 	uint32_t seq = r->seq_next++;
+	TRACE("produce seq %u size %llu at %llu pad %llu%s%s\n", seq, (unsigned long long)n,
+	      (unsigned long long)(head + pad), (unsigned long long)pad,
+	      r->stamping ? " stamped" : "", publish ? " published" : "");
 	h->size = (uint32_t)n;
 	h->type_id = seq;
 	h->reserved_size = (uint32_t)slot;
 	memset(r->ring + so + 64, pattern(seq), n);
 	r->sizes[seq % MAX_PRODUCED] = (uint32_t)n;
 	r->prod_head = head + pad + slot;
+	if (r->stamping) {
+		/* as ours stamps (ring.c): the inline copy, the next header's
+		 * stamp cleared when it is free room, the slot's stamp, then the
+		 * SKIP's */
+		if (n <= TACHYON_INLINE_MAX)
+			memset(h->inline_payload, pattern(seq), n);
+		stamp_clear(r, r->prod_head, tail);
+		h->pos_stamp = TACHYON_POS_STAMP(head + pad);
+		if (pad)
+			((struct tachyon_slot_header *)(void *)(r->ring + off))->pos_stamp =
+			        TACHYON_POS_STAMP(head);
+	}
 	if (publish)
 		tachyon_atomic_store_release64(&r->hdr->head, r->prod_head);
 }
@@ -197,6 +242,8 @@ static void op_lone_skip(run *r)
 	memset(r->ring + off, 0, 64);
 	((struct tachyon_slot_header *)(void *)(r->ring + off))->size = TACHYON_SKIP;
 	r->prod_head = head + (cap - off);
+	if (r->stamping)
+		stamp_clear(r, r->prod_head, tail); /* unstamped: found by head */
 	tachyon_atomic_store_release64(&r->hdr->head, r->prod_head);
 }
 
@@ -212,7 +259,7 @@ static void op_hostile(run *r, fuzz_in *in)
 	uint8_t what = fin_u8(in);
 	uint64_t cap = r->cap;
 	r->honest = 0;
-	switch (what % 8) {
+	switch (what % 10) {
 	case 0: /* head: anything */
 		tachyon_atomic_store_release64(&r->hdr->head, fin_u64(in));
 		break;
@@ -245,6 +292,17 @@ static void op_hostile(run *r, fuzz_in *in)
 		break;
 	case 6: /* the tail (the consumer's own word, written by a stranger) */
 		tachyon_atomic_store_release64(&r->hdr->tail, fin_u64(in));
+		break;
+	case 8: { /* a position stamp that names the read position, over
+	           * whatever header (or nothing) is there */
+		uint64_t off = r->c.read & (cap - 1);
+		uint64_t v = TACHYON_POS_STAMP(r->c.read + 64 * (uint64_t)(fin_u8(in) % 2));
+		memcpy(r->ring + off + 24, &v, 8);
+		break;
+	}
+	case 9: /* the stamps marker, on or off, whatever the producer does */
+		tachyon_atomic_store_release32(&r->hdr->producer_stamps,
+		                               (fin_u8(in) & 1) ? TACHYON_STAMPS_MARKER : 0);
 		break;
 	default: { /* a reserved_size that reaches past the end of the ring */
 		uint64_t off = r->c.read & (cap - 1);
@@ -291,10 +349,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* Honest only if nothing unknown sits in the ring at the start. */
 	r.honest = head == tail;
 	r.prod_head = head;
+	/* A marker already set is a producer that announced its stamps before
+	 * we attached, which cleared the stamp at its head as it did so. */
+	if (r.hdr->producer_stamps == TACHYON_STAMPS_MARKER && head - tail <= r.cap) {
+		stamp_clear(&r, head, tail);
+		r.stamping = 1;
+	}
 
 	for (int ops = 0; ops < MAX_OPS && fin_more(&in); ops++) {
 		uint8_t op = fin_u8(&in);
-		switch (op % 12) {
+		switch (op % 13) {
 		case 0:
 		case 1:
 			op_peek(&r);
@@ -327,8 +391,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			else
 				tachyon_atomic_store_release64(&r.hdr->head, r.prod_head); /* flush */
 			break;
-		default:
+		case 11:
 			op_hostile(&r, &in);
+			break;
+		default:
+			op_announce_stamps(&r);
 			break;
 		}
 	}

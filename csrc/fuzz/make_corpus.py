@@ -32,9 +32,9 @@ def skip_hdr():
     return struct.pack('<I', SKIP) + bytes(60)
 
 
-# consumer ops (op % 12)
-PEEK, BATCH, RELEASE, RELEASE_RAW, PUBLISH, PRODUCE_PUB, PRODUCE, LONE_SKIP, FLUSH, HOSTILE = \
-    0, 2, 3, 5, 6, 7, 8, 9, 10, 11
+# consumer ops (op % 13)
+PEEK, BATCH, RELEASE, RELEASE_RAW, PUBLISH, PRODUCE_PUB, PRODUCE, LONE_SKIP, FLUSH, HOSTILE, \
+    STAMPS = 0, 2, 3, 5, 6, 7, 8, 9, 10, 11, 12
 
 
 def c_produce(n, publish=True):
@@ -91,6 +91,16 @@ def consumer_seeds():
     seeds['hostile'] = prologue(cap, 0, 2) + bytes(ring) + \
         bytes([HOSTILE, 2, 2]) + struct.pack('<I', 2048) + bytes([PEEK]) + \
         bytes([HOSTILE, 1]) + struct.pack('<h', -1) + bytes([PEEK, PEEK])
+
+    # 6. position stamps: the producer announces them, then commits slots it
+    #    does not publish (taken by their stamps), wraps behind a stamped
+    #    SKIP; then a stamp that names the read position over a stale header.
+    ops = bytes([STAMPS])
+    for n in (0, 31, 32, 33, 200, 448, 7, 448, 100):
+        ops += c_produce(n, False) + bytes([PEEK, RELEASE, 0])
+    ops += c_produce(20, False) + c_produce(300, False) + bytes([BATCH, 4, RELEASE, 1, PUBLISH])
+    ops += bytes([FLUSH, 0, PEEK, HOSTILE, 8, 0, PEEK, PEEK])
+    seeds['stamped_stream'] = prologue(cap, 0, 0) + bytes(cap) + ops
     return seeds
 
 

@@ -155,7 +155,11 @@ static void *consumer_main(void *arg)
 		}
 		for (int i = 0; i < rc; i++) {
 			const tachyon_msg *m = &ms[i];
-			if (m->data < ch->ring + 64 || m->data > ch->ring + CAP ||
+			/* the payload's place after its header, and the copy read
+			 * (the inline one in the header, for a small stamped message) */
+			const uint8_t *place = tachyon_msg_aligned_data(m);
+			if (place < ch->ring + 64 || place > ch->ring + CAP ||
+			    m->size > (size_t)(ch->ring + CAP - place) || m->data < ch->ring + 32 ||
 			    m->size > (size_t)(ch->ring + CAP - m->data)) {
 				ch->cons_bad = 1;
 				return NULL;
@@ -201,7 +205,15 @@ static void scribble_once(chaos *ch, uint64_t *rng)
 	case 1:
 	case 2: { /* a header field of a slot near the consumer's position */
 		/* (the tail may be scribbled unaligned itself: align) */
-		uint64_t off = (tail + 64 * ((r >> 8) % 16)) & (CAP - 64);
+		uint64_t pos = (tail & ~(uint64_t)63) + 64 * ((r >> 8) % 16);
+		uint64_t off = pos & (CAP - 64);
+		if (((r >> 24) & 3) == 0) {
+			/* a position stamp that names its own position, as the
+			 * producer's would, over whatever the header holds */
+			tachyon_atomic_store_release64((uint64_t *)(void *)(ch->ring + off + 24),
+			                               TACHYON_POS_STAMP(pos));
+			return;
+		}
 		w32 = (uint32_t *)(void *)(ch->ring + off + 4 * ((r >> 16) % 3));
 		switch ((r >> 20) % 4) {
 		case 0: val32 = TACHYON_SKIP; break;

@@ -4,7 +4,10 @@
  *
  * One producer end and one consumer end over a heap region, in one thread:
  * random sizes with many wraps, batch peeks, pinned (late) releases, and now
- * and then a lone SKIP published the way a 0.5.1 producer may. Each peek or
+ * and then a lone SKIP published the way a 0.5.1 producer may; run twice,
+ * with a consumer that learns of slots from head (as from a 0.5.1 producer)
+ * and with one that reads position stamps (ours; the lone SKIPs are left
+ * out there, our producer never publishes one). Each peek or
  * batch call is a window; within it no header field at one address may be
  * loaded more than once, and every delivered message (and every SKIP
  * passed) must have had each of its fields loaded exactly once, which also
@@ -87,17 +90,22 @@ static unsigned window_max(void)
 /* ---- the run ---------------------------------------------------------------- */
 
 typedef struct counts {
-	uint64_t msgs, windows, skips, lone_skips, batches, max_per_field;
+	uint64_t msgs, windows, skips, lone_skips, batches, max_per_field, by_stamp;
 } counts;
 
-/* Every message of a window: each field of its header loaded exactly once. */
-static void check_msg_loads(const tachyon_msg *m)
+/* Every message of a window: each field of its header loaded exactly once,
+ * its position stamp at most once (once when it was found by its stamp,
+ * which only a consumer reading stamps does). Returns that count. */
+static unsigned check_msg_loads(const tachyon_msg *m, int stamps)
 {
 	const struct tachyon_slot_header *sh =
-	        (const struct tachyon_slot_header *)(const void *)(m->data - 64);
+	        (const struct tachyon_slot_header *)(const void *)(tachyon_msg_aligned_data(m) - 64);
+	unsigned by_stamp = loads_of(&sh->pos_stamp, TACHYON_SLOT_FIELD_pos_stamp);
+	CHECK(by_stamp <= (unsigned)stamps);
 	CHECK_EQ(loads_of(&sh->size, TACHYON_SLOT_FIELD_size), 1);
 	CHECK_EQ(loads_of(&sh->type_id, TACHYON_SLOT_FIELD_type_id), 1);
 	CHECK_EQ(loads_of(&sh->reserved_size, TACHYON_SLOT_FIELD_reserved_size), 1);
+	return by_stamp;
 }
 
 /* The loads of a SKIP the consumer passed in this window: its size once,
@@ -106,6 +114,7 @@ static void check_skip_loads(const uint8_t *ring, uint64_t cap, uint64_t pos)
 {
 	const struct tachyon_slot_header *sh =
 	        (const struct tachyon_slot_header *)(const void *)(ring + (pos & (cap - 1)));
+	CHECK(loads_of(&sh->pos_stamp, TACHYON_SLOT_FIELD_pos_stamp) <= 1);
 	CHECK(loads_of(&sh->size, TACHYON_SLOT_FIELD_size) <= 1);
 	CHECK_EQ(loads_of(&sh->type_id, TACHYON_SLOT_FIELD_type_id), 0);
 	CHECK_EQ(loads_of(&sh->reserved_size, TACHYON_SLOT_FIELD_reserved_size), 0);
@@ -124,10 +133,9 @@ static void negative_control(void)
 	memset(total_loads, 0, sizeof total_loads);
 }
 
-int main(void)
+static void run(int stamps)
 {
-	negative_control();
-
+	memset(total_loads, 0, sizeof total_loads);
 	size_t size = TACHYON_REGION_HEADER_SIZE + CAP;
 	uint8_t *mem = aligned_alloc(64, size);
 	REQUIRE(mem);
@@ -143,7 +151,10 @@ int main(void)
 	tachyon_producer p;
 	tachyon_consumer c;
 	REQUIRE(tachyon_producer_attach(&p, mem, size) == 0);
+	if (!stamps)
+		hdr->producer_stamps = 0; /* the consumer reads by head alone */
 	REQUIRE(tachyon_consumer_attach(&c, mem, size) == 0);
+	REQUIRE(c.stamps == stamps);
 
 	counts k = {0};
 	uint64_t rng = 7, seq_sent = 0, seq_recv = 0;
@@ -172,7 +183,7 @@ int main(void)
 		 * producer never does, so write it by hand when the ring is empty
 		 * of unpublished data and the padding fits. */
 		uint64_t off = p.head & (CAP - 1);
-		if ((test_rand(&rng) & 15) == 0 && off != 0 &&
+		if (!stamps && (test_rand(&rng) & 15) == 0 && off != 0 &&
 		    p.head - tachyon_atomic_load_relaxed64(&hdr->tail) + (CAP - off) <= CAP) {
 			memset(ring + off, 0, 64);
 			((struct tachyon_slot_header *)(void *)(ring + off))->size = TACHYON_SKIP;
@@ -212,7 +223,7 @@ int main(void)
 				check_skip_loads(ring, CAP, pos);
 				k.skips++;
 			}
-			check_msg_loads(&ms[i]);
+			k.by_stamp += check_msg_loads(&ms[i], stamps);
 			CHECK_EQ(ms[i].type_id, (uint32_t)seq_recv);
 			seq_recv++;
 			pos = ms[i].end;
@@ -232,21 +243,33 @@ int main(void)
 		if ((test_rand(&rng) & 7) == 0)
 			tachyon_consumer_publish(&c);
 	}
-	printf("test_double_fetch: %llu messages, %llu windows (%llu batches), %llu SKIPs passed "
+	printf("test_double_fetch (%s): %llu messages, %llu windows (%llu batches), %llu SKIPs passed "
 	       "(%llu lone SKIPs published), loads size/type_id/reserved_size = %llu/%llu/%llu, "
 	       "max loads per field per header per window = %llu\n",
-	       (unsigned long long)k.msgs, (unsigned long long)k.windows,
+	       stamps ? "position stamps" : "head", (unsigned long long)k.msgs,
+	       (unsigned long long)k.windows,
 	       (unsigned long long)k.batches, (unsigned long long)k.skips,
 	       (unsigned long long)k.lone_skips, (unsigned long long)total_loads[0],
 	       (unsigned long long)total_loads[1], (unsigned long long)total_loads[2],
 	       (unsigned long long)k.max_per_field);
 	CHECK(k.msgs >= TARGET_MSGS);
 	CHECK(k.skips > 100);
-	CHECK(k.lone_skips > 10);
+	CHECK(stamps ? k.lone_skips == 0 : k.lone_skips > 10);
 	CHECK_EQ(k.max_per_field, 1);
 	/* every delivered message had type_id and reserved_size loaded once */
 	CHECK_EQ(total_loads[1], k.msgs);
 	CHECK_EQ(total_loads[2], k.msgs);
+	/* single peeks look at the stamp first, batches at head first: both
+	 * paths must have been taken */
+	printf("  found by their stamp: %llu\n", (unsigned long long)k.by_stamp);
+	CHECK(stamps ? k.by_stamp > k.msgs / 10 && k.by_stamp < k.msgs : k.by_stamp == 0);
 	free(mem);
+}
+
+int main(void)
+{
+	negative_control();
+	run(0);
+	run(1);
 	return test_result("test_double_fetch");
 }

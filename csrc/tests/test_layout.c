@@ -37,8 +37,9 @@ static void check_region_header(void)
 	CHECK_EQ(FSIZE(tachyon_region_header, listener_pid), 4);
 	CHECK_EQ(OFF(tachyon_region_header, connector_pid), 40);
 	CHECK_EQ(FSIZE(tachyon_region_header, connector_pid), 4);
-	CHECK_EQ(OFF(tachyon_region_header, zero0), 44);
-	CHECK_EQ(FSIZE(tachyon_region_header, zero0), 84);
+	CHECK_EQ(OFF(tachyon_region_header, producer_stamps), 44);
+	CHECK_EQ(OFF(tachyon_region_header, zero0), 48);
+	CHECK_EQ(FSIZE(tachyon_region_header, zero0), 80);
 	CHECK_EQ(OFF(tachyon_region_header, head), 128);
 	CHECK_EQ(FSIZE(tachyon_region_header, head), 8);
 	CHECK_EQ(OFF(tachyon_region_header, zero1), 136);
@@ -108,8 +109,10 @@ static void check_slot_header(void)
 	CHECK_EQ(FSIZE(tachyon_slot_header, unused0), 4);
 	CHECK_EQ(OFF(tachyon_slot_header, correlation_id), 16);
 	CHECK_EQ(FSIZE(tachyon_slot_header, correlation_id), 8);
-	CHECK_EQ(OFF(tachyon_slot_header, unused1), 24);
-	CHECK_EQ(FSIZE(tachyon_slot_header, unused1), 40);
+	CHECK_EQ(OFF(tachyon_slot_header, pos_stamp), 24);
+	CHECK_EQ(FSIZE(tachyon_slot_header, pos_stamp), 8);
+	CHECK_EQ(OFF(tachyon_slot_header, inline_payload), 32);
+	CHECK_EQ(FSIZE(tachyon_slot_header, inline_payload), 32);
 }
 
 static void check_handshake(void)

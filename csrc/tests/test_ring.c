@@ -62,11 +62,20 @@ static int payload_ok(const tachyon_msg *m, size_t n, uint64_t seed)
 	return 1;
 }
 
+/* Whether attach_both's consumer reads position stamps. Off, it reads by
+ * head alone, as it reads a 0.5.1 producer's ring (our producer stamps
+ * anyway; the consumer does not look). main runs the tests whose promises
+ * hold either way in both modes; test_stamps.c covers what differs. */
+static int stamp_mode;
+
 /* Attach both ends to r; REQUIRE success. */
 static void attach_both(ring *r, tachyon_producer *p, tachyon_consumer *c)
 {
 	REQUIRE(tachyon_producer_attach(p, r->mem, r->size) == 0);
+	if (!stamp_mode)
+		r->hdr->producer_stamps = 0;
 	REQUIRE(tachyon_consumer_attach(c, r->mem, r->size) == 0);
+	CHECK_EQ(c->stamps, stamp_mode);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -182,13 +191,15 @@ static void test_wrap_every_offset(void)
 			uint64_t pos = wraps ? base + CAP : base + s;
 			CHECK_EQ(r.hdr->head, pos + slot);
 			if (wraps) {
-				/* SKIP: size SKIP, the other 60 bytes zero */
-				uint32_t sz;
-				memcpy(&sz, r.data + s, 4);
-				CHECK_EQ(sz, TACHYON_SKIP);
+				/* SKIP: size SKIP, the other bytes zero but for
+				 * the position stamp (ours) */
+				struct tachyon_slot_header sk;
+				memcpy(&sk, r.data + s, sizeof sk);
+				CHECK_EQ(sk.size, TACHYON_SKIP);
+				CHECK_EQ(sk.pos_stamp, TACHYON_POS_STAMP(base + s));
 				int zero = 1;
 				for (int i = 4; i < 64; i++)
-					zero &= r.data[s + i] == 0;
+					zero &= (i >= 24 && i < 32) || r.data[s + i] == 0;
 				CHECK(zero);
 			}
 			tachyon_msg m;
@@ -197,7 +208,10 @@ static void test_wrap_every_offset(void)
 			CHECK_EQ(m.end, pos + slot);
 			CHECK_EQ(m.size, n);
 			CHECK_EQ(m.type_id, 77);
-			CHECK(m.data == r.data + slot_off + 64);
+			CHECK(tachyon_msg_aligned_data(&m) == r.data + slot_off + 64);
+			/* a small payload taken by its stamp: the inline copy */
+			CHECK(m.data == r.data + slot_off +
+			                        (stamp_mode && n <= TACHYON_INLINE_MAX ? 32 : 64));
 			CHECK(n == 0 || (m.data[0] == 0x5A && m.data[n - 1] == 0x5A));
 			CHECK_EQ(tachyon_consumer_try_peek(&c, &m), -EAGAIN);
 			CHECK_EQ(tachyon_consumer_release_to(&c, pos + slot, 1), 0);
@@ -487,9 +501,16 @@ static void test_header_bytes(void)
 	CHECK_EQ(h.size, 3);
 	CHECK_EQ(h.type_id, 0x00010002u);
 	CHECK_EQ(h.reserved_size, 192);
+	/* ours: the position stamp, the inline copy of the 3 payload bytes
+	 * (as the caller left them), and the next header's stamp cleared */
+	CHECK_EQ(h.pos_stamp, TACHYON_POS_STAMP(0));
+	CHECK(h.inline_payload[0] == 0xAB && h.inline_payload[2] == 0xAB);
+	uint64_t next_stamp;
+	memcpy(&next_stamp, r.data + 192 + 24, 8);
+	CHECK_EQ(next_stamp, 0);
 	int untouched = 1;
 	for (int i = 12; i < 64 + 100; i++)
-		untouched &= r.data[i] == 0xAB;
+		untouched &= (i >= 24 && i < 35) || r.data[i] == 0xAB;
 	CHECK(untouched);
 	ring_free(&r);
 }
@@ -1008,7 +1029,7 @@ static void test_producer_fatal(void)
 		{"tail not a multiple of 64", 600, "not a multiple of 64"},
 		{"tail backwards", 448, "backwards"},
 		{"tail backwards, far", 0, "backwards"},
-		{"tail ahead of the published head", CAP + 64, "past the published head"},
+		{"tail ahead of the committed head", CAP + 64, "past the committed head"},
 		{"tail claims more than capacity", UINT64_MAX - 63, "tail"},
 	};
 	for (size_t i = 0; i < sizeof(tails) / sizeof(tails[0]); i++) {
@@ -1128,5 +1149,16 @@ int main(void)
 	test_closed();
 	test_consumer_fatal();
 	test_producer_fatal();
+	/* The same promises from a consumer that reads position stamps. */
+	stamp_mode = 1;
+	test_wrap_every_offset();
+	test_many_laps();
+	test_zero_length();
+	test_max_payload();
+	test_rollback();
+	test_batch_peek();
+	test_release_cursor();
+	test_traffic_counters();
+	test_closed();
 	return test_result("test_ring");
 }

@@ -139,7 +139,7 @@ static void test_round_trips(void)
 		CHECK_EQ(cid, ids[i]);
 		CHECK_EQ(m.type_id, 10 + i);
 		/* The wire fields: offset 12 zero, the id at offset 16. */
-		const struct tachyon_slot_header *h = (const void *)(m.data - 64);
+		const struct tachyon_slot_header *h = (const void *)(tachyon_msg_aligned_data(&m) - 64);
 		CHECK_EQ(h->unused0, 0);
 		CHECK_EQ(h->correlation_id, ids[i]);
 		tachyon_bus_release_to(tachyon_rpc_requests(callee), m.end, 1);

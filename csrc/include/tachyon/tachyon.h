@@ -110,7 +110,12 @@ TACHYON_API void tachyon_word_wake_all(uint32_t *word);
 /* Ring ends                                                                 */
 
 /* One received message. data points into the shared data ring and stays
- * valid until the consumer releases past `end`. */
+ * valid until the consumer releases past `end`. It is 64-byte aligned,
+ * except for a payload of at most TACHYON_INLINE_MAX bytes taken by its
+ * position stamp (ABI.md, "Position stamps"): data then points at the
+ * copy in the slot header, 32 bytes before its place (same bytes, one
+ * cache line for the whole message); tachyon_msg_aligned_data gives the
+ * 64-byte aligned place either way. */
 typedef struct tachyon_msg {
 	const uint8_t *data;
 	uint32_t size;
@@ -118,6 +123,14 @@ typedef struct tachyon_msg {
 	uint64_t pos;   /* counter position of the slot header */
 	uint64_t end;   /* counter position right after the slot: its release point */
 } tachyon_msg;
+
+/* The payload at its place after the slot header, 64-byte aligned (the
+ * ring is), whichever of its two copies m->data points at: the inline copy
+ * sits at header offset 32, the payload at 64. */
+static inline const uint8_t *tachyon_msg_aligned_data(const tachyon_msg *m)
+{
+	return m->data + ((uintptr_t)m->data & 32u);
+}
 
 /* A ring end's state is written on every call by the thread that uses it.
  * Aligned (and so sized) to 128 bytes: a producer end and a consumer end
@@ -176,6 +189,7 @@ typedef struct tachyon_consumer {
 	int fatal;
 	const char *fatal_reason;   /* static text: what the peer did wrong, or NULL */
 	int closed_seen;            /* state 3 was loaded: drain, then report */
+	int stamps;                 /* the producer stamps slot headers (its marker was seen) */
 	/* Peeked so far; copied to the region's counters (ABI.md) whenever
 	 * tail is published. */
 	uint64_t received_messages;

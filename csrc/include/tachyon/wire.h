@@ -52,6 +52,19 @@
 #define TACHYON_OWNER_LISTENER  1u
 #define TACHYON_OWNER_CONNECTOR 2u
 
+/* Position stamps (ours, ABI.md "Position stamps"): a producer end that
+ * stamps every slot header it commits stores this at region offset 44
+ * before its first commit; 0.5.1 leaves the word zero and never reads it.
+ * ASCII "STMP" read as a little-endian u32. */
+#define TACHYON_STAMPS_MARKER   0x504D5453u
+/* The stamp of the slot (or SKIP) header at counter position pos: never 0
+ * (pos is a multiple of 64), and different for every lap of one offset. */
+#define TACHYON_POS_STAMP(pos)  (~(uint64_t)(pos))
+/* A payload of at most this many bytes is copied into header bytes 32..63
+ * as well as to its place after the header, so that a consumer reading
+ * stamps takes the whole message from one cache line. */
+#define TACHYON_INLINE_MAX      32u
+
 /* consumer wait word values */
 #define TACHYON_WAIT_AWAKE     0u
 #define TACHYON_WAIT_SLEEPING  1u
@@ -72,7 +85,8 @@ struct tachyon_region_header {
 	uint32_t consumer_owner;   /*  32 ours: claimed once by compare-and-swap */
 	uint32_t listener_pid;     /*  36 ours: our listener, once, before the fd is sent */
 	uint32_t connector_pid;    /*  40 ours: our connector, once, with its marker */
-	uint8_t  zero0[84];        /*  44 */
+	uint32_t producer_stamps;  /*  44 ours: TACHYON_STAMPS_MARKER, by a stamping producer */
+	uint8_t  zero0[80];        /*  48 */
 	uint64_t head;             /* 128 producer, atomic */
 	uint8_t  zero1[120];       /* 136 */
 	uint64_t tail;             /* 256 consumer, atomic */
@@ -96,7 +110,8 @@ struct tachyon_slot_header {
 	uint32_t reserved_size;    /*  8 whole slot, header included, multiple of 64 */
 	uint32_t unused0;          /* 12 0 on request/reply rings, else not written */
 	uint64_t correlation_id;   /* 16 request/reply rings only */
-	uint8_t  unused1[40];      /* 24 */
+	uint64_t pos_stamp;        /* 24 ours: TACHYON_POS_STAMP(position), stored last */
+	uint8_t  inline_payload[TACHYON_INLINE_MAX]; /* 32 ours: a copy of a small payload */
 };
 
 struct tachyon_handshake {
@@ -142,6 +157,8 @@ TACHYON_LAYOUT_ASSERT(offsetof(struct tachyon_slot_header, size) == 0, "size @0"
 TACHYON_LAYOUT_ASSERT(offsetof(struct tachyon_slot_header, type_id) == 4, "type_id @4");
 TACHYON_LAYOUT_ASSERT(offsetof(struct tachyon_slot_header, reserved_size) == 8, "reserved_size @8");
 TACHYON_LAYOUT_ASSERT(offsetof(struct tachyon_slot_header, correlation_id) == 16, "correlation_id @16");
+TACHYON_LAYOUT_ASSERT(offsetof(struct tachyon_slot_header, pos_stamp) == 24, "pos_stamp @24");
+TACHYON_LAYOUT_ASSERT(offsetof(struct tachyon_slot_header, inline_payload) == 32, "inline payload @32");
 TACHYON_LAYOUT_ASSERT(sizeof(struct tachyon_slot_header) == TACHYON_MSG_ALIGNMENT, "slot header is 64 bytes");
 TACHYON_LAYOUT_ASSERT(offsetof(struct tachyon_handshake, shm_size) == 12, "shm size @12");
 TACHYON_LAYOUT_ASSERT(offsetof(struct tachyon_handshake, msg_alignment) == 24, "alignment @24");
