@@ -177,6 +177,20 @@ static inline void copy_small(uint8_t *dst, const uint8_t *src, size_t n)
 	}
 }
 
+/* The inline copy of a payload of at most TACHYON_INLINE_MAX (32) bytes:
+ * copy_small's method without its 32-byte case, which would copy a 32-byte
+ * payload twice over. */
+static inline void copy_inline(uint8_t *dst, const uint8_t *src, size_t n)
+{
+	_Static_assert(TACHYON_INLINE_MAX == 32, "two 16-byte copies cover an inline payload");
+	if (n >= 16) {
+		memcpy(dst, src, 16);
+		memcpy(dst + n - 16, src + n - 16, 16);
+	} else {
+		copy_small(dst, src, n);
+	}
+}
+
 /* A payload copy for the vectored send: small ones as above, larger ones
  * as a send copies them. */
 static inline void copy_small_or_payload(tachyon_copy_state *st, uint8_t *dst, const uint8_t *src,
@@ -371,7 +385,7 @@ static inline ALWAYS_INLINE void producer_write_slot(uint8_t *ring, uint64_t mas
 	h->type_id = type_id;
 	h->reserved_size = slot;
 	if (size <= TACHYON_INLINE_MAX)
-		copy_small(h->inline_payload, small, size);
+		copy_inline(h->inline_payload, small, size);
 	producer_clear_next_stamp(ring, mask, room_end, pos + slot);
 	/* release: publishes the payload, the header fields and the inline
 	 * copy to a consumer that loads this stamp with acquire. */
