@@ -360,8 +360,6 @@ static SLOW_PATH int producer_state_error(tachyon_producer *p, uint32_t state)
 	                                : "the state word holds a value no honest peer writes");
 }
 
-
-
 /* Write a committed slot's header (and the SKIP before it, when pad != 0)
  * and stamp both. The order is what a stamp-reading consumer relies on:
  * payload (already written), header fields, inline copy and the cleared
@@ -758,7 +756,7 @@ static inline int consumer_load_head(tachyon_consumer *c)
 	 * and seen <= published tail + capacity holds (this check keeps it). */
 	if (UNLIKELY((h & ALIGN_MSK) != 0 || h - seen > c->published_tail + c->capacity - seen))
 		/* Which one: a head below the one we saw is "backwards" even when
-		 * it is also below our published tail (where h - base wraps); the
+		 * the difference from it wraps past the capacity bound too; the
 		 * counters start at 0 and never wrap, so plain < tells. */
 		return consumer_fail(c, (h & ALIGN_MSK) != 0 ? "the producer's head is not a multiple of 64"
 		                        : h < c->cached_head
