@@ -170,6 +170,31 @@ def test_batch_indexing_and_spent(pair):
         assert len(batch) == 2
 
 
+def test_batch_iterator(pair):
+    """iter(batch) yields the views in ring order, keeps the batch alive,
+    stays exhausted once it ran out, and raises at its next next() once the
+    batch is spent, as batch[i] does."""
+    prod, cons = pair
+    prod.send_many([bytes([i]) * (i + 1) for i in range(4)], type_id=3)
+    with cons.drain_batch(max_msgs=4, timeout=1) as batch:
+        it = iter(batch)
+        assert iter(it) is it
+        first = next(it)
+        del batch  # the iterator holds it
+        assert bytes(first) == b"\x00" and first.type_id == 3
+        assert [bytes(v) for v in it] == [b"\x01" * 2, b"\x02" * 3, b"\x03" * 4]
+        with pytest.raises(StopIteration):
+            next(it)
+        with pytest.raises(StopIteration):
+            next(it)
+    prod.send_many([b"a", b"b"])
+    with cons.drain_batch(timeout=1) as batch:
+        it = iter(batch)
+        assert bytes(next(it)) == b"a"
+    with pytest.raises(BufferError, match="spent"):
+        next(it)
+
+
 def test_slots_released_in_ring_order(pair):
     """A live export holds back every later slot; all go back once it dies."""
     prod, cons = pair

@@ -117,6 +117,7 @@ typedef struct {
 	PyTypeObject *rxguard_type;
 	PyTypeObject *rxbatch_type;
 	PyTypeObject *rxview_type;
+	PyTypeObject *rxbatchiter_type; /* iter(batch); not in the module's namespace */
 	PyTypeObject *rpc_type;
 	PyTypeObject *rpc_rxguard_type;
 	PyTypeObject *rpc_txguard_type;
@@ -237,6 +238,12 @@ typedef struct {
 	RxBatchObject *batch;
 	Py_ssize_t index;
 } RxViewObject;
+
+typedef struct {
+	PyObject_HEAD
+	RxBatchObject *batch;       /* NULL once the views ran out */
+	Py_ssize_t next;
+} RxBatchIterObject;
 
 typedef struct {
 	PyObject_HEAD

@@ -11,6 +11,7 @@ extern PyType_Spec tx_txguard_spec;
 extern PyType_Spec tx_rxguard_spec;
 extern PyType_Spec tx_rxbatch_spec;
 extern PyType_Spec tx_rxview_spec;
+extern PyType_Spec tx_rxbatchiter_spec;
 
 /* A TxGuard over the open reservation (payload, size); TX family held. */
 PyObject *tx_txguard_new(BusObject *bus, void *payload, size_t size, uint32_t type_id);

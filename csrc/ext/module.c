@@ -435,6 +435,8 @@ static int module_exec(PyObject *m)
 	    add_type(m, &tx_rxguard_spec, NULL, "RxGuard", &st->rxguard_type) < 0 ||
 	    add_type(m, &tx_rxbatch_spec, NULL, "RxBatchGuard", &st->rxbatch_type) < 0 ||
 	    add_type(m, &tx_rxview_spec, NULL, "RxMsgView", &st->rxview_type) < 0 ||
+	    !(st->rxbatchiter_type = (PyTypeObject *)PyType_FromModuleAndSpec(
+	              m, &tx_rxbatchiter_spec, NULL)) ||
 	    add_type(m, &tx_rpc_spec, NULL, "RpcBus", &st->rpc_type) < 0 ||
 	    add_type(m, &tx_rpc_rxguard_spec, NULL, "RpcRxGuard", &st->rpc_rxguard_type) < 0 ||
 	    add_type(m, &tx_rpc_txguard_spec, NULL, "RpcTxGuard", &st->rpc_txguard_type) < 0 ||
@@ -460,6 +462,7 @@ static int module_traverse(PyObject *m, visitproc visit, void *arg)
 	Py_VISIT(st->rxguard_type);
 	Py_VISIT(st->rxbatch_type);
 	Py_VISIT(st->rxview_type);
+	Py_VISIT(st->rxbatchiter_type);
 	Py_VISIT(st->rpc_type);
 	Py_VISIT(st->rpc_rxguard_type);
 	Py_VISIT(st->rpc_txguard_type);
@@ -492,6 +495,7 @@ static int module_clear(PyObject *m)
 	Py_CLEAR(st->rxguard_type);
 	Py_CLEAR(st->rxbatch_type);
 	Py_CLEAR(st->rxview_type);
+	Py_CLEAR(st->rxbatchiter_type);
 	Py_CLEAR(st->rpc_type);
 	Py_CLEAR(st->rpc_rxguard_type);
 	Py_CLEAR(st->rpc_txguard_type);
