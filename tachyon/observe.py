@@ -61,8 +61,15 @@ class Sample:
 
     @property
     def used(self) -> int:
-        """head - tail, clamped to the ring: the words are read one after another."""
+        """head - tail, clamped to the ring: the words are read one after another.
+
+        tail ahead of head is nothing in use: between two of our ends the
+        consumer may release slots it took by their position stamps before
+        the producer publishes head (ABI.md, "Position stamps"), and a tail
+        read after head may have moved past it."""
         d = (self.head - self.tail) % (1 << 64)
+        if d >= 1 << 63:
+            return 0
         return min(d, self.capacity)
 
     @property

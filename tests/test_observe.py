@@ -288,3 +288,17 @@ def test_help_lists_every_command():
         assert re.search(rf"^\s+{cmd}\s", out, re.M), out
         sub = observe(cmd, "--help")
         assert f"python -m tachyon {cmd}" in sub
+
+
+def test_a_tail_ahead_of_head_is_nothing_in_use():
+    """Between two of our ends the consumer may release slots taken by their
+    position stamps before head is published (ABI.md): the observer reads
+    that moment as an empty ring, not a full one."""
+    from tachyon.observe import Sample
+
+    words = {"state": 2, "consumer_wait": 0, "sent_messages": 0, "sent_bytes": 0,
+             "received_messages": 0, "received_bytes": 0}
+    ahead = Sample(0.0, dict(words, head=4096, tail=4096 + 128, consumer_read=4096 + 128), 1 << 16)
+    assert ahead.used == 0 and ahead.fill == 0.0
+    behind = Sample(0.0, dict(words, head=4096 + 640, tail=4096, consumer_read=4096), 1 << 16)
+    assert behind.used == 640
