@@ -15,6 +15,7 @@ what is not per-message, and the two array helpers whose cost is the array's
 array itself).
 """
 import contextlib as _contextlib
+import sys as _sys
 import typing as _typing
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
@@ -39,6 +40,7 @@ if _TYPE_CHECKING:
     from numpy.typing import DTypeLike as _DTypeLike
 
     from ._core import _Path, _Role
+    from .net import NetBus as _NetBus
     from numpy.typing import NDArray as _NDArray
 
 # A timeout: seconds as a float or an integer (anything with __index__).
@@ -349,7 +351,7 @@ def curve_keypair() -> "_Tuple[str, str]":
     return _netsec.curve_keypair()
 
 
-_Waitable = _TypeVar("_Waitable", bound=_Union[TachyonBus, _CoreRpcBus])
+_Waitable = _TypeVar("_Waitable", bound=_Union[TachyonBus, _CoreRpcBus, "_NetBus"])
 
 
 def wait(buses: "_Iterable[_Waitable]", timeout: "_Optional[_Seconds]" = None) -> "_List[_Waitable]":
@@ -364,10 +366,20 @@ def wait(buses: "_Iterable[_Waitable]", timeout: "_Optional[_Seconds]" = None) -
     bus in the list, Ctrl-C raises KeyboardInterrupt within the watchdog
     period. An RpcBus counts as the ring it receives on: requests at the
     callee end, replies at the caller end.
+
+    A tcp:// bus (tachyon.net.NetBus) may be among them: it is ready when a
+    message has arrived (taken in from its socket, where its next receive
+    finds it), and its close or its peer's close or death count as locally.
+    Alone, tcp buses are waited on in poll(2) on their sockets; with local
+    buses beside them the wait sleeps on the rings and looks at the sockets
+    between slices of at most 1 ms, so a tcp message is seen within one.
     """
     items = list(buses)
-    rings = [(b.requests if b.is_callee else b.replies) if isinstance(b, _CoreRpcBus) else b
-             for b in items]
+    rings: "_List[_Any]" = [(b.requests if b.is_callee else b.replies)
+                             if isinstance(b, _CoreRpcBus) else b for b in items]
+    net = _sys.modules.get("tachyon.net")  # (no tcp bus exists before it is imported)
+    if net is not None and any(isinstance(b, net.NetBus) for b in rings):
+        return [items[i] for i in net.wait_any(rings, timeout)]
     return [items[i] for i in _wait_any(rings, timeout)]
 
 

@@ -42,9 +42,10 @@ import collections
 import ctypes
 import os
 import secrets
+import select
 import threading
 import time
-from typing import (TYPE_CHECKING, Any, AsyncIterator, ContextManager, Deque, Iterable,
+from typing import (TYPE_CHECKING, Any, AsyncIterator, ContextManager, Deque, Dict, Iterable,
                     Iterator, List, Optional, Sequence, SupportsIndex, Tuple, cast)
 
 import zmq
@@ -53,9 +54,6 @@ from zmq.utils.monitor import recv_monitor_message
 
 from . import _netsec
 from . import _netwire as W
-
-if TYPE_CHECKING:
-    from numpy.typing import DTypeLike, NDArray
 from ._core import (
     AbiMismatchError,
     BusClosedError,
@@ -67,11 +65,16 @@ from ._core import (
     PeerClosedError,
     PeerDeadError,
     RoleError,
+    TachyonBus,
     TachyonTimeoutError,
     _as_int,
     _ForeignView,
     _frame_bytes,
+    _wait_any,
 )
+
+if TYPE_CHECKING:
+    from numpy.typing import DTypeLike, NDArray
 
 PREFIX = "tcp://"
 SLICE = 0.2          # the longest a blocking call waits between checks
@@ -1396,6 +1399,44 @@ class NetBus:
         with self.recv_zero_copy(timeout) as rx:
             return rx.array().copy()
 
+    # -- tachyon.wait ---------------------------------------------------------------
+
+    def _wait_look(self) -> Tuple[bool, Optional[int]]:
+        """tachyon.wait's look at this end: (ready, fd).
+
+        ready: a receive would return or raise at once (a message taken in
+        from the socket or already here, the bus closed, the peer closed or
+        dead, the role lost). Otherwise fd is the socket's ZMQ_FD, which turns
+        readable once frames or connection events may have come; this look
+        read the socket's events last, so nothing that comes after it is
+        missed. fd is None while another thread's call holds the bus (that
+        call takes in what comes): look again after a slice. An end without
+        a role becomes the consumer at once, without waiting for the
+        listener's verdict (a refusal is then this end's RoleError, and ready).
+        """
+        if self._closed:
+            return True, None
+        if not self._lock.acquire(blocking=False):
+            return bool(self._rx) or self._closing, None
+        try:
+            if self._closing:
+                self._teardown(0)  # as a call in progress would (close() left it to us)
+                return True, None
+            if self._role != "consumer":
+                self._claim("wait", "consumer", time.monotonic())
+            self._pump()
+            while not self._rx and _ready(self._sock):
+                self._pump()  # more than one pump takes came in meanwhile
+            lost = (self._lost_role is not None
+                    or (self._verdict is not None and not self._listener
+                        and self._role is not None
+                        and self._verdict != W.ROLE_CODES[self._role]))
+            if self._rx or self._dead is not None or self._peer_closed or lost:
+                return True, None
+            return False, cast(int, self._sock.getsockopt(zmq.FD))
+        finally:
+            self._lock.release()
+
     # -- closing ------------------------------------------------------------------
 
     def close(self) -> None:
@@ -1522,3 +1563,82 @@ def _srcfd(frame: Any) -> int:
     except (zmq.ZMQError, AttributeError, TypeError):
         return -1
 
+
+# -- tachyon.wait over tcp:// buses --------------------------------------------------
+
+# Slices of a wait that has local rings too: it sleeps on the rings' futex
+# words and looks at the tcp sockets between slices, from 50 us doubling up to
+# 5 ms while nothing comes (as the local wait's own fallback rotates between
+# words it cannot sleep on at once, csrc/core/waitany.c). Every slice is a
+# wake-up that costs CPU (about 30 us on the 2-vCPU test machine); 5 ms keeps
+# an idle wait near 1% of a CPU.
+_MIXED_SLICE_MIN = 50e-6
+_MIXED_SLICE_MAX = 5e-3
+
+
+def wait_any(buses: Sequence[Any], timeout: Any) -> List[int]:
+    """tachyon.wait when some of ``buses`` are NetBus ends and the rest local
+    rings (TachyonBus): the indices of those whose receive would return or
+    raise at once, in order; [] once ``timeout`` passed.
+
+    Takes no message: a tcp bus's frames are taken into the bus (where its
+    next receive finds them), none is handed out. With tcp buses alone it
+    sleeps in poll(2) on their sockets' ZMQ_FDs, at most SLICE at a time.
+    With local rings too it cannot sleep on both at once (the rings are
+    futex words, the sockets descriptors): it sleeps on the rings, spinning
+    only before the first slice, and looks at the sockets' descriptors
+    between slices (_MIXED_SLICE_*), so a message on a local bus wakes it
+    at once and one on a tcp bus within a slice. Every tcp bus is looked at
+    in full at least every SLICE (its liveness verdict); a close from
+    another thread is seen within a slice. Ctrl-C: both sleeps run signal
+    handlers at once.
+    """
+    net: List[Tuple[int, NetBus]] = []
+    local_at: List[int] = []
+    rings: List[Any] = []
+    for i, b in enumerate(buses):
+        if isinstance(b, NetBus):
+            net.append((i, b))
+        elif isinstance(b, TachyonBus):
+            local_at.append(i)
+            rings.append(b)
+        else:
+            raise TypeError(f"wait: buses[{i}] is a {type(b).__name__}, not a Bus")
+    deadline = _deadline(timeout)
+    local_ready = [local_at[k] for k in _wait_any(rings, 0)] if rings else []
+    poller = select.poll()
+    fds: Dict[int, int] = {}   # a tcp bus's index -> its socket's ZMQ_FD, registered
+    due = [True] * len(net)    # look at this tcp bus in full this round
+    next_full = 0.0            # when every tcp bus is next looked at in full
+    nap = _MIXED_SLICE_MIN
+    spin = 0                   # the local wait's default spin, before the first slice only
+    while True:
+        now = time.monotonic()
+        if now >= next_full:
+            due = [True] * len(net)
+            next_full = now + SLICE
+        ready = []
+        for k, (i, b) in enumerate(net):
+            if due[k]:
+                ok, fd = b._wait_look()
+                if fd is not None and fds.get(i) != fd:
+                    fds[i] = fd
+                    poller.register(fd, select.POLLIN)
+            else:
+                ok = b._closed or b._closing or bool(b._rx)
+            if ok:
+                ready.append(i)
+        if ready or local_ready:
+            return sorted(ready + local_ready)
+        left = _left(deadline)
+        if left <= 0 and deadline is not None:
+            return []
+        if rings:
+            local_ready = [local_at[k] for k in _wait_any(rings, min(nap, left), spin=spin)]
+            nap = min(2 * nap, _MIXED_SLICE_MAX)
+            spin = 1
+            stirred = poller.poll(0) if fds else []
+        else:
+            stirred = poller.poll(left * 1000)  # (ms, rounded up by poll)
+        fired = {fd for fd, _ in stirred}
+        due = [fds.get(i) in fired for i, _ in net]
