@@ -384,10 +384,10 @@ class NetRxBatch:
     def __len__(self) -> int:
         return len(self._views)
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[_ForeignView]:
         return iter(self._views)
 
-    def __getitem__(self, index: int) -> Any:
+    def __getitem__(self, index: int) -> _ForeignView:
         return self._views[index]
 
     def __enter__(self) -> "NetRxBatch":
@@ -1395,9 +1395,10 @@ class NetBus:
             self._lock.release()
         return NetRxBatch(self, items)
 
-    def recv_array(self, timeout: Optional[float] = None) -> Any:
+    def recv_array(self, timeout: Optional[float] = None) -> "NDArray[Any]":
         with self.recv_zero_copy(timeout) as rx:
-            return rx.array().copy()
+            copy: "NDArray[Any]" = rx.array().copy()
+            return copy
 
     # -- tachyon.wait ---------------------------------------------------------------
 
