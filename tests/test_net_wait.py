@@ -168,3 +168,26 @@ def test_ctrl_c_interrupts_the_wait(mode):
     words = proc.stdout.split()
     assert words[0] == "interrupted", proc.stdout
     assert float(words[2]) < SLICE * MARGIN
+
+
+def test_tcp_beside_an_rpc_bus(sock_path):
+    """An RpcBus counts as the ring it receives on, beside a tcp bus too."""
+    from test_net import local_pair
+
+    lis, con = local_pair()
+    box = {}
+    t = threading.Thread(target=lambda: box.setdefault(
+        "callee", tachyon.RpcBus.rpc_listen(sock_path, 1 << 12, 1 << 12, timeout=10)))
+    t.start()
+    caller = tachyon.RpcBus.rpc_connect(sock_path, timeout=10)
+    t.join()
+    callee = box["callee"]
+    with lis, con, callee, caller:
+        assert tachyon.wait([lis, callee], timeout=0) == []
+        caller.call(b"q", 1)
+        assert tachyon.wait([lis, callee], timeout=5) == [callee]
+        con.send(b"x")
+        deadline = time.monotonic() + 5
+        while tachyon.wait([lis, callee], timeout=1) != [lis, callee]:
+            assert time.monotonic() < deadline
+        assert lis.recv(timeout=0).data == b"x"
