@@ -33,9 +33,16 @@ What carries over from a local bus, and how:
   only sets a flag that the call in progress acts on), are seen within one
   slice. All calls on one NetBus are serialized by one lock.
 
+- Arrays: ``send_array`` and ``send_array_zero_copy`` write the local bus's
+  tensor frames (the header by the same C code) into memory of their own,
+  sent as any message; ``tachyon.wait`` takes NetBus ends, alone or beside
+  local buses (``wait_any`` below).
+
 Not carried over: ``peer_pid`` is None, ``set_polling_mode`` and
 ``set_numa_node`` are accepted and do nothing, ``stats`` counts this end
-only.
+only. The guards and views are classes of their own with every member of
+the local ones (``TxGuard``, ``RxGuard``, ``RxBatchGuard``, ``RxMsgView``),
+not instances of them.
 """
 import asyncio
 import collections
@@ -1571,8 +1578,8 @@ def _srcfd(frame: Any) -> int:
 # words and looks at the tcp sockets between slices, from 50 us doubling up to
 # 5 ms while nothing comes (as the local wait's own fallback rotates between
 # words it cannot sleep on at once, csrc/core/waitany.c). Every slice is a
-# wake-up that costs CPU (about 30 us on the 2-vCPU test machine); 5 ms keeps
-# an idle wait near 1% of a CPU.
+# wake-up that costs CPU (20 to 60 us on the 2-vCPU test machine); 5 ms keeps
+# an idle wait at 1 to 2% of a CPU (docs/ACROSS_HOSTS.md).
 _MIXED_SLICE_MIN = 50e-6
 _MIXED_SLICE_MAX = 5e-3
 
