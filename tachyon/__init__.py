@@ -372,7 +372,7 @@ def wait(buses: "_Iterable[_Waitable]", timeout: "_Optional[_Seconds]" = None) -
     finds it), and its close or its peer's close or death count as locally.
     Alone, tcp buses are waited on in poll(2) on their sockets; with local
     buses beside them the wait sleeps on the rings and looks at the sockets
-    between slices of at most 1 ms, so a tcp message is seen within one.
+    between slices of up to 5 ms, so a tcp message may be seen up to 5 ms late.
     """
     items = list(buses)
     rings: "_List[_Any]" = [(b.requests if b.is_callee else b.replies)
