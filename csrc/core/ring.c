@@ -1158,7 +1158,6 @@ int tachyon_consumer_try_peek_batch(tachyon_consumer *c, tachyon_msg *msgs, size
 	return n ? (int)n : rc;
 }
 
-/* release_to's slow side: one of its publication triggers fired. */
 /*
  * The caught-up rule of release_to for a consumer that takes slots by their
  * stamps: it knows of nothing committed beyond its read cursor, so every
@@ -1182,6 +1181,7 @@ static inline int consumer_caught_up(tachyon_consumer *c, uint64_t pos)
 	return TACHYON_SLOT_STAMP_HINT(sh) != TACHYON_POS_STAMP(read);
 }
 
+/* release_to's slow side: one of its publication triggers fired. */
 static SLOW_PATH void consumer_released(tachyon_consumer *c, uint64_t pos, uint32_t nmsgs)
 {
 	uint64_t n = (uint64_t)c->unpublished + nmsgs; /* cannot wrap in 64 bits */
