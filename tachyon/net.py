@@ -1033,7 +1033,7 @@ class NetBus:
         return mv
 
     def _send_data(self, call: str, data: Any, type_id: int, deadline: Optional[float],
-                   sent: int) -> None:
+                   sent: int, *, pinned: Any = None) -> None:
         if type(type_id) is not int:
             type_id = _as_int(type_id, "type_id")
         if not 0 <= type_id <= 0xFFFFFFFF:
@@ -1071,8 +1071,11 @@ class NetBus:
                     # holds its export until the frame is dropped, which would
                     # keep a local receive view's slot (the bridge's) pinned
                     # until the acknowledgement, and a bytearray unresizable.
-                    own = data if type(data) is bytes else bytes(mv)
-                    payload = zmq.Frame(own, copy_threshold=_ZERO_COPY_MIN)
+                    if pinned is not None:
+                        payload = pinned  # _send_pinned's: the caller's memory, in place
+                    else:
+                        own = data if type(data) is bytes else bytes(mv)
+                        payload = zmq.Frame(own, copy_threshold=_ZERO_COPY_MIN)
                     frame = [W.header(W.K_DATA, self._session, type_id=type_id, seq=seq),
                              payload]
                 # Sent, or kept for the resume when the connection is down
@@ -1100,6 +1103,54 @@ class NetBus:
             if not self._sends & 63:
                 self._pump()
             self._send_data("send", data, type_id, deadline, 0)
+        finally:
+            self._lock.release()
+
+    # -- in place, for the bridge (tachyon/bridge.py) ---------------------------
+    #
+    # send() copies a payload once, into a frame this end keeps until the
+    # consumer acknowledges it: the caller's buffer is free on return. The
+    # bridge forwards from a local ring and can keep a received slot (its
+    # RxGuard) instead: _send_pinned hands the slot to libzmq without the
+    # copy and keeps that frame for a resend; the returned tracker says when
+    # the slot may be released. Acknowledgements come only every quarter of
+    # the capacity, so a caller that holds slots while its source has
+    # nothing more, or needs their room back, calls _unpin: it copies them
+    # and lets their trackers finish once libzmq has written its queue.
+
+    def _send_pinned(self, owner: Any, type_id: int, timeout: Optional[float]) -> Tuple[int, Any]:
+        """send(owner, type_id, timeout=timeout) without the copy: owner's
+        buffer (larger than _INLINE_MAX) goes to libzmq in place, and stays
+        kept in place until acknowledged. Returns its sequence number and a
+        zmq.MessageTracker, done once this end dropped the frame
+        (acknowledged, _unpin'ed, or the bus ended) and libzmq let go of
+        every copy it queued: until then owner must stay alive and unchanged."""
+        deadline = _deadline(timeout)
+        self._enter("send", "producer", deadline)
+        try:
+            self._pump()  # acknowledgements first: they finish earlier trackers
+            frame = zmq.Frame(owner, copy=False, track=True)
+            self._send_data("send", frame, type_id, deadline, 0, pinned=frame)
+            return self._tx_seq, frame.tracker
+        finally:
+            self._lock.release()
+
+    def _unpin(self, upto: Optional[int] = None) -> None:
+        """Take in acknowledgements, then give each payload of _send_pinned's
+        still kept for a resend, up to sequence number upto (None: all), a
+        copy of this end's own."""
+        if not self._lock.acquire(blocking=False):
+            return  # a call of another thread is in progress; the caller retries
+        try:
+            if self._closed:
+                return
+            self._pump()
+            for seq, parts in self._unacked:
+                if upto is not None and seq > upto:
+                    break
+                # (only _send_pinned's frames are tracked)
+                if len(parts) == 2 and parts[1].tracker is not None:
+                    parts[1] = zmq.Frame(parts[1].bytes, copy_threshold=_ZERO_COPY_MIN)
         finally:
             self._lock.release()
 
