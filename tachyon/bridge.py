@@ -277,9 +277,10 @@ def _forward(src: Any, dst: Any, state: _State, ticker: _Ticker,
     stop ("signal"); a lost peer raises. pins: from a local ring to tcp://."""
     dry_since: Optional[float] = None  # since when the source had nothing, slots held
     while state.stop is None:
-        holding = pins is not None and pins.held
-        if holding:
+        holding = False
+        if pins is not None and pins.held:
             pins.release_done()
+            holding = True
         try:
             view = src.recv_zero_copy(timeout=PIN_POLL if holding else SLICE)
         except tachyon.TachyonTimeoutError:
