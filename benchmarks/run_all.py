@@ -508,6 +508,15 @@ def build_rows(steps, a):
                              ratio=f"{j['ratio_layout_p50_median']:.2f}",
                              note=f"layout floor / cache-line floor in the same rounds: "
                                   f"{j['layout_over_floor_p50_median']:.2f}"))
+            if "stamped_ns" in j:
+                R.append(row(S2, "C RTT p50, 32 B, pure spin / stamped-layout floor (the least a ring with position "
+                                 "stamps costs: payload in the header line, next stamp cleared, head and tail "
+                                 "stored, no checks; same rounds)",
+                             ours=f"p50 {ns(j['tachyon_ns']['p50'])}, p99 {ns(j['tachyon_ns']['p99'])}",
+                             ref=f"p50 {ns(j['stamped_ns']['p50'])}, p99 {ns(j['stamped_ns']['p99'])}",
+                             ratio=f"{j['ratio_stamped_p50_median']:.2f}",
+                             note=f"stamped-layout floor / cache-line floor in the same rounds: "
+                                  f"{j['stamped_over_floor_p50_median']:.2f}"))
     m = missing(steps, "c_pingpong_sleep")
     if m:
         R.append(row(S2, "C RTT p50, sleeping consumers / raw futex ping-pong", ours=m, target="<= 1.1"))

@@ -10,7 +10,8 @@ the other, with CURVE keys (curve_secret= and allowed_clients= here,
 curve_server_key= and curve_keypair= there), or insecure=True on a trusted
 network (docs/ACROSS_HOSTS.md). The code is the code of a local bus: Message
 copies, a received view read in place (read-only, 64-byte aligned, DLPack),
-and the loop that ends once the sender closed and everything arrived.
+an array filled in place and received with its dtype and shape, and the loop
+that ends once the sender closed and everything arrived.
 """
 import sys
 
@@ -29,6 +30,8 @@ def receive(url):
             print(f"type_id={rx.type_id} readings={readings.size} mean={readings.mean():.1f}",
                   flush=True)
             del readings
+        grid = bus.recv_array(timeout=10)  # dtype and shape came with it
+        print(f"grid: shape={grid.shape} dtype={grid.dtype} sum={grid.sum()}", flush=True)
         for msg in bus:
             print(f"type_id={msg.type_id} data={msg.data!r}", flush=True)
     print("the sender closed; everything arrived", flush=True)
@@ -39,6 +42,9 @@ def send(url):
     with tachyon.Bus.connect(url, timeout=10) as bus:
         bus.send(b"hello from the other host", type_id=1, timeout=None)
         bus.send(np.arange(1000, dtype=np.float64), type_id=2, timeout=None)
+        # filled in place, then sent as a tensor frame when the block ends
+        with bus.send_array_zero_copy((2, 3), np.float32, type_id=4, timeout=None) as grid:
+            grid[...] = np.arange(6).reshape(2, 3)
         bus.send(b"bye", type_id=3, timeout=None)
 
 

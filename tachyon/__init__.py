@@ -15,11 +15,13 @@ what is not per-message, and the two array helpers whose cost is the array's
 array itself).
 """
 import contextlib as _contextlib
+import sys as _sys
 import typing as _typing
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 from typing import AbstractSet as _AbstractSet
 from typing import AsyncIterator as _AsyncIterator
+from typing import ContextManager as _ContextManager
 from typing import Dict as _Dict
 from typing import Iterable as _Iterable
 from typing import Iterator as _Iterator
@@ -38,6 +40,7 @@ if _TYPE_CHECKING:
     from numpy.typing import DTypeLike as _DTypeLike
 
     from ._core import _Path, _Role
+    from .net import NetBus as _NetBus
     from numpy.typing import NDArray as _NDArray
 
 # A timeout: seconds as a float or an integer (anything with __index__).
@@ -279,7 +282,6 @@ class Bus(TachyonBus, metaclass=_BusMeta):
             finally:
                 del view
 
-    @_contextlib.contextmanager
     def send_array_zero_copy(
         self,
         shape: "_Union[_SupportsIndex, _Sequence[_SupportsIndex]]",
@@ -287,7 +289,7 @@ class Bus(TachyonBus, metaclass=_BusMeta):
         type_id: _SupportsIndex = 0,
         *,
         timeout: "_Optional[_Seconds]" = 0,
-    ) -> "_Iterator[_NDArray[_Any]]":
+    ) -> "_ContextManager[_NDArray[_Any]]":
         """Reserve a tensor frame of ``shape`` and ``dtype`` and yield a writable
         numpy array over its data in the slot, to be filled in place.
 
@@ -296,32 +298,47 @@ class Bus(TachyonBus, metaclass=_BusMeta):
         then belongs to the consumer; do not keep writable views taken
         from it inside the block.
         """
-        import numpy
+        return _array_in_place(self, shape, dtype, type_id, timeout)
 
-        dt = numpy.dtype(dtype)
-        code = _DLPACK_CODES.get(dt.kind)
-        if code is None or dt.byteorder not in "=|" or dt.fields is not None:
-            raise TypeError(f"send_array_zero_copy: dtype {dt} has no DLPack form a tensor frame "
-                            "can carry (bool, int/uint 8-64, float 16-64, complex 64/128, native "
-                            "byte order)")
-        # integers as everywhere: anything with __index__, never a float
-        dims = ((_as_int(shape, "shape"),) if isinstance(shape, _SupportsIndex)
-                else tuple(_as_int(n, "shape") for n in shape))
-        nbytes = dt.itemsize
-        for n in dims:
-            nbytes *= max(n, 0)
-        with self.send_zero_copy(_FRAME_HEADER + nbytes, type_id, timeout=timeout) as tx:
-            tid = _as_int(type_id, "type_id")  # send_zero_copy checked it is one
-            if not 0 <= tid <= 0xFFFF:
-                raise ValueError("send_array_zero_copy: type_id is the frame's 16-bit message "
-                                 f"type (0..65535), got {tid}")
-            tx.type_id = 0xFFFF0000 | tid
-            arr = numpy.asarray(_SlotArray(_frame_zero_copy(tx, dims, code, dt.itemsize * 8,
-                                                            dt.str), tx))
-            try:
-                yield arr
-            finally:
-                arr.flags.writeable = False
+
+@_contextlib.contextmanager
+def _array_in_place(
+    bus: _Any,
+    shape: "_Union[_SupportsIndex, _Sequence[_SupportsIndex]]",
+    dtype: "_DTypeLike",
+    type_id: _SupportsIndex,
+    timeout: "_Optional[_Seconds]",
+) -> "_Iterator[_NDArray[_Any]]":
+    """send_array_zero_copy of a local bus and of a tcp:// one (tachyon.net):
+    the frame's header is written into what ``bus.send_zero_copy`` gives (a
+    slot's TxGuard, or a NetTxGuard's buffer, sent at its exit), and the
+    array is numpy's over the data after it."""
+    import numpy
+
+    dt = numpy.dtype(dtype)
+    code = _DLPACK_CODES.get(dt.kind)
+    if code is None or dt.byteorder not in "=|" or dt.fields is not None:
+        raise TypeError(f"send_array_zero_copy: dtype {dt} has no DLPack form a tensor frame "
+                        "can carry (bool, int/uint 8-64, float 16-64, complex 64/128, native "
+                        "byte order)")
+    # integers as everywhere: anything with __index__, never a float
+    dims = ((_as_int(shape, "shape"),) if isinstance(shape, _SupportsIndex)
+            else tuple(_as_int(n, "shape") for n in shape))
+    nbytes = dt.itemsize
+    for n in dims:
+        nbytes *= max(n, 0)
+    with bus.send_zero_copy(_FRAME_HEADER + nbytes, type_id, timeout=timeout) as tx:
+        tid = _as_int(type_id, "type_id")  # send_zero_copy checked it is one
+        if not 0 <= tid <= 0xFFFF:
+            raise ValueError("send_array_zero_copy: type_id is the frame's 16-bit message "
+                             f"type (0..65535), got {tid}")
+        tx.type_id = 0xFFFF0000 | tid
+        arr = numpy.asarray(_SlotArray(_frame_zero_copy(tx, dims, code, dt.itemsize * 8,
+                                                        dt.str), tx))
+        try:
+            yield arr
+        finally:
+            arr.flags.writeable = False
 
 
 def curve_keypair() -> "_Tuple[str, str]":
@@ -334,7 +351,7 @@ def curve_keypair() -> "_Tuple[str, str]":
     return _netsec.curve_keypair()
 
 
-_Waitable = _TypeVar("_Waitable", bound=_Union[TachyonBus, _CoreRpcBus])
+_Waitable = _TypeVar("_Waitable", bound=_Union[TachyonBus, _CoreRpcBus, "_NetBus"])
 
 
 def wait(buses: "_Iterable[_Waitable]", timeout: "_Optional[_Seconds]" = None) -> "_List[_Waitable]":
@@ -349,10 +366,20 @@ def wait(buses: "_Iterable[_Waitable]", timeout: "_Optional[_Seconds]" = None) -
     bus in the list, Ctrl-C raises KeyboardInterrupt within the watchdog
     period. An RpcBus counts as the ring it receives on: requests at the
     callee end, replies at the caller end.
+
+    A tcp:// bus (tachyon.net.NetBus) may be among them: it is ready when a
+    message has arrived (taken in from its socket, where its next receive
+    finds it), and its close or its peer's close or death count as locally.
+    Alone, tcp buses are waited on in poll(2) on their sockets; with local
+    buses beside them the wait sleeps on the rings and looks at the sockets
+    between slices of up to 5 ms, so a tcp message may be seen up to 5 ms late.
     """
     items = list(buses)
-    rings = [(b.requests if b.is_callee else b.replies) if isinstance(b, _CoreRpcBus) else b
-             for b in items]
+    rings: "_List[_Any]" = [(b.requests if b.is_callee else b.replies)
+                             if isinstance(b, _CoreRpcBus) else b for b in items]
+    net = _sys.modules.get("tachyon.net")  # (no tcp bus exists before it is imported)
+    if net is not None and any(isinstance(b, net.NetBus) for b in rings):
+        return [items[i] for i in net.wait_any(rings, timeout)]
     return [items[i] for i in _wait_any(rings, timeout)]
 
 
@@ -364,12 +391,15 @@ class _SlotArray:
     """What numpy wraps for send_array_zero_copy: the frame's data in a slot.
 
     The array keeps this object, and through it the guard and the bus, alive,
-    so the mapping outlives the array.
+    so the mapping outlives the array. (A tcp:// bus's NetTxGuard is a
+    bytearray: the interface then names a memoryview of it as the data, which
+    numpy keeps instead, so the bytearray outlives the array and cannot be
+    resized under it.)
     """
 
     __slots__ = ("__array_interface__", "_guard")
 
-    def __init__(self, interface: _Dict[str, _Any], guard: TxGuard) -> None:
+    def __init__(self, interface: _Dict[str, _Any], guard: object) -> None:
         self.__array_interface__ = interface
         self._guard = guard
 

@@ -33,18 +33,27 @@ What carries over from a local bus, and how:
   only sets a flag that the call in progress acts on), are seen within one
   slice. All calls on one NetBus are serialized by one lock.
 
+- Arrays: ``send_array`` and ``send_array_zero_copy`` write the local bus's
+  tensor frames (the header by the same C code) into memory of their own,
+  sent as any message; ``tachyon.wait`` takes NetBus ends, alone or beside
+  local buses (``wait_any`` below).
+
 Not carried over: ``peer_pid`` is None, ``set_polling_mode`` and
 ``set_numa_node`` are accepted and do nothing, ``stats`` counts this end
-only.
+only. The guards and views are classes of their own with every member of
+the local ones (``TxGuard``, ``RxGuard``, ``RxBatchGuard``, ``RxMsgView``),
+not instances of them.
 """
 import asyncio
 import collections
 import ctypes
 import os
 import secrets
+import select
 import threading
 import time
-from typing import Any, AsyncIterator, Deque, Iterable, Iterator, List, Optional, Tuple, cast
+from typing import (TYPE_CHECKING, Any, AsyncIterator, ContextManager, Deque, Dict, Iterable,
+                    Iterator, List, Optional, Sequence, SupportsIndex, Tuple, cast)
 
 import zmq
 from zmq.backend import Socket as _ZSocket
@@ -63,11 +72,16 @@ from ._core import (
     PeerClosedError,
     PeerDeadError,
     RoleError,
+    TachyonBus,
     TachyonTimeoutError,
     _as_int,
     _ForeignView,
     _frame_bytes,
+    _wait_any,
 )
+
+if TYPE_CHECKING:
+    from numpy.typing import DTypeLike, NDArray
 
 PREFIX = "tcp://"
 SLICE = 0.2          # the longest a blocking call waits between checks
@@ -377,10 +391,10 @@ class NetRxBatch:
     def __len__(self) -> int:
         return len(self._views)
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[_ForeignView]:
         return iter(self._views)
 
-    def __getitem__(self, index: int) -> Any:
+    def __getitem__(self, index: int) -> _ForeignView:
         return self._views[index]
 
     def __enter__(self) -> "NetRxBatch":
@@ -1261,6 +1275,19 @@ class NetBus:
 
     acquire_tx = send_zero_copy
 
+    def send_array_zero_copy(self, shape: "SupportsIndex | Sequence[SupportsIndex]",
+                             dtype: "DTypeLike", type_id: int = 0, *,
+                             timeout: Optional[float] = 0) -> "ContextManager[NDArray[Any]]":
+        """A writable numpy array of ``shape`` and ``dtype`` to fill in place,
+        sent as a tensor frame when the with block exits cleanly (credit is
+        taken then, waiting up to timeout); an exception sends nothing. The
+        local bus's code: the frame's header is written into a NetTxGuard
+        (send_zero_copy), the array is over the data after it, and after the
+        block it is read-only."""
+        from . import _array_in_place
+
+        return _array_in_place(self, shape, dtype, type_id, timeout)
+
     def flush(self) -> None:
         """Everything sent is with libzmq already; nothing to do but check the bus."""
         self._enter("flush", None, None)
@@ -1426,9 +1453,48 @@ class NetBus:
             self._lock.release()
         return NetRxBatch(self, items)
 
-    def recv_array(self, timeout: Optional[float] = None) -> Any:
+    def recv_array(self, timeout: Optional[float] = None) -> "NDArray[Any]":
         with self.recv_zero_copy(timeout) as rx:
-            return rx.array().copy()
+            copy: "NDArray[Any]" = rx.array().copy()
+            return copy
+
+    # -- tachyon.wait ---------------------------------------------------------------
+
+    def _wait_look(self) -> Tuple[bool, Optional[int]]:
+        """tachyon.wait's look at this end: (ready, fd).
+
+        ready: a receive would return or raise at once (a message taken in
+        from the socket or already here, the bus closed, the peer closed or
+        dead, the role lost). Otherwise fd is the socket's ZMQ_FD, which turns
+        readable once frames or connection events may have come; this look
+        read the socket's events last, so nothing that comes after it is
+        missed. fd is None while another thread's call holds the bus (that
+        call takes in what comes): look again after a slice. An end without
+        a role becomes the consumer at once, without waiting for the
+        listener's verdict (a refusal is then this end's RoleError, and ready).
+        """
+        if self._closed:
+            return True, None
+        if not self._lock.acquire(blocking=False):
+            return bool(self._rx) or self._closing, None
+        try:
+            if self._closing:
+                self._teardown(0)  # as a call in progress would (close() left it to us)
+                return True, None
+            if self._role != "consumer":
+                self._claim("wait", "consumer", time.monotonic())
+            self._pump()
+            while not self._rx and _ready(self._sock):
+                self._pump()  # more than one pump takes came in meanwhile
+            lost = (self._lost_role is not None
+                    or (self._verdict is not None and not self._listener
+                        and self._role is not None
+                        and self._verdict != W.ROLE_CODES[self._role]))
+            if self._rx or self._dead is not None or self._peer_closed or lost:
+                return True, None
+            return False, cast(int, self._sock.getsockopt(zmq.FD))
+        finally:
+            self._lock.release()
 
     # -- closing ------------------------------------------------------------------
 
@@ -1555,3 +1621,83 @@ def _srcfd(frame: Any) -> int:
         return int(frame.get(zmq.SRCFD))
     except (zmq.ZMQError, AttributeError, TypeError):
         return -1
+
+
+# -- tachyon.wait over tcp:// buses --------------------------------------------------
+
+# Slices of a wait that has local rings too: it sleeps on the rings' futex
+# words and looks at the tcp sockets between slices, from 50 us doubling up to
+# 5 ms while nothing comes (as the local wait's own fallback rotates between
+# words it cannot sleep on at once, csrc/core/waitany.c). Every slice is a
+# wake-up that costs CPU (20 to 60 us on the 2-vCPU test machine); 5 ms keeps
+# an idle wait at 1 to 2% of a CPU (docs/ACROSS_HOSTS.md).
+_MIXED_SLICE_MIN = 50e-6
+_MIXED_SLICE_MAX = 5e-3
+
+
+def wait_any(buses: Sequence[Any], timeout: Any) -> List[int]:
+    """tachyon.wait when some of ``buses`` are NetBus ends and the rest local
+    rings (TachyonBus): the indices of those whose receive would return or
+    raise at once, in order; [] once ``timeout`` passed.
+
+    Takes no message: a tcp bus's frames are taken into the bus (where its
+    next receive finds them), none is handed out. With tcp buses alone it
+    sleeps in poll(2) on their sockets' ZMQ_FDs, at most SLICE at a time.
+    With local rings too it cannot sleep on both at once (the rings are
+    futex words, the sockets descriptors): it sleeps on the rings, spinning
+    only before the first slice, and looks at the sockets' descriptors
+    between slices (_MIXED_SLICE_*), so a message on a local bus wakes it
+    at once and one on a tcp bus within a slice. Every tcp bus is looked at
+    in full at least every SLICE (its liveness verdict); a close from
+    another thread is seen within a slice. Ctrl-C: both sleeps run signal
+    handlers at once.
+    """
+    net: List[Tuple[int, NetBus]] = []
+    local_at: List[int] = []
+    rings: List[Any] = []
+    for i, b in enumerate(buses):
+        if isinstance(b, NetBus):
+            net.append((i, b))
+        elif isinstance(b, TachyonBus):
+            local_at.append(i)
+            rings.append(b)
+        else:
+            raise TypeError(f"wait: buses[{i}] is a {type(b).__name__}, not a Bus")
+    deadline = _deadline(timeout)
+    local_ready = [local_at[k] for k in _wait_any(rings, 0)] if rings else []
+    poller = select.poll()
+    fds: Dict[int, int] = {}   # a tcp bus's index -> its socket's ZMQ_FD, registered
+    due = [True] * len(net)    # look at this tcp bus in full this round
+    next_full = 0.0            # when every tcp bus is next looked at in full
+    nap = _MIXED_SLICE_MIN
+    spin = 0                   # the local wait's default spin, before the first slice only
+    while True:
+        now = time.monotonic()
+        if now >= next_full:
+            due = [True] * len(net)
+            next_full = now + SLICE
+        ready = []
+        for k, (i, b) in enumerate(net):
+            if due[k]:
+                ok, fd = b._wait_look()
+                if fd is not None and fds.get(i) != fd:
+                    fds[i] = fd
+                    poller.register(fd, select.POLLIN)
+            else:
+                ok = b._closed or b._closing or bool(b._rx)
+            if ok:
+                ready.append(i)
+        if ready or local_ready:
+            return sorted(ready + local_ready)
+        left = _left(deadline)
+        if left <= 0 and deadline is not None:
+            return []
+        if rings:
+            local_ready = [local_at[k] for k in _wait_any(rings, min(nap, left), spin=spin)]
+            nap = min(2 * nap, _MIXED_SLICE_MAX)
+            spin = 1
+            stirred = poller.poll(0) if fds else []
+        else:
+            stirred = poller.poll(left * 1000)  # (ms, rounded up by poll)
+        fired = {fd for fd, _ in stirred}
+        due = [fds.get(i) in fired for i, _ in net]

@@ -15,6 +15,7 @@ EXPECTED = {
     "across_hosts.py": (
         "type_id=1 data=b'hello from the other host'\n"
         "type_id=2 readings=1000 mean=499.5\n"
+        "grid: shape=(2, 3) dtype=float32 sum=15.0\n"
         "type_id=3 data=b'bye'\n"
         "the sender closed; everything arrived\n"
     ),

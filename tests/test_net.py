@@ -558,3 +558,26 @@ def test_listening_beyond_loopback_needs_insecure():
     for url in (f"tcp://127.0.0.1:{port}", f"tcp://localhost:{port}"):
         with pytest.raises(tachyon.ConnectTimeoutError):
             tachyon.Bus.listen(url, 1 << 16, timeout=0.2)
+
+
+def test_guards_have_every_member_of_the_local_ones():
+    """Bus.listen / Bus.connect are typed to return a Bus, whose stub gives
+    TxGuard, RxGuard, RxBatchGuard and RxMsgView: a tcp bus's guards and
+    views (other classes) have every public member of those, and the bus
+    every method of a Bus."""
+    def members(obj):
+        return {n for n in dir(obj) if not n.startswith("_")} | {
+            n for n in ("__enter__", "__exit__", "__len__", "__iter__", "__getitem__",
+                        "__dlpack__", "__dlpack_device__") if hasattr(obj, n)}
+
+    lis, con = local_pair(1 << 16)
+    with lis, con:
+        assert members(tachyon.Bus) - {"listen", "connect"} <= members(con)
+        with con.send_zero_copy(4) as tx:
+            assert members(tachyon.TxGuard) <= members(tx)
+        con.send_many([b"a", b"b", b"c"])
+        with lis.recv_zero_copy(timeout=5) as rx:
+            assert members(tachyon.RxGuard) <= members(rx)
+        with lis.drain_batch(timeout=5) as batch:
+            assert members(tachyon.RxBatchGuard) <= members(batch)
+            assert members(tachyon.RxMsgView) <= members(batch[0])

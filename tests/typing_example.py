@@ -6,6 +6,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 import tachyon
+import tachyon.net
 
 
 def producer(path: str) -> int:
@@ -159,3 +160,43 @@ def across_hosts_with_curve(url: str, server_public: str, client: "tuple[str, st
     with tachyon.Bus.connect(url, curve_server_key=server_public, curve_keypair=client) as out:
         out.send(public.encode(), type_id=total & 0xFFFF)
         return out.max_payload
+
+
+def across_hosts_in_place(url: str, local_path: str) -> int:
+    # a tcp:// bus takes the local bus's zero-copy and array calls, and tachyon.wait
+    with tachyon.Bus.connect(url, role="producer") as out:
+        with out.send_array_zero_copy((2, 3), np.float32, 4, timeout=1.0) as arr:
+            arr[...] = 1.5
+        with out.send_zero_copy(4, 1) as tx:
+            with memoryview(tx) as mv:
+                mv[:] = b"abcd"
+            tx.actual_size = 4
+    with tachyon.Bus.listen(url, 1 << 16) as bus, tachyon.Bus.listen(local_path, 1 << 16) as near:
+        ready: List[tachyon.Bus] = tachyon.wait([bus, near], timeout=0.5)
+        with bus.recv_zero_copy(timeout=1.0) as rx:
+            a: NDArray[Any] = rx.array()
+            n = rx.type_id + rx.actual_size + len(memoryview(rx)) + a.size
+        got: NDArray[Any] = bus.recv_array(timeout=1.0)
+        return n + got.size + len(ready)
+
+
+def net_bus_itself(bus: tachyon.net.NetBus) -> int:
+    # code written against the tcp end's own class checks as well
+    with bus.recv_zero_copy() as rx:
+        a: NDArray[Any] = rx.array()
+        n = rx.type_id + rx.actual_size + len(bytes(rx)) + int(rx.copied)
+    with bus.drain_batch(max_msgs=8) as batch:
+        for view in batch:
+            n += view.type_id + len(view) + view.array().size
+        n += batch[0].actual_size
+    with bus.send_zero_copy(4, 1) as tx:
+        with memoryview(tx) as mv:
+            mv[:] = b"abcd"
+        tx.actual_size = 4
+        tx.type_id = 2
+        n += tx.size
+    with bus.send_array_zero_copy(3, "int8") as arr:
+        arr[:] = 1
+    b: NDArray[Any] = bus.recv_array(timeout=1.0)
+    ready: List[tachyon.net.NetBus] = tachyon.wait([bus], timeout=0)
+    return n + a.size + b.size + len(ready)

@@ -133,13 +133,13 @@ static inline bench_lat bench_summarize(int64_t *s, size_t n)
 
 static inline void bench_lat_header(void)
 {
-	printf("%-10s %9s %9s %9s %9s %9s %11s %10s\n", "ns", "min", "p50", "p90", "p99", "p99.9",
+	printf("%-13s %9s %9s %9s %9s %9s %11s %10s\n", "ns", "min", "p50", "p90", "p99", "p99.9",
 	       "max", "samples");
 }
 
 static inline void bench_lat_row(const char *name, const bench_lat *l)
 {
-	printf("%-10s %9.0f %9.0f %9.0f %9.0f %9.0f %11.0f %10zu\n", name, l->min, l->p50, l->p90,
+	printf("%-13s %9.0f %9.0f %9.0f %9.0f %9.0f %11.0f %10zu\n", name, l->min, l->p50, l->p90,
 	       l->p99, l->p999, l->max, l->n);
 }
 

@@ -18,7 +18,16 @@
  * header and copies the payload out. No checks, no API, no batching: the
  * cache-line transfers the layout itself costs, which the line floor does
  * not pay (it announces and carries a message in one line).
- * Floor, layout floor and ours alternate in short rounds (after one
+ * A third reference is the stamped-layout floor: the least a ring of the
+ * layout with position stamps (ABI.md) can do while keeping what that
+ * protocol must write. The writer copies a small payload into the header
+ * line as well as after it, clears the stamp at the next header position,
+ * stamps the header with release and stores head (a 0.5.1 reader learns of
+ * the message from head alone); the reader spins on the stamp at its read
+ * cursor, copies the payload from the header line and stores tail (our
+ * consumer publishes tail whenever it finds the ring empty, as in a
+ * ping-pong after every message). No checks, no API.
+ * Floor, layout floors and ours alternate in short rounds (after one
  * unrecorded warm-up round of each), so a change of vCPU placement hits all
  * alike; the result is the median of the per-round ratios of the p50s.
  *
@@ -274,6 +283,109 @@ static struct layout_floor *layout_map(void)
 	return l; /* fresh pages are zero: head 0 each way */
 }
 
+/* ---- the stamped-layout floor (pure-spin mode) ------------------------------ */
+
+#define STAMP_AT  24u /* slot header offsets, as in ABI.md */
+#define INLINE_AT 32u
+#define INLINE_MAX 32u
+
+/* One direction: head and tail each alone on a line, then the slots. */
+struct stamped_dir {
+	_Alignas(128) _Atomic uint64_t head;
+	_Alignas(128) _Atomic uint64_t tail;
+	_Alignas(128) unsigned char ring[LAYOUT_RING];
+};
+
+struct stamped_floor {
+	struct stamped_dir dir[2]; /* 0: parent -> child, 1: child -> parent */
+};
+
+/* Private to each process, like layout_head: the writer's head and the
+ * tail it saw last, the reader's read cursor. */
+static uint64_t stamped_head[2], stamped_tail_seen[2], stamped_read[2];
+
+static _Atomic uint64_t *stamp_word(struct stamped_dir *dir, uint64_t pos)
+{
+	return (_Atomic uint64_t *)(void *)(dir->ring + (pos & (LAYOUT_RING - 1)) + STAMP_AT);
+}
+
+/* Where the slot of n bytes that starts at or after pos goes: both sides
+ * skip the tail end of the ring when it does not fit (the floor sends one
+ * size, so no padding slot is needed). */
+static uint64_t stamped_place(uint64_t pos, size_t n)
+{
+	uint64_t off = pos & (LAYOUT_RING - 1);
+	return off + layout_slot(n) > LAYOUT_RING ? pos + LAYOUT_RING - off : pos;
+}
+
+static void stamped_send(struct stamped_floor *l, int d, const void *data, size_t n)
+{
+	struct stamped_dir *dir = &l->dir[d];
+	size_t slot = layout_slot(n);
+	uint64_t h = stamped_place(stamped_head[d], n);
+	uint64_t end = h + slot;
+	while (end - stamped_tail_seen[d] > LAYOUT_RING) /* full: the reader's tail gives room */
+		stamped_tail_seen[d] = atomic_load_explicit(&dir->tail, memory_order_acquire);
+	unsigned char *s = dir->ring + (h & (LAYOUT_RING - 1));
+	uint32_t hdr[3] = {(uint32_t)n, 0, (uint32_t)slot}; /* size, type_id, reserved_size */
+	memcpy(s, hdr, sizeof hdr);
+	if (n <= INLINE_MAX)
+		memcpy(s + INLINE_AT, data, n);
+	memcpy(s + LAYOUT_HEADER, data, n);
+	/* Old payload bytes where the next header goes must not read as its
+	 * stamp; that place is free room once the reader's tail is past it. */
+	uint64_t next = stamped_place(end, n);
+	if (next + STAMP_AT + 8 - stamped_tail_seen[d] <= LAYOUT_RING)
+		atomic_store_explicit(stamp_word(dir, next), 0, memory_order_relaxed);
+	atomic_store_explicit(stamp_word(dir, h), ~h, memory_order_release);
+	stamped_head[d] = end;
+	atomic_store_explicit(&dir->head, end, memory_order_release);
+}
+
+static void stamped_recv(struct stamped_floor *l, int d, void *into, size_t n)
+{
+	struct stamped_dir *dir = &l->dir[d];
+	uint64_t t = stamped_place(stamped_read[d], n);
+	while (atomic_load_explicit(stamp_word(dir, t), memory_order_acquire) != ~t)
+		bench_relax();
+	const unsigned char *s = dir->ring + (t & (LAYOUT_RING - 1));
+	uint32_t hdr[3];
+	memcpy(hdr, s, sizeof hdr);
+	size_t size = hdr[0] < n ? hdr[0] : n;
+	memcpy(into, s + (size <= INLINE_MAX ? INLINE_AT : LAYOUT_HEADER), size);
+	stamped_read[d] = t + hdr[2];
+	atomic_store_explicit(&dir->tail, t + hdr[2], memory_order_release);
+}
+
+static void stamped_ping(struct stamped_floor *l, char *buf, const struct options *o,
+                         int64_t *samples)
+{
+	for (int i = 0; i < o->iters; i++) {
+		int64_t t0 = bench_now_ns();
+		stamped_send(l, 0, buf, o->size);
+		stamped_recv(l, 1, buf, o->size);
+		if (samples)
+			samples[i] = bench_now_ns() - t0;
+	}
+}
+
+static void stamped_pong(struct stamped_floor *l, char *buf, const struct options *o)
+{
+	for (int i = 0; i < o->iters; i++) {
+		stamped_recv(l, 0, buf, o->size);
+		stamped_send(l, 1, buf, o->size);
+	}
+}
+
+static struct stamped_floor *stamped_map(void)
+{
+	struct stamped_floor *l = mmap(NULL, sizeof *l, PROT_READ | PROT_WRITE,
+	                               MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (l == MAP_FAILED)
+		die("mmap", errno);
+	return l; /* zero pages: no stamp reads as ~pos for a position in use */
+}
+
 /* ---- main ---------------------------------------------------------------- */
 
 int main(int argc, char **argv)
@@ -287,6 +399,7 @@ int main(int argc, char **argv)
 	/* Its ring is fixed at 64 KiB: messages too large for it go without. */
 	struct layout_floor *lay =
 	        o.hybrid || layout_slot(o.size) > LAYOUT_RING / 2 ? NULL : layout_map();
+	struct stamped_floor *stm = lay ? stamped_map() : NULL;
 	tachyon_listener *lping, *lpong;
 	int rc = tachyon_listener_open(ping_path, o.capacity, NULL, &lping);
 	if (rc < 0)
@@ -312,8 +425,10 @@ int main(int argc, char **argv)
 		char *buf = calloc(1, o.size ? o.size : 1);
 		for (int r = 0; r <= o.rounds; r++) { /* round 0: warm-up */
 			floor_pong(fl, &o);
-			if (lay)
+			if (lay) {
 				layout_pong(lay, buf, &o);
+				stamped_pong(stm, buf, &o);
+			}
 			ours_pong(tx, rx, buf, &o);
 		}
 		tachyon_bus_close(tx);
@@ -335,30 +450,38 @@ int main(int argc, char **argv)
 	int64_t *floor_s = malloc(total * sizeof(int64_t));
 	int64_t *ours_s = malloc(total * sizeof(int64_t));
 	int64_t *layout_s = lay ? malloc(total * sizeof(int64_t)) : NULL;
+	int64_t *stamped_s = lay ? malloc(total * sizeof(int64_t)) : NULL;
+	double *ratios_stamped = malloc((size_t)o.rounds * sizeof(double)); /* ours / stamped */
+	double *ratios_stm_line = malloc((size_t)o.rounds * sizeof(double)); /* stamped / line */
 	double *ratios_layout = malloc((size_t)o.rounds * sizeof(double)); /* ours / layout */
 	double *ratios_lay_line = malloc((size_t)o.rounds * sizeof(double)); /* layout / line */
 	int64_t *round_s = malloc((size_t)o.iters * sizeof(int64_t));
 	double *ratios = malloc((size_t)o.rounds * sizeof(double));
 	double *ratios99 = malloc((size_t)o.rounds * sizeof(double));
 	char *buf = malloc(o.size ? o.size : 1);
-	if (!floor_s || !ours_s || !round_s || !ratios || !ratios99 || !buf || (lay && !layout_s) ||
-	    !ratios_layout || !ratios_lay_line)
+	if (!floor_s || !ours_s || !round_s || !ratios || !ratios99 || !buf ||
+	    (lay && (!layout_s || !stamped_s)) || !ratios_layout || !ratios_lay_line ||
+	    !ratios_stamped || !ratios_stm_line)
 		die("malloc", ENOMEM);
 	memset(buf, 0xA5, o.size ? o.size : 1);
 
 	for (int r = 0; r <= o.rounds; r++) {
 		if (r == 0) { /* warm-up: page faults, caches, branch predictors */
 			floor_ping(fl, &o, NULL);
-			if (lay)
+			if (lay) {
 				layout_ping(lay, buf, &o, NULL);
+				stamped_ping(stm, buf, &o, NULL);
+			}
 			ours_ping(tx, rx, buf, &o, NULL);
 			continue;
 		}
 		size_t at = (size_t)(r - 1) * o.iters;
 		int64_t *f = floor_s + at, *u = ours_s + at;
 		floor_ping(fl, &o, f);
-		if (lay)
+		if (lay) {
 			layout_ping(lay, buf, &o, layout_s + at);
+			stamped_ping(stm, buf, &o, stamped_s + at);
+		}
 		ours_ping(tx, rx, buf, &o, u);
 		memcpy(round_s, f, (size_t)o.iters * sizeof(int64_t));
 		bench_lat lf = bench_summarize(round_s, (size_t)o.iters);
@@ -371,6 +494,10 @@ int main(int argc, char **argv)
 			bench_lat ll = bench_summarize(round_s, (size_t)o.iters);
 			ratios_layout[r - 1] = lu.p50 / ll.p50;
 			ratios_lay_line[r - 1] = ll.p50 / lf.p50;
+			memcpy(round_s, stamped_s + at, (size_t)o.iters * sizeof(int64_t));
+			bench_lat ls = bench_summarize(round_s, (size_t)o.iters);
+			ratios_stamped[r - 1] = lu.p50 / ls.p50;
+			ratios_stm_line[r - 1] = ls.p50 / lf.p50;
 		}
 		fprintf(stderr, "\rround %d/%d: floor p50 %.0f ns, ours p50 %.0f ns, ratio %.3f   ", r,
 		        o.rounds, lf.p50, lu.p50, ratios[r - 1]);
@@ -397,20 +524,27 @@ int main(int argc, char **argv)
 	printf(", floor: %s\n", floor_kind);
 	bench_lat_header();
 	bench_lat_row("floor", &lf);
-	bench_lat ll = {0};
-	double med_layout = 0, med_lay_line = 0;
+	bench_lat ll = {0}, ls = {0};
+	double med_layout = 0, med_lay_line = 0, med_stamped = 0, med_stm_line = 0;
 	if (lay) {
 		ll = bench_summarize(layout_s, total);
 		bench_lat_row("layout floor", &ll);
+		ls = bench_summarize(stamped_s, total);
+		bench_lat_row("stamped floor", &ls);
 		med_layout = bench_median(ratios_layout, (size_t)o.rounds);
 		med_lay_line = bench_median(ratios_lay_line, (size_t)o.rounds);
+		med_stamped = bench_median(ratios_stamped, (size_t)o.rounds);
+		med_stm_line = bench_median(ratios_stm_line, (size_t)o.rounds);
 	}
 	bench_lat_row("tachyon", &lu);
 	printf("median paired p50 ratio tachyon/floor: %.3f (min %.3f, max %.3f); p99 ratio %.3f\n",
 	       med, lo, hi, med99);
-	if (lay)
+	if (lay) {
 		printf("median paired p50 ratio tachyon/layout floor: %.3f; layout floor/floor: %.3f\n",
 		       med_layout, med_lay_line);
+		printf("median paired p50 ratio tachyon/stamped floor: %.3f; stamped floor/floor: %.3f\n",
+		       med_stamped, med_stm_line);
+	}
 	if (o.json) {
 		printf("{\"bench\":\"pingpong\",\"mode\":\"%s\",\"spin\":%u,\"floor_kind\":\"%s\","
 		       "\"size\":%zu,\"capacity\":%llu,\"rounds\":%d,\"iters\":%d,\"cpus\":[%d,%d],",
@@ -425,8 +559,11 @@ int main(int argc, char **argv)
 		if (lay) {
 			printf(",");
 			bench_lat_json(stdout, "layout_ns", &ll);
-			printf(",\"ratio_layout_p50_median\":%.4f,\"layout_over_floor_p50_median\":%.4f",
+			printf(",\"ratio_layout_p50_median\":%.4f,\"layout_over_floor_p50_median\":%.4f,",
 			       med_layout, med_lay_line);
+			bench_lat_json(stdout, "stamped_ns", &ls);
+			printf(",\"ratio_stamped_p50_median\":%.4f,\"stamped_over_floor_p50_median\":%.4f",
+			       med_stamped, med_stm_line);
 		}
 		printf("}\n");
 	}
@@ -435,6 +572,9 @@ int main(int argc, char **argv)
 	free(floor_s);
 	free(ours_s);
 	free(layout_s);
+	free(stamped_s);
+	free(ratios_stamped);
+	free(ratios_stm_line);
 	free(ratios_layout);
 	free(ratios_lay_line);
 	free(round_s);

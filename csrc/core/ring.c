@@ -453,7 +453,8 @@ int tachyon_producer_try_reserve(tachyon_producer *p, size_t max_payload, void *
 	return producer_reserve(p, max_payload, payload);
 }
 
-static inline int producer_commit(tachyon_producer *p, size_t actual_size, uint32_t type_id)
+static inline ALWAYS_INLINE int producer_commit(tachyon_producer *p, size_t actual_size,
+                                              uint32_t type_id)
 {
 	if (UNLIKELY(!p->reserved || actual_size > p->resv_max_payload))
 		return -EINVAL;
@@ -791,6 +792,7 @@ static SLOW_PATH int consumer_empty(tachyon_consumer *c)
 static SLOW_PATH int consumer_still_empty(tachyon_consumer *c, uint64_t seen)
 {
 	int rc;
+	c->looked_empty = 1; /* for consumer_released: what comes next arrived while we looked */
 	/* Really empty: the producer must see what we freed (ABI.md, "Publication and waking": ours
 	 * publishes tail whenever it finds the ring empty). */
 	if (c->release != c->published_tail)
@@ -943,7 +945,9 @@ int tachyon_consumer_try_peek(tachyon_consumer *c, tachyon_msg *msg)
 					c->read = read + f.rs;
 					c->received_messages++;
 					c->received_bytes += f.size;
-					consumer_set_span(c);
+					/* publish_span is not moved: it stays short of
+					 * read, so the release that catches up with read
+					 * goes to consumer_released, which decides. */
 					return 0;
 				}
 				if (rc == STAMP_SKIP) {
@@ -1155,6 +1159,29 @@ int tachyon_consumer_try_peek_batch(tachyon_consumer *c, tachyon_msg *msgs, size
 }
 
 /* release_to's slow side: one of its publication triggers fired. */
+/*
+ * The caught-up rule of release_to for a consumer that takes slots by their
+ * stamps: it knows of nothing committed beyond its read cursor, so every
+ * release up to read looks caught up, and publishing each one would cost a
+ * fence a message while it works through a backlog. Caught up means: pos is
+ * read, and either the message came while we found the ring empty (a
+ * ping-pong: publish at once, as before), or no slot is stamped at read now.
+ * That last look loads a line the next receive reads anyway; its value is
+ * only compared, so a hostile stamp can delay a publication at most until
+ * the next count or size trigger or the next empty look, which publish.
+ */
+static inline int consumer_caught_up(tachyon_consumer *c, uint64_t pos)
+{
+	uint64_t read = c->read;
+	if (pos != read)
+		return 0; /* slots taken and not yet released: the release of the last one decides */
+	if (c->looked_empty || c->published_tail + c->capacity == read)
+		return 1; /* at published tail + capacity nothing new can be stamped */
+	const struct tachyon_slot_header *sh =
+	        (const struct tachyon_slot_header *)(const void *)(c->ring + (read & (c->capacity - 1)));
+	return TACHYON_SLOT_STAMP_HINT(sh) != TACHYON_POS_STAMP(read);
+}
+
 static SLOW_PATH void consumer_released(tachyon_consumer *c, uint64_t pos, uint32_t nmsgs)
 {
 	uint64_t n = (uint64_t)c->unpublished + nmsgs; /* cannot wrap in 64 bits */
@@ -1170,6 +1197,13 @@ static SLOW_PATH void consumer_released(tachyon_consumer *c, uint64_t pos, uint3
 		c->unpublished = (uint32_t)n;
 		return;
 	}
+	if (c->stamps && n < TACHYON_BATCH && pos - c->published_tail < c->capacity / 2 &&
+	    !consumer_caught_up(c, pos)) {
+		c->unpublished = (uint32_t)n;
+		consumer_set_span(c);
+		return;
+	}
+	c->looked_empty = 0;
 	consumer_publish_tail(c);
 }
 

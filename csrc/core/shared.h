@@ -32,7 +32,11 @@ enum tachyon_slot_field {
 	TACHYON_SLOT_FIELD_type_id = 1,
 	TACHYON_SLOT_FIELD_reserved_size = 2,
 	TACHYON_SLOT_FIELD_pos_stamp = 3,
-	TACHYON_SLOT_FIELD_COUNT = 4
+	/* A look at the stamp of a slot not yet being decoded, whose value only
+	 * decides when tail is published (ring.c, consumer_released): counted
+	 * apart, since the decode that follows loads the stamp again. */
+	TACHYON_SLOT_FIELD_stamp_hint = 4,
+	TACHYON_SLOT_FIELD_COUNT = 5
 };
 
 #if defined(TACHYON_COUNT_LOADS)
@@ -44,12 +48,17 @@ void tachyon_count_load(int field, const void *addr);
 #define TACHYON_SLOT_LOAD_STAMP(sh)                                               \
 	(tachyon_count_load(TACHYON_SLOT_FIELD_pos_stamp, &(sh)->pos_stamp),      \
 	 tachyon_atomic_load_acquire64(&(sh)->pos_stamp))
+#define TACHYON_SLOT_STAMP_HINT(sh)                                               \
+	(tachyon_count_load(TACHYON_SLOT_FIELD_stamp_hint, &(sh)->pos_stamp),     \
+	 tachyon_atomic_load_relaxed64(&(sh)->pos_stamp))
 #else
 #define TACHYON_SLOT_LOAD32(sh, field) tachyon_atomic_load_relaxed32(&(sh)->field)
 /* The position stamp is the one header field loaded with acquire: it is
  * what hands the slot over when the consumer learns of it from the stamp
  * (ring.c, "Position stamps"). */
 #define TACHYON_SLOT_LOAD_STAMP(sh) tachyon_atomic_load_acquire64(&(sh)->pos_stamp)
+/* Relaxed: a hint that publishes nothing and exposes nothing. */
+#define TACHYON_SLOT_STAMP_HINT(sh) tachyon_atomic_load_relaxed64(&(sh)->pos_stamp)
 #endif
 
 #endif /* TACHYON_CORE_SHARED_H */

@@ -439,21 +439,23 @@ void tx_array_src_release(tx_array_src *src)
 
 PyObject *tx_frame_zero_copy(PyObject *const *args, Py_ssize_t nargs, PyTypeObject *guard_type)
 {
-	TxGuardObject *g;
-	PyObject *shape_seq, *shape_t = NULL;
+	TxGuardObject *g = NULL;
+	PyObject *shape_seq, *shape_t = NULL, *data = NULL, *res;
 	tachyon_tensor_frame f;
 	int64_t shape[TACHYON_FRAME_MAX_NDIM];
 	unsigned long code, bits;
 	Py_ssize_t i, n;
 	uint64_t need;
+	Py_buffer view = {0};
+	uint8_t *dst;
+	Py_ssize_t room;
 	int r;
 
-	if (nargs != 5 || !PyObject_TypeCheck(args[0], guard_type) || !PyUnicode_Check(args[4])) {
+	if (nargs != 5 || !PyUnicode_Check(args[4])) {
 		PyErr_SetString(PyExc_TypeError,
 		                "_frame_zero_copy(guard, shape, code, bits, typestr)");
 		return NULL;
 	}
-	g = (TxGuardObject *)args[0];
 	code = PyLong_AsUnsignedLong(args[2]);
 	bits = PyLong_AsUnsignedLong(args[3]);
 	if (PyErr_Occurred())
@@ -478,17 +480,64 @@ PyObject *tx_frame_zero_copy(PyObject *const *args, Py_ssize_t nargs, PyTypeObje
 	if (r < 0)
 		return frame_error(r, "the shape and dtype"), NULL;
 	need = tachyon_tensor_frame_payload_size(&f);
-	if (g->state != TXG_OPEN || (uint64_t)g->size < need) {
-		PyErr_SetString(PyExc_ValueError, "the guard is not open or too small for the frame");
-		return NULL;
+
+	/* Where the frame goes: an open TxGuard's slot, or the writable buffer
+	 * of a tcp:// bus's NetTxGuard (a bytearray of the message, sent at its
+	 * exit). This is the one place the two are told apart. */
+	if (PyObject_TypeCheck(args[0], guard_type)) {
+		g = (TxGuardObject *)args[0];
+		if (g->state != TXG_OPEN) {
+			PyErr_SetString(PyExc_ValueError, "the guard is not open or too small for the frame");
+			return NULL;
+		}
+		dst = g->data;
+		room = g->size;
+	} else {
+		if (PyObject_GetBuffer(args[0], &view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0)
+			return NULL;
+		dst = view.buf;
+		room = view.len;
 	}
-	r = tachyon_tensor_frame_encode(g->data, (size_t)need, &f);
-	if (r < 0)
-		return frame_error(r, "the shape and dtype"), NULL;
-	g->actual_size = (Py_ssize_t)need;
+	if ((uint64_t)room < need) {
+		PyErr_SetString(PyExc_ValueError, "the guard is not open or too small for the frame");
+		goto fail;
+	}
+	r = tachyon_tensor_frame_encode(dst, (size_t)need, &f);
+	if (r < 0) {
+		frame_error(r, "the shape and dtype");
+		goto fail;
+	}
 	shape_t = int64_tuple(f.shape, f.ndim, 1);
 	if (!shape_t)
+		goto fail;
+	if (g) {
+		g->actual_size = (Py_ssize_t)need;
+		data = Py_BuildValue("(Ki)", (unsigned long long)(uintptr_t)(dst + f.data_offset), 0);
+		res = data ? Py_BuildValue("{sisNsOsN}", "version", 3, "shape", shape_t, "typestr",
+		                           args[4], "data", data)
+		           : NULL;
+		if (!data)
+			Py_DECREF(shape_t);
+		return res;
+	}
+	PyBuffer_Release(&view);
+	{
+		PyObject *size = PyLong_FromUnsignedLongLong(need);
+		r = size ? PyObject_SetAttrString(args[0], "actual_size", size) : -1;
+		Py_XDECREF(size);
+	}
+	/* The array holds a memoryview of the buffer as its base (numpy keeps
+	 * the interface's data object), which keeps the bytearray alive and
+	 * unresizable for as long as the array lives. */
+	data = r < 0 ? NULL : PyMemoryView_FromObject(args[0]);
+	if (!data) {
+		Py_DECREF(shape_t);
 		return NULL;
-	return Py_BuildValue("{sisNsOs(Ki)}", "version", 3, "shape", shape_t, "typestr", args[4],
-	                     "data", (unsigned long long)(uintptr_t)(g->data + f.data_offset), 0);
+	}
+	return Py_BuildValue("{sisNsOsNsK}", "version", 3, "shape", shape_t, "typestr", args[4],
+	                     "data", data, "offset", (unsigned long long)f.data_offset);
+fail:
+	if (view.obj)
+		PyBuffer_Release(&view);
+	return NULL;
 }

@@ -55,8 +55,10 @@ void tx_array_src_release(tx_array_src *src);
 PyObject *tx_frame_bytes(PyObject *obj);
 
 /* _frame_zero_copy(guard, shape, code, bits, typestr): the header of a
- * C-contiguous frame written into a TxGuard, its actual_size set; returns
- * an __array_interface__ dict over the data. */
+ * C-contiguous frame written into a TxGuard, or into the writable buffer
+ * of a tcp:// bus's NetTxGuard, its actual_size set; returns an
+ * __array_interface__ dict over the data (for a buffer, with a memoryview
+ * of it as the data object, which the array keeps). */
 PyObject *tx_frame_zero_copy(PyObject *const *args, Py_ssize_t nargs, PyTypeObject *guard_type);
 
 #endif /* TACHYON_EXT_FRAMES_H */

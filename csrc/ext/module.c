@@ -110,8 +110,9 @@ static PyMethodDef module_methods[] = {
 	 "(created, deleted) DLPack export contexts since import (tests: every deleter runs once)."},
 	{"_frame_zero_copy", (PyCFunction)(void (*)(void))mod_frame_zero_copy, METH_FASTCALL,
 	 "_frame_zero_copy(guard, shape, code, bits, typestr, /)\n--\n\n"
-	 "Write a C-contiguous tensor frame header into an open TxGuard, set its actual_size, and\n"
-	 "return an __array_interface__ dict over the frame's data (Bus.send_array_zero_copy)."},
+	 "Write a C-contiguous tensor frame header into an open TxGuard (or a tcp:// bus's\n"
+	 "NetTxGuard, a writable buffer), set its actual_size, and return an __array_interface__\n"
+	 "dict over the frame's data (send_array_zero_copy)."},
 	{"_frame_bytes", (PyCFunction)mod_frame_bytes, METH_O,
 	 "_frame_bytes(obj, /)\n--\n\n"
 	 "obj (anything send_array takes) as the bytes of a tensor frame: header, then its data in\n"
@@ -121,9 +122,10 @@ static PyMethodDef module_methods[] = {
 	 "value as an int by the rule of every integer argument: an int or any object with\n"
 	 "__index__, never a bool (Python's or numpy's); TypeError naming `what` otherwise."},
 	{"_wait_any", (PyCFunction)(void (*)(void))tx_wait_any, METH_FASTCALL | METH_KEYWORDS,
-	 "_wait_any(buses, timeout=None)\n--\n\n"
+	 "_wait_any(buses, timeout=None, *, spin=0)\n--\n\n"
 	 "The indices of the buses among `buses` whose receive would return (or raise) at once;\n"
-	 "[] when timeout passed first. Takes no message (tachyon.wait)."},
+	 "[] when timeout passed first. Takes no message (tachyon.wait). spin: pauses before\n"
+	 "the first sleep (0: the default)."},
 	{"_wait_room", (PyCFunction)(void (*)(void))tx_wait_room, METH_FASTCALL | METH_KEYWORDS,
 	 "_wait_room(bus, size, timeout=None)\n--\n\n"
 	 "True when a send of `size` bytes on producer end `bus` would find room (or raise) at\n"

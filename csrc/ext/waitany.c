@@ -31,17 +31,25 @@ static int take_bus(tx_state *st, PyObject *o, Py_ssize_t i, tachyon_bus **out)
 
 PyObject *tx_wait_any(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-	static const char *const names[] = {"buses", "timeout"};
+	static const char *const names[] = {"buses", "timeout", "spin"};
 	tx_state *st = PyModule_GetState(module);
-	PyObject *a[2] = {NULL, NULL}, *items, *res = NULL;
+	PyObject *a[3] = {NULL, NULL, NULL}, *items, *res = NULL;
 	tachyon_bus **buses = NULL;
 	uint8_t *ready = NULL;
 	int64_t tns = TACHYON_FOREVER;
-	Py_ssize_t n, i;
+	Py_ssize_t n, i, spin = 0;
 
-	if (tx_parse_args("_wait_any", args, nargs, kwnames, names, 2, 2, 1, a) < 0 ||
-	    (a[1] && tx_parse_timeout(a[1], &tns) < 0))
+	/* spin: pauses before the first sleep (0: the core's default). A wait
+	 * that also watches tcp:// buses sleeps here in short slices, each of
+	 * which would otherwise start with the whole default spin. */
+	if (tx_parse_args("_wait_any", args, nargs, kwnames, names, 3, 2, 1, a) < 0 ||
+	    (a[1] && tx_parse_timeout(a[1], &tns) < 0) ||
+	    (a[2] && tx_parse_index(a[2], "spin", &spin) < 0))
 		return NULL;
+	if (spin < 0 || spin > UINT32_MAX) {
+		PyErr_SetString(PyExc_ValueError, "_wait_any: spin must be 0..2**32-1");
+		return NULL;
+	}
 	/* A tuple of our own: it keeps every bus alive while the GIL is
 	 * released, whatever the caller does to its list meanwhile. */
 	items = PySequence_Tuple(a[0]);
@@ -63,7 +71,7 @@ PyObject *tx_wait_any(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
 			goto done;
 
 	tx_call c = {.op = OP_WAIT_ANY, .deadline = tx_deadline(tns), .buses = buses,
-	             .ready = ready, .max = (size_t)n};
+	             .ready = ready, .max = (size_t)n, .spin = (uint32_t)spin};
 	int r = tx_blocking(&c);
 	if (r == -EINTR)
 		goto done; /* an exception from a signal handler is set */

@@ -184,12 +184,13 @@ typedef struct tachyon_consumer {
 	uint64_t release;           /* release cursor: what tail will say */
 	uint64_t published_tail;    /* last value stored to the shared tail */
 	uint64_t cached_head;       /* last validated head */
-	uint64_t publish_span;      /* min(capacity / 2, cached_head - published_tail) */
+	uint64_t publish_span;      /* min(capacity / 2, newest known - published_tail) */
 	uint32_t unpublished;       /* released messages since the last publication */
 	int fatal;
 	const char *fatal_reason;   /* static text: what the peer did wrong, or NULL */
 	int closed_seen;            /* state 3 was loaded: drain, then report */
 	int stamps;                 /* the producer stamps slot headers (its marker was seen) */
+	int looked_empty;           /* found the ring empty since tail's last publication check */
 	/* Peeked so far; copied to the region's counters (ABI.md) whenever
 	 * tail is published. */
 	uint64_t received_messages;
