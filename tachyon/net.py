@@ -143,6 +143,28 @@ def _left(deadline: Optional[float]) -> float:
     return max(0.0, min(SLICE, deadline - time.monotonic()))
 
 
+# The errors a send raises are made by these, never held in a variable of the
+# raising call: its frame holds the caller's payload and a memoryview of it
+# (_send_data), and an exception in a local of the frame its traceback holds
+# is a reference cycle, freed only by a garbage collection. Until then the
+# export stays alive: a bytearray cannot be resized, and a received slot of
+# a local ring is not handed back at the end of its with block, which stops
+# that ring's tail (the bridge's stream stopped after a cut, when sends had
+# timed out for credit, until a collection came).
+
+
+def _bus_full(message: str, sent: int) -> BusFullError:
+    e = BusFullError(message)
+    e.sent = sent
+    return e
+
+
+def _peer_dead(message: str, last_acked: int) -> PeerDeadError:
+    e = PeerDeadError(message)
+    e.last_acked_seq = last_acked
+    return e
+
+
 def _lost_claim(call: str, role: Optional[str]) -> RoleError:
     other = "consumer" if role == "producer" else "producer"
     return RoleError(f"{call}: the peer took the {role} role first; this end can only be the {other}")
@@ -1029,9 +1051,7 @@ class NetBus:
         if consumer and self._rx:
             return
         if self._dead is not None:
-            e = PeerDeadError(f"{call}: the peer is dead: {self._dead}")
-            e.last_acked_seq = self._last_acked()
-            raise e
+            raise _peer_dead(f"{call}: the peer is dead: {self._dead}", self._last_acked())
         if self._peer_closed:
             what = ("everything it sent was delivered" if consumer
                     else "it takes no more messages")
@@ -1101,10 +1121,8 @@ class NetBus:
                 self._sent_bytes += n
                 return
             if deadline is not None and time.monotonic() >= deadline:
-                e = BusFullError(f"{call}: no credit from the consumer for a {n}-byte message "
-                                 f"within the timeout ({sent} sent by this call)")
-                e.sent = sent
-                raise e
+                raise _bus_full(f"{call}: no credit from the consumer for a {n}-byte message "
+                                f"within the timeout ({sent} sent by this call)", sent)
             self._wait(deadline, call)
             if self._closed:
                 raise BusClosedError(f"{call}: the bus was closed")
