@@ -3,8 +3,9 @@ process. ADDR is a local socket path or a tcp:// address; HOW is listen or
 connect; CAP the capacity when listening. TACHYON_TEST_LIVENESS sets a tcp://
 end's liveness; TACHYON_TEST_CURVE="SERVER_SECRET CLIENT_PUBLIC" makes a
 tcp:// listener a CURVE one, TACHYON_TEST_INSECURE=1 lets it bind beyond
-loopback without. A peer found dead (PeerDeadError) prints "dead: WHY" and
-exits 3.
+loopback without. TACHYON_TEST_PAUSE="SEQ,SEQ... SECONDS" makes a producer
+sleep before each message SEQ (its consumer finds nothing meanwhile). A peer found dead
+(PeerDeadError) prints "dead: WHY" and exits 3.
 
     bridge_peer.py produce ADDR HOW CAP N SEED MAXP [MINP]
                                                       send N checked messages (sizes
@@ -64,7 +65,11 @@ with bus:
     done = total = 0
     if mode == "produce":
         try:
+            pause_at, pause = os.environ.get("TACHYON_TEST_PAUSE", "-1 0").split()
+            pause_before = {int(seq) for seq in pause_at.split(",")}
             for seq, size in enumerate(sized(seed, maxp, n)):
+                if seq in pause_before:
+                    time.sleep(float(pause))
                 bus.send(payload_of(seq, size), type_id_of(seq), timeout=30)
                 done += 1
                 total += size
