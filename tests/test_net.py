@@ -24,14 +24,6 @@ from streamcheck import payload_of, sizes, type_id_of  # noqa: E402
 
 from tachyon import _netwire as W  # noqa: E402
 
-# pyzmq hands a large bytes payload to libzmq without a copy and tracks it
-# with a process-wide helper thread and context, started at the first such
-# send; started here, its descriptors are not counted as a test's leak.
-from zmq.utils.garbage import gc as _zmq_gc  # noqa: E402
-
-_zmq_gc.start()
-zmq.Frame(bytes(1 << 17), copy=False)  # and its first use opens one more
-
 
 def free_url():
     with socket.socket() as s:

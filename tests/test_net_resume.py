@@ -22,15 +22,6 @@ zmq = pytest.importorskip("zmq", reason="pyzmq is not installed (pip install 'ta
 sys.path.insert(0, str(ISOLATED))
 from streamcheck import group_type_id, payload_of, sizes, type_id_of  # noqa: E402
 
-# pyzmq's process-wide helper for payloads sent without a copy (large ones)
-# keeps descriptors of its own from its first use: started here (unless
-# test_net.py did), so that they do not count as a test's leak.
-from zmq.utils.garbage import gc as _zmq_gc  # noqa: E402
-
-if not _zmq_gc.is_alive():
-    _zmq_gc.start()
-zmq.Frame(bytes(1 << 17), copy=False)
-
 CAP = 256 << 10
 
 
