@@ -9,7 +9,7 @@ tachyon.bridge.PIN_MIN) and exits with its status, then "trims T let-gos L":
 how often held payloads were copied out because they held more than half
 the ring (_Pins.trim) or because the source had nothing more (_Pins.let_go).
 A first argument --any-ring lifts the bridge's rule that only a ring of at
-least twice the tcp capacity sends in place (IN_PLACE_RING_MIN), so that a
+least four times the tcp capacity sends in place (IN_PLACE_RING_MIN), so that a
 small ring holds slots beyond its budget and those two have work.
 """
 import ctypes
