@@ -65,7 +65,7 @@ PIN_MIN = 1 << 18
 # both alike) unacknowledged payloads take up to all of the ring, so most
 # held slots had to be copied out again after all: slower than the copying
 # bridge at 1 MiB (1180 against 1349 msg/s, medians of four runs). At twice
-# the tcp capacity 52 to 57% of 1 MiB payloads still went in place (3 runs),
+# the tcp capacity 52 to 57% of 1 MiB payloads still went in place (2 runs),
 # at four times 99.6 to 100% (3 runs): the slots' release lags behind the
 # acknowledgement (pyzmq's helper thread reports libzmq's release).
 IN_PLACE_RING_MIN = 4
