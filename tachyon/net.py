@@ -143,6 +143,28 @@ def _left(deadline: Optional[float]) -> float:
     return max(0.0, min(SLICE, deadline - time.monotonic()))
 
 
+# The errors a send raises are made by these, never held in a variable of the
+# raising call: its frame holds the caller's payload and a memoryview of it
+# (_send_data), and an exception in a local of the frame its traceback holds
+# is a reference cycle, freed only by a garbage collection. Until then the
+# export stays alive: a bytearray cannot be resized, and a received slot of
+# a local ring is not handed back at the end of its with block, which stops
+# that ring's tail (the bridge's stream stopped after a cut, when sends had
+# timed out for credit, until a collection came).
+
+
+def _bus_full(message: str, sent: int) -> BusFullError:
+    e = BusFullError(message)
+    e.sent = sent
+    return e
+
+
+def _peer_dead(message: str, last_acked: int) -> PeerDeadError:
+    e = PeerDeadError(message)
+    e.last_acked_seq = last_acked
+    return e
+
+
 def _lost_claim(call: str, role: Optional[str]) -> RoleError:
     other = "consumer" if role == "producer" else "producer"
     return RoleError(f"{call}: the peer took the {role} role first; this end can only be the {other}")
@@ -1029,9 +1051,7 @@ class NetBus:
         if consumer and self._rx:
             return
         if self._dead is not None:
-            e = PeerDeadError(f"{call}: the peer is dead: {self._dead}")
-            e.last_acked_seq = self._last_acked()
-            raise e
+            raise _peer_dead(f"{call}: the peer is dead: {self._dead}", self._last_acked())
         if self._peer_closed:
             what = ("everything it sent was delivered" if consumer
                     else "it takes no more messages")
@@ -1047,7 +1067,7 @@ class NetBus:
         return mv
 
     def _send_data(self, call: str, data: Any, type_id: int, deadline: Optional[float],
-                   sent: int) -> None:
+                   sent: int, *, pinned: Any = None) -> None:
         if type(type_id) is not int:
             type_id = _as_int(type_id, "type_id")
         if not 0 <= type_id <= 0xFFFFFFFF:
@@ -1085,8 +1105,11 @@ class NetBus:
                     # holds its export until the frame is dropped, which would
                     # keep a local receive view's slot (the bridge's) pinned
                     # until the acknowledgement, and a bytearray unresizable.
-                    own = data if type(data) is bytes else bytes(mv)
-                    payload = zmq.Frame(own, copy_threshold=_ZERO_COPY_MIN)
+                    if pinned is not None:
+                        payload = pinned  # _send_pinned's: the caller's memory, in place
+                    else:
+                        own = data if type(data) is bytes else bytes(mv)
+                        payload = zmq.Frame(own, copy_threshold=_ZERO_COPY_MIN)
                     frame = [W.header(W.K_DATA, self._session, type_id=type_id, seq=seq),
                              payload]
                 # Sent, or kept for the resume when the connection is down
@@ -1098,10 +1121,8 @@ class NetBus:
                 self._sent_bytes += n
                 return
             if deadline is not None and time.monotonic() >= deadline:
-                e = BusFullError(f"{call}: no credit from the consumer for a {n}-byte message "
-                                 f"within the timeout ({sent} sent by this call)")
-                e.sent = sent
-                raise e
+                raise _bus_full(f"{call}: no credit from the consumer for a {n}-byte message "
+                                f"within the timeout ({sent} sent by this call)", sent)
             self._wait(deadline, call)
             if self._closed:
                 raise BusClosedError(f"{call}: the bus was closed")
@@ -1114,6 +1135,54 @@ class NetBus:
             if not self._sends & 63:
                 self._pump()
             self._send_data("send", data, type_id, deadline, 0)
+        finally:
+            self._lock.release()
+
+    # -- in place, for the bridge (tachyon/bridge.py) ---------------------------
+    #
+    # send() copies a payload once, into a frame this end keeps until the
+    # consumer acknowledges it: the caller's buffer is free on return. The
+    # bridge forwards from a local ring and can keep a received slot (its
+    # RxGuard) instead: _send_pinned hands the slot to libzmq without the
+    # copy and keeps that frame for a resend; the returned tracker says when
+    # the slot may be released. Acknowledgements come only every quarter of
+    # the capacity, so a caller that holds slots while its source has
+    # nothing more, or needs their room back, calls _unpin: it copies them
+    # and lets their trackers finish once libzmq has written its queue.
+
+    def _send_pinned(self, owner: Any, type_id: int, timeout: Optional[float]) -> Tuple[int, Any]:
+        """send(owner, type_id, timeout=timeout) without the copy: owner's
+        buffer (larger than _INLINE_MAX) goes to libzmq in place, and stays
+        kept in place until acknowledged. Returns its sequence number and a
+        zmq.MessageTracker, done once this end dropped the frame
+        (acknowledged, _unpin'ed, or the bus ended) and libzmq let go of
+        every copy it queued: until then owner must stay alive and unchanged."""
+        deadline = _deadline(timeout)
+        self._enter("send", "producer", deadline)
+        try:
+            self._pump()  # acknowledgements first: they finish earlier trackers
+            frame = zmq.Frame(owner, copy=False, track=True)
+            self._send_data("send", frame, type_id, deadline, 0, pinned=frame)
+            return self._tx_seq, frame.tracker
+        finally:
+            self._lock.release()
+
+    def _unpin(self, upto: Optional[int] = None) -> None:
+        """Take in acknowledgements, then give each payload of _send_pinned's
+        still kept for a resend, up to sequence number upto (None: all), a
+        copy of this end's own."""
+        if not self._lock.acquire(blocking=False):
+            return  # a call of another thread is in progress; the caller retries
+        try:
+            if self._closed:
+                return
+            self._pump()
+            for seq, parts in self._unacked:
+                if upto is not None and seq > upto:
+                    break
+                # (only _send_pinned's frames are tracked)
+                if len(parts) == 2 and parts[1].tracker is not None:
+                    parts[1] = zmq.Frame(parts[1].bytes, copy_threshold=_ZERO_COPY_MIN)
         finally:
             self._lock.release()
 

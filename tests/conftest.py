@@ -29,6 +29,18 @@ if os.environ.get("TACHYON_REQUIRE_TORCH") == "1":
 # Likewise pyzmq in both CI legs: without it the tcp:// tests would skip.
 if os.environ.get("TACHYON_REQUIRE_NET") == "1":
     import zmq  # noqa: F401
+try:
+    import zmq
+    from zmq.utils.garbage import gc as _zmq_gc
+except ImportError:
+    pass
+else:
+    # pyzmq hands a large bytes payload to libzmq without a copy and tracks
+    # it with a process-wide helper thread and context, started at the first
+    # such send (in whichever test file sends one first); started here, its
+    # descriptors are not counted as a test's leak.
+    _zmq_gc.start()
+    zmq.Frame(bytes(1 << 17), copy=False)  # and its first use opens one more
 
 REPO = Path(__file__).resolve().parent.parent
 # The directory the tachyon under test was imported from: the checkout (an

@@ -17,6 +17,9 @@ pytest.importorskip("zmq", reason="pyzmq is not installed (pip install 'tachyon-
 CAP = 256 << 10
 MAXP = CAP // 2 - 64
 N, SEED = 3000, 29
+# the payloads of the in-place tests: at least tachyon.bridge.PIN_MIN (bridge_in_place.py
+# counts those of this size and more)
+LARGE = 1 << 18
 
 
 def free_url():
@@ -42,8 +45,8 @@ def bridge(*args, env=None):
 
 def test_local_producer_to_tcp_consumer(sock_path):
     """A local producer connects to the bridge's ring; the bridge connects to
-    a tcp:// consumer. Every message arrives checked (sizes to max_payload:
-    the large ones leave the ring without a copy), then the orderly close."""
+    a tcp:// consumer. Every message arrives checked (sizes to max_payload),
+    then the orderly close."""
     url = free_url()
     cons = peer("consume", url, "listen", CAP, N, SEED, MAXP)
     br = bridge("--from-listen", sock_path, "--to-connect", url, "--capacity", CAP, "--stats", 0.5)
@@ -148,6 +151,112 @@ def test_lost_peer_exits_nonzero_with_the_reason(sock_path, lost):
     assert bc == 1
     assert "PeerDeadError" in be and "Traceback" not in be
     assert took <= 5 * (live + 1)
+
+
+def bridge_watched(*args):
+    """The bridge with the payloads it hands to libzmq looked up in its memory
+    map (tests/isolated/bridge_in_place.py)."""
+    return subprocess.Popen([sys.executable, str(ISOLATED / "bridge_in_place.py"),
+                             *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=isolated_env())
+
+
+def in_place_of(bridge_out):
+    """(sent from the ring in place, copied, trims, let-gos) of
+    bridge_in_place.py's output."""
+    words = bridge_out.split("handed ", 1)[1].split()
+    return int(words[0]), int(words[1]), int(words[3]), int(words[5])
+
+
+def test_large_payloads_leave_the_ring_in_place_across_cuts(sock_path):
+    """From a local ring to tcp://, payloads of PIN_MIN (256 KiB) and more go
+    to libzmq from their slot in the ring (found in the ring's mapping, not
+    on the heap), which stays held until acknowledged; two cuts of the
+    connection mid-stream, after which what was not acknowledged is sent
+    again from those slots, and the consumer checks every byte, the order
+    and the type_ids; then the orderly close and exit 0."""
+    from test_net_resume import Proxy
+
+    proxy = Proxy()
+    n, tcp_cap, ring_cap = 5000, 2 << 20, 8 << 20
+    maxp = tcp_cap // 2 - 64
+    cons = peer("consume", proxy.upstream_url, "listen", tcp_cap, n, SEED, maxp, LARGE)
+    br = bridge_watched("--from-listen", sock_path, "--to-connect", proxy.url,
+                        "--capacity", ring_cap, "--stats", 0.2)
+    prod = peer("produce", sock_path, "connect", 0, n, SEED, maxp, LARGE)
+    try:
+        assert br.stdout.readline().startswith("bridge: ")  # forwarding
+        proxy("cut 0.3")
+        time.sleep(0.3)
+        proxy("cut 0.3")
+        assert br.poll() is None  # the cuts came mid-stream
+    finally:
+        (pc, po, pe), (bc, bo, be), (cc, co, ce) = finish(prod, br, cons)
+        proxy.close()
+    print(bo.strip().splitlines()[-2:])
+    assert pc == 0 and po.split()[:2] == ["ready", "sent"], pe
+    assert cc == 0, co + ce
+    assert co.split() == ["ready", "got", *po.split()[2:]]
+    assert bc == 0 and be == "", be
+    assert f"bridge: the source closed; {n} messages" in bo
+    in_place, copied, _, _ = in_place_of(bo)
+    # (copied: beyond the held-bytes budget, when acknowledgements lag)
+    assert in_place + copied == n and in_place >= n // 2, (in_place, copied)
+
+
+@pytest.mark.parametrize("ring_times", [1, 2])
+def test_a_ring_under_four_times_the_tcp_capacity_copies(sock_path, ring_times):
+    """With the bridge's ring as large as the tcp capacity (both sized by
+    the rule of docs/ACROSS_HOSTS.md), or twice as large, what is
+    unacknowledged can take more than half the ring: many slots held in
+    place would be copied out again, which costs more than the copying
+    bridge. So every payload is copied once, none is sent in place, and
+    the stream arrives checked."""
+    url = free_url()
+    n, cap = 300, 4 << 20
+    maxp = cap // 2 - 64
+    cons = peer("consume", url, "listen", cap, n, SEED, maxp, LARGE)
+    br = bridge_watched("--from-listen", sock_path, "--to-connect", url,
+                        "--capacity", ring_times * cap)
+    prod = peer("produce", sock_path, "connect", 0, n, SEED, maxp, LARGE)
+    (pc, po, pe), (bc, bo, be), (cc, co, ce) = finish(prod, br, cons, timeout=30)
+    assert pc == 0 and po.split()[:2] == ["ready", "sent"], pe
+    assert cc == 0, co + ce
+    assert co.split() == ["ready", "got", *po.split()[2:]]
+    assert bc == 0 and be == "", be
+    assert in_place_of(bo) == (0, n, 0, 0)
+
+
+def test_a_small_ring_never_waits_for_an_acknowledgement(sock_path):
+    """The bridge's ring (1 MiB) is small against the tcp capacity (16 MiB),
+    whose consumer acknowledges only every quarter of it (4 MiB): slots held
+    for an acknowledgement would fill the ring long before one comes, and
+    the stream would stop. Such a ring sends nothing in place; here that
+    rule is lifted (--any-ring), so that the bridge's guard behind it is
+    what keeps the stream going: the held payloads are copied out, beyond
+    half the ring and when the source runs dry (its producer pauses
+    mid-stream), and every message arrives, checked."""
+    url = free_url()
+    n, tcp_cap, ring_cap = 300, 16 << 20, 1 << 20
+    maxp = ring_cap // 2 - 64
+    cons = peer("consume", url, "listen", tcp_cap, n, SEED, maxp, LARGE)
+    br = bridge_watched("--any-ring", "--from-listen", sock_path, "--to-connect", url,
+                        "--capacity", ring_cap, "--stats", 0.5)
+    prod = peer("produce", sock_path, "connect", 0, n, SEED, maxp, LARGE,
+                # (three in a row: a pause after a message that was copied
+                # may find no slot held)
+                env={"TACHYON_TEST_PAUSE": f"{n // 2},{n // 2 + 1},{n // 2 + 2} 0.15"})
+    (pc, po, pe), (bc, bo, be), (cc, co, ce) = finish(prod, br, cons, timeout=30)
+    print(bo.strip().splitlines()[-2:])
+    assert pc == 0 and po.split()[:2] == ["ready", "sent"], pe
+    assert cc == 0, co + ce
+    assert co.split() == ["ready", "got", *po.split()[2:]]
+    assert bc == 0 and be == "", be
+    in_place, copied, trims, let_gos = in_place_of(bo)
+    print(f"{in_place} in place, {copied} copied, {trims} trims, {let_gos} let-gos")
+    # slots were held, so the wait could have come, and both ways out were taken
+    assert in_place > 0 and trims > 0 and let_gos > 0
 
 
 def test_bad_arguments():

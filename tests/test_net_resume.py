@@ -3,6 +3,7 @@ forwarding proxy (tests/isolated/tcp_proxy.py), a stopped producer, a
 restarted one. Two real processes over loopback TCP, a test liveness of
 1 s (0.5 s where only a bound is measured)."""
 import contextlib
+import gc
 import os
 import queue
 import signal
@@ -144,6 +145,63 @@ def test_short_cuts_and_stalls_lose_and_repeat_nothing(proxy, how):
     assert words[:2] == ["sent", str(got)], out
     assert resumes >= 3  # the cuts did cut
     assert (batched > 0) == many
+
+
+def test_slots_of_a_local_ring_forwarded_across_cuts_keep_flowing(proxy, sock_path):
+    """Large payloads forwarded from the slots of a local ring to a tcp bus
+    (what the bridge does), through two cuts: while the link is down the
+    sends run out of credit and time out (BusFullError), and each slot must
+    still go back to the ring at the end of its with block. A slot kept
+    until a garbage collection (the collector is off here) stops the ring's
+    tail, and with it the stream, at the ring's capacity. The consumer
+    checks every byte, the order and the type_ids; the stream must end
+    within a bound that only a stall misses (60 s; it takes about 2)."""
+    n, ring_cap, tcp_cap, large = 2000, 8 << 20, 2 << 20, 1 << 18
+    maxp = tcp_cap // 2 - 64
+    peers = [popen_isolated("bridge_peer.py", *args) for args in (
+        ("consume", proxy.upstream_url, "listen", tcp_cap, n, 29, maxp, large),
+        ("produce", sock_path, "connect", 0, n, 29, maxp, large))]
+    timeouts = forwarded = 0
+    cuts = threading.Thread(target=lambda: (proxy("cut 0.3"), time.sleep(0.3), proxy("cut 0.3")))
+    gc.disable()
+    try:
+        with tachyon.Bus.listen(sock_path, ring_cap, timeout=30, role="consumer") as ring, \
+                tachyon.Bus.connect(proxy.url, timeout=30, role="producer") as tcp:
+            began = time.monotonic()
+            deadline = began + 60
+            while time.monotonic() < deadline:
+                try:
+                    slot = ring.recv_zero_copy(timeout=1)
+                except tachyon.TachyonTimeoutError:
+                    continue
+                except tachyon.PeerClosedError:
+                    break
+                with slot:
+                    while True:
+                        try:
+                            tcp.send(slot, slot.type_id, timeout=0.05)
+                            break
+                        except tachyon.BusFullError:
+                            timeouts += 1
+                forwarded += 1
+                if forwarded == 50:
+                    cuts.start()
+            resumes, took = tcp._resumes, time.monotonic() - began
+        (pc, po, pe), (cc, co, ce) = finish(peers[1], peers[0], timeout=30)
+    finally:
+        gc.enable()
+        if cuts.is_alive():
+            cuts.join()
+        for p in peers:
+            if p.poll() is None:
+                stop(p)
+    print(f"forwarded {forwarded} slots in {took:.1f} s, {timeouts} sends timed out, "
+          f"{resumes} resumes")
+    assert resumes >= 1 and timeouts > 0  # the cuts came mid-stream, and sends waited
+    assert pc == 0 and po.split()[:2] == ["ready", "sent"], pe
+    assert cc == 0, co + ce
+    assert co.split() == ["ready", "got", *po.split()[2:]]
+    assert forwarded == n
 
 
 @pytest.mark.parametrize("how", ["cut", "stall"])

@@ -1,7 +1,7 @@
 """The bus across hosts (tcp:// addresses) against raw pyzmq, over loopback TCP.
 
-    python3 benchmarks/python/net.py [--quick] [--sizes 65536,1048576] [--round-trip-ms MS]
-                                     [--json PATH]
+    python3 benchmarks/python/net.py [--quick] [--sizes 65536,1048576] [--bridge 65536,1048576]
+                                     [--round-trip-ms MS] [--json PATH]
 
 One run of each measurement, each in a fresh pair of processes (the one-way
 throughput: a child receives and times, a grandchild sends, so that no
@@ -310,6 +310,8 @@ def main() -> None:
                         "0: by the message size alone)")
     p.add_argument("--sizes", help="only the one-way throughput of these message sizes "
                                    "(bytes, comma-separated): no round trip, no bridge path")
+    p.add_argument("--bridge", help="only the bridge path of these message sizes (bytes, "
+                                    "comma-separated), each against the direct tcp bus")
     a = p.parse_args()
     round_trip_s = a.round_trip_ms / 1e3
     if a.child:
@@ -321,6 +323,10 @@ def main() -> None:
         print(receive(system, int(size), int(n), mode))
         return
     quick = a.quick
+    if a.bridge:
+        common.write_json(a, {"bridge": bridge_rows([int(size) for size in a.bridge.split(",")],
+                                                    quick)})
+        return
     if a.sizes:
         print(THROUGHPUT_HEAD)
         result: dict = {"throughput": [throughput_row(int(size), quick)
@@ -337,18 +343,24 @@ def main() -> None:
     print(THROUGHPUT_HEAD)
     for size in SIZES if not quick else [64, 65536, 4 << 20]:
         result["throughput"].append(throughput_row(size, quick))
+    result["bridge"] = bridge_rows([1024, 65536, 1 << 20] if not quick else [65536], quick)
+    common.write_json(a, result)
+
+
+def bridge_rows(sizes: list, quick: bool) -> list:
+    """The bridge path of each size against the direct tcp bus; printed, and returned."""
     print(f"{'size':>8} {'bridged msg/s':>14} {'MB/s':>8} {'direct msg/s':>14} {'ratio':>7}")
-    result["bridge"] = []
-    for size in [1024, 65536, 1 << 20] if not quick else [65536]:
+    rows = []
+    for size in sizes:
         n = count_for(size, quick) // 2
         common.progress(f"bridge path {size} B x {n}")
         via = n / bridged(size, n)
         direct = n / one_way("tachyon", size, n)
-        result["bridge"].append({"size": size, "messages": n, "bridged_msgs_per_s": via,
-                                 "direct_msgs_per_s": direct, "ratio": via / direct})
+        rows.append({"size": size, "messages": n, "bridged_msgs_per_s": via,
+                     "direct_msgs_per_s": direct, "ratio": via / direct})
         print(f"{size:>8} {via:>14.0f} {via * size / 1e6:>8.1f} {direct:>14.0f} "
               f"{via / direct:>6.2f}x", flush=True)
-    common.write_json(a, result)
+    return rows
 
 
 if __name__ == "__main__":

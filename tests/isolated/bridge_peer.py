@@ -3,15 +3,19 @@ process. ADDR is a local socket path or a tcp:// address; HOW is listen or
 connect; CAP the capacity when listening. TACHYON_TEST_LIVENESS sets a tcp://
 end's liveness; TACHYON_TEST_CURVE="SERVER_SECRET CLIENT_PUBLIC" makes a
 tcp:// listener a CURVE one, TACHYON_TEST_INSECURE=1 lets it bind beyond
-loopback without. A peer found dead (PeerDeadError) prints "dead: WHY" and
-exits 3.
+loopback without. TACHYON_TEST_PAUSE="SEQ,SEQ... SECONDS" makes a producer
+sleep before each message SEQ (its consumer finds nothing meanwhile). A peer found dead
+(PeerDeadError) prints "dead: WHY" and exits 3.
 
-    bridge_peer.py produce ADDR HOW CAP N SEED MAXP   send N checked messages (sizes
-                                                      log-uniform to MAXP), close;
+    bridge_peer.py produce ADDR HOW CAP N SEED MAXP [MINP]
+                                                      send N checked messages (sizes
+                                                      log-uniform to MAXP, at least
+                                                      MINP), close;
                                                       prints "sent N BYTES", or
                                                       "closed after N" if the bridge
                                                       went away first
-    bridge_peer.py consume ADDR HOW CAP N SEED MAXP   take checked messages until the
+    bridge_peer.py consume ADDR HOW CAP N SEED MAXP [MINP]
+                                                      take checked messages until the
                                                       orderly close; prints "got N BYTES"
     bridge_peer.py hang ADDR HOW CAP ROLE             open with ROLE, print "ready", sleep
 """
@@ -42,6 +46,11 @@ if mode == "hang":
     time.sleep(60)
     sys.exit(0)
 n, seed, maxp = int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
+minp = int(sys.argv[8]) if len(sys.argv) > 8 else 0
+
+
+def sized(seed, maxp, n):
+    return (max(minp, size) for size in sizes(seed, maxp, n))
 
 
 def on_dead(kind, value, tb):
@@ -56,7 +65,11 @@ with bus:
     done = total = 0
     if mode == "produce":
         try:
-            for seq, size in enumerate(sizes(seed, maxp, n)):
+            pause_at, pause = os.environ.get("TACHYON_TEST_PAUSE", "-1 0").split()
+            pause_before = {int(seq) for seq in pause_at.split(",")}
+            for seq, size in enumerate(sized(seed, maxp, n)):
+                if seq in pause_before:
+                    time.sleep(float(pause))
                 bus.send(payload_of(seq, size), type_id_of(seq), timeout=30)
                 done += 1
                 total += size
@@ -65,7 +78,7 @@ with bus:
             sys.exit(0)
         print("sent", done, total, flush=True)
     else:
-        expected = sizes(seed, maxp, n)
+        expected = sized(seed, maxp, n)
         try:
             while True:
                 with bus.recv_zero_copy(timeout=30) as rx:
