@@ -109,6 +109,9 @@ _HEADER_PACK, _HEADER_UNPACK = W.HEADER.pack, W.HEADER.unpack_from
 _ITEM_PACK, _ITEM_UNPACK = W.ITEM.pack, W.ITEM.unpack_from
 _HSIZE, _ISIZE = W.HEADER.size, W.ITEM.size
 _MONITOR_EVENTS = (zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED | _netsec.FAILURES)
+# How long a closing listener of the shared context waits for libzmq to have
+# closed its listening descriptor (the port is free once it has).
+_UNBIND_WAIT = 2.0
 
 _REASONS = {
     W.R_PROTOCOL: "the listener does not speak this protocol, or a frame came out of turn",
@@ -262,6 +265,33 @@ def _keep_freed_payloads(capacity: int) -> None:
         _heap_kept = trim
 
 
+# One ZeroMQ context, so one I/O thread, for every tcp bus of a process,
+# except a CURVE listener that checks its clients. With a context per bus, a
+# round trip over two buses (one each way) ran two I/O threads in each
+# process, each woken for its own direction; on two vCPUs the shared thread
+# made the round trip of benchmarks/python/net.py 174-193 us against
+# 200-224 us, in four alternating pairs of runs. A CURVE listener with allowed_clients
+# keeps a context of its own, since its ZAP handler would answer for every
+# socket of a shared one. The shared context is never terminated: its
+# sockets are closed one by one with a bounded linger (close, _teardown),
+# and a process that exits takes its I/O thread along. A fork gets a new one.
+_shared_context: "Optional[zmq.Context[zmq.Socket[bytes]]]" = None
+_shared_context_pid = 0
+_shared_context_lock = threading.Lock()
+
+
+def _context(own: bool) -> "zmq.Context[zmq.Socket[bytes]]":
+    """A context of the bus's own (own=True), or the process's shared one."""
+    global _shared_context, _shared_context_pid
+    if own:
+        return zmq.Context(1)
+    with _shared_context_lock:
+        if _shared_context is None or _shared_context_pid != os.getpid():
+            _shared_context = zmq.Context(1)
+            _shared_context_pid = os.getpid()
+        return _shared_context
+
+
 def _endpoint(url: str) -> str:
     rest = url[len(PREFIX):]
     host, sep, port = rest.rpartition(":")
@@ -303,8 +333,10 @@ def listen(url: str, capacity: int, *, timeout: Optional[float] = None,
         raise ValueError(f"role must be 'producer', 'consumer' or None, got {role!r}")
     deadline = _deadline(timeout)
     maxp = max(0, cap // 2 - W.MSG_OVERHEAD)
-    ctx: "zmq.Context[zmq.Socket[bytes]]" = zmq.Context(1)
+    own = curve is not None and curve[1] is not None  # clients checked: a ZAP handler
+    ctx = _context(own)
     auth = None
+    sock = None
     try:
         # the largest frame part: a header with an inline payload, or a payload
         sock = _socket(ctx, zmq.ROUTER, live, max(maxp, _INLINE_MAX) + W.HEADER.size)
@@ -317,9 +349,13 @@ def listen(url: str, capacity: int, *, timeout: Optional[float] = None,
     except BaseException:
         if auth is not None:
             auth.stop()
-        ctx.destroy(linger=0)
+        if own:
+            ctx.destroy(linger=0)
+        elif sock is not None:
+            sock.close(0)
         raise
-    bus = NetBus(ctx, sock, url, cap, live, listener=True, role=role)
+    bus = NetBus(ctx, sock, url, cap, live, listener=True, role=role, own_context=own)
+    bus._bound = sock.getsockopt(zmq.LAST_ENDPOINT).decode()
     bus._auth = auth
     try:
         bus._accept(deadline)
@@ -339,13 +375,15 @@ def connect(url: str, *, timeout: Optional[float] = 5.0, role: Optional[str] = N
     if role not in W.ROLE_CODES:
         raise ValueError(f"role must be 'producer', 'consumer' or None, got {role!r}")
     deadline = _deadline(timeout)
-    ctx: "zmq.Context[zmq.Socket[bytes]]" = zmq.Context(1)
+    ctx = _context(own=False)
+    sock = None
     try:
         # The listener's capacity is unknown until it answers: cap frames at 1 GiB.
         sock = _socket(ctx, zmq.DEALER, live, 1 << 30)
         curve = _netsec.dial(sock, curve_server_key, curve_keypair)
     except BaseException:
-        ctx.destroy(linger=0)
+        if sock is not None:
+            sock.close(0)
         raise
     bus = NetBus(ctx, sock, url, 0, live, listener=False, role=role, curve=curve)
     try:
@@ -468,10 +506,14 @@ class NetBus:
 
     def __init__(self, ctx: "zmq.Context[zmq.Socket[bytes]]", sock: "zmq.Socket[bytes]",
                  url: str, capacity: int, liveness: float, *, listener: bool,
-                 role: Optional[str], curve: bool = False) -> None:
+                 role: Optional[str], curve: bool = False, own_context: bool = False) -> None:
         self._ctx = ctx
+        self._own_context = own_context  # else the process's shared one: never terminated
+        self._bound: Optional[str] = None  # a listener's endpoint, for the unbind at close
         self._sock = sock
-        self._monitor = sock.get_monitor_socket(_MONITOR_EVENTS)
+        # (a listener's own closing is looked for at close: _unbind)
+        self._monitor = sock.get_monitor_socket(_MONITOR_EVENTS | (zmq.EVENT_CLOSED if listener
+                                                                   else 0))
         self._poller = zmq.Poller()
         self._poller.register(sock, zmq.POLLIN)
         self._poller.register(self._monitor, zmq.POLLIN)
@@ -1554,12 +1596,35 @@ class NetBus:
             settled = self._close_acked or self._peer_closed or self._dead is not None
             linger = 0 if settled else int(max(0.0, until - time.monotonic()) * 1000)
             self._poller = self._data_poller = zmq.Poller()
+            if not self._own_context and self._bound is not None:
+                self._unbind()
             self._sock.disable_monitor()
             self._monitor.close(0)
             self._sock.close(linger)
             if self._auth is not None:
                 self._auth.stop()
-            self._ctx.term()
+            if self._own_context:
+                self._ctx.term()
+
+    def _unbind(self) -> None:
+        """Free a listener's port before close returns, as a context of the
+        bus's own did when close terminated it: libzmq closes the listening
+        descriptor in its I/O thread, later, and a program that listens
+        again on the same address right after close must find it free."""
+        try:
+            self._sock.unbind(self._bound)
+        except zmq.ZMQError:
+            return
+        until = time.monotonic() + _UNBIND_WAIT
+        while time.monotonic() < until:
+            if not self._monitor.poll(int(max(0.0, until - time.monotonic()) * 1000) + 1):
+                return
+            try:
+                ev = recv_monitor_message(self._monitor, zmq.NOBLOCK)
+            except zmq.Again:
+                continue
+            if ev["event"] == zmq.EVENT_CLOSED and ev["endpoint"].decode() == self._bound:
+                return
 
     def __enter__(self) -> "NetBus":
         return self

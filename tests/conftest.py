@@ -41,6 +41,12 @@ else:
     # descriptors are not counted as a test's leak.
     _zmq_gc.start()
     zmq.Frame(bytes(1 << 17), copy=False)  # and its first use opens one more
+    # Likewise the ZeroMQ context the process's tcp buses share (tachyon.net):
+    # made at the first tcp bus, kept for the process's life; its threads and
+    # their descriptors start with its first socket.
+    import tachyon.net
+
+    tachyon.net._context(own=False).socket(zmq.DEALER).close(0)
 
 REPO = Path(__file__).resolve().parent.parent
 # The directory the tachyon under test was imported from: the checkout (an
