@@ -500,23 +500,21 @@ def build_rows(steps, a):
                          ref=f"p50 {ns(j['floor_ns']['p50'])}, p99 {ns(j['floor_ns']['p99'])}",
                          ratio=f"{r:.2f} (rounds {j['ratio_p50_min']:.2f}..{j['ratio_p50_max']:.2f})",
                          target="<= 1.1", met=r <= 1.1))
-            if "layout_ns" in j:
-                R.append(row(S2, "C RTT p50, 32 B, pure spin / layout floor (the least a ring of the v4 wire layout "
-                                 "costs: head, slot header and payload on their own lines; same rounds)",
+            # the two layout floors pingpong measures in the same rounds
+            for key, name, what in (
+                    ("layout", "layout floor", "the least a ring of the v4 wire layout costs: head, slot "
+                                               "header and payload on their own lines"),
+                    ("stamped", "stamped-layout floor", "the least a ring with position stamps costs: "
+                                                        "payload in the header line, next stamp cleared, "
+                                                        "head and tail stored, no checks")):
+                if f"{key}_ns" not in j:
+                    continue
+                R.append(row(S2, f"C RTT p50, 32 B, pure spin / {name} ({what}; same rounds)",
                              ours=f"p50 {ns(j['tachyon_ns']['p50'])}, p99 {ns(j['tachyon_ns']['p99'])}",
-                             ref=f"p50 {ns(j['layout_ns']['p50'])}, p99 {ns(j['layout_ns']['p99'])}",
-                             ratio=f"{j['ratio_layout_p50_median']:.2f}",
-                             note=f"layout floor / cache-line floor in the same rounds: "
-                                  f"{j['layout_over_floor_p50_median']:.2f}"))
-            if "stamped_ns" in j:
-                R.append(row(S2, "C RTT p50, 32 B, pure spin / stamped-layout floor (the least a ring with position "
-                                 "stamps costs: payload in the header line, next stamp cleared, head and tail "
-                                 "stored, no checks; same rounds)",
-                             ours=f"p50 {ns(j['tachyon_ns']['p50'])}, p99 {ns(j['tachyon_ns']['p99'])}",
-                             ref=f"p50 {ns(j['stamped_ns']['p50'])}, p99 {ns(j['stamped_ns']['p99'])}",
-                             ratio=f"{j['ratio_stamped_p50_median']:.2f}",
-                             note=f"stamped-layout floor / cache-line floor in the same rounds: "
-                                  f"{j['stamped_over_floor_p50_median']:.2f}"))
+                             ref=f"p50 {ns(j[key + '_ns']['p50'])}, p99 {ns(j[key + '_ns']['p99'])}",
+                             ratio=f"{j['ratio_' + key + '_p50_median']:.2f}",
+                             note=f"{name} / cache-line floor in the same rounds: "
+                                  f"{j[key + '_over_floor_p50_median']:.2f}"))
     m = missing(steps, "c_pingpong_sleep")
     if m:
         R.append(row(S2, "C RTT p50, sleeping consumers / raw futex ping-pong", ours=m, target="<= 1.1"))
