@@ -510,6 +510,7 @@ class NetBus:
         self._ctx = ctx
         self._own_context = own_context  # else the process's shared one: never terminated
         self._bound: Optional[str] = None  # a listener's endpoint, for the unbind at close
+        self._rcvtimeo = -1  # the data socket's receive timeout as last set (_recv_parts)
         self._sock = sock
         # (a listener's own closing is looked for at close: _unbind)
         self._monitor = sock.get_monitor_socket(_MONITOR_EVENTS | (zmq.EVENT_CLOSED if listener
@@ -713,10 +714,11 @@ class NetBus:
         """Wait for the data socket or the monitor, at most seconds."""
         self._poller.poll(int(seconds * 1000))
 
-    def _recv_parts(self, probe: bool = True) -> Optional[List[Any]]:
+    def _recv_parts(self, probe: bool = True, wait_ms: int = 0) -> Optional[List[Any]]:
         """The next frame for the bus (routing part removed), None when none is
         waiting. probe: ask the socket first (a flag read, cheaper than a
-        receive that fails, dearer than one that succeeds)."""
+        receive that fails, dearer than one that succeeds). wait_ms: wait up
+        to that long for the first part, in libzmq's own blocking receive."""
         sock = self._sock
         while True:
             if probe and not _ready(sock):
@@ -724,7 +726,18 @@ class NetBus:
             # recv_multipart asks the socket for RCVMORE after every part;
             # a received Frame already says so (.more), for a flag read less
             try:
-                part = sock.recv(zmq.NOBLOCK, copy=False)
+                if wait_ms > 0:
+                    if wait_ms != self._rcvtimeo:
+                        sock.setsockopt(zmq.RCVTIMEO, wait_ms)
+                        self._rcvtimeo = wait_ms
+                    part = sock.recv(copy=False)
+                    wait_ms = 0  # (a stranger's frame: the next look does not wait)
+                    # what the connection did before this frame came first, as
+                    # in _pump (a lost connection decides how a stranger's
+                    # HELLO is answered)
+                    self._events_when_due()
+                else:
+                    part = sock.recv(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return None
             parts = [part]
@@ -771,18 +784,21 @@ class NetBus:
                 if why is not None and not (self._security_refusal or (False,))[0]:
                     self._security_refusal = why
 
-    def _pump(self, limit: int = 4096, stirred: bool = False) -> None:
-        """Take in what arrived: frames for the bus, refusals for strangers,
-        connection events, and the liveness verdict. stirred: a poll just
-        said that a frame waits."""
+    def _events_when_due(self) -> None:
         now = time.monotonic()
         if now >= self._events_due:
             # Every look at the monitor is a system call in libzmq (it
             # drains the socket's command pipe), as every look at the data
             # socket is: connection events are looked at once every
-            # EVENTS_EVERY (a waiting call polls the data socket alone).
+            # EVENTS_EVERY (a waiting call waits on the data socket alone).
             self._events_due = now + EVENTS_EVERY
             self._events()
+
+    def _pump(self, limit: int = 4096, stirred: bool = False) -> None:
+        """Take in what arrived: frames for the bus, refusals for strangers,
+        connection events, and the liveness verdict. stirred: a poll just
+        said that a frame waits."""
+        self._events_when_due()
         for i in range(limit):
             # frames that came in a burst are taken without asking first,
             # and so is the one a poll reported
@@ -1013,12 +1029,16 @@ class NetBus:
         # before every wait would only double the frames.
         if self._rx_taken - self._rx_granted >= self._capacity // 4:
             self._grant()
-        # The data socket alone: libzmq's poll looks at each socket's
-        # events before and after it sleeps (a system call each), and
-        # connection events can wait for the pump's next look (EVENTS_EVERY,
+        # The data socket alone, in libzmq's blocking receive: it sleeps on
+        # the socket's command pipe and takes the frame when woken, where a
+        # poll looks at the socket's events before and after it sleeps and
+        # the receive after it looks again (a system call each look).
+        # Connection events can wait for the pump's next look (EVENTS_EVERY,
         # after one slice at most).
-        stirred = self._data_poller.poll(int(_left(deadline) * 1000))
-        self._pump(stirred=bool(stirred))
+        parts = self._recv_parts(probe=False, wait_ms=int(_left(deadline) * 1000))
+        if parts is not None:
+            self._on_frame(parts)
+        self._pump()
         if self._verdict is not None and not self._listener and self._role is not None:
             self._check_verdict(call)
         if self._lost_role is not None and self._role is None:
