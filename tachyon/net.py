@@ -287,8 +287,10 @@ def _context(own: bool) -> "zmq.Context[zmq.Socket[bytes]]":
         return zmq.Context(1)
     with _shared_context_lock:
         if _shared_context is None or _shared_context_pid != os.getpid():
-            _shared_context = zmq.Context(1)
-            _shared_context_pid = os.getpid()
+            ctx: "zmq.Context[zmq.Socket[bytes]]" = zmq.Context(1)
+            # (libzmq's default of 1023 sockets per context was per bus before)
+            ctx.set(zmq.MAX_SOCKETS, ctx.get(zmq.SOCKET_LIMIT))
+            _shared_context, _shared_context_pid = ctx, os.getpid()
         return _shared_context
 
 
@@ -355,7 +357,7 @@ def listen(url: str, capacity: int, *, timeout: Optional[float] = None,
             sock.close(0)
         raise
     bus = NetBus(ctx, sock, url, cap, live, listener=True, role=role, own_context=own)
-    bus._bound = sock.getsockopt(zmq.LAST_ENDPOINT).decode()
+    bus._bound = cast(bytes, sock.getsockopt(zmq.LAST_ENDPOINT)).decode()
     bus._auth = auth
     try:
         bus._accept(deadline)
@@ -518,8 +520,6 @@ class NetBus:
         self._poller = zmq.Poller()
         self._poller.register(sock, zmq.POLLIN)
         self._poller.register(self._monitor, zmq.POLLIN)
-        self._data_poller = zmq.Poller()
-        self._data_poller.register(sock, zmq.POLLIN)
         self._url = url
         self._capacity = capacity
         self._liveness = liveness
@@ -794,15 +794,13 @@ class NetBus:
             self._events_due = now + EVENTS_EVERY
             self._events()
 
-    def _pump(self, limit: int = 4096, stirred: bool = False) -> None:
+    def _pump(self, limit: int = 4096) -> None:
         """Take in what arrived: frames for the bus, refusals for strangers,
-        connection events, and the liveness verdict. stirred: a poll just
-        said that a frame waits."""
+        connection events, and the liveness verdict."""
         self._events_when_due()
         for i in range(limit):
-            # frames that came in a burst are taken without asking first,
-            # and so is the one a poll reported
-            parts = self._recv_parts(i < 4 and not (stirred and i == 0))
+            # frames that came in a burst are taken without asking first
+            parts = self._recv_parts(i < 4)
             if parts is None:
                 break
             self._on_frame(parts)
@@ -1615,7 +1613,7 @@ class NetBus:
             # lingering; otherwise libzmq gets what is left of the wait.
             settled = self._close_acked or self._peer_closed or self._dead is not None
             linger = 0 if settled else int(max(0.0, until - time.monotonic()) * 1000)
-            self._poller = self._data_poller = zmq.Poller()
+            self._poller = zmq.Poller()
             if not self._own_context and self._bound is not None:
                 self._unbind()
             self._sock.disable_monitor()
@@ -1631,8 +1629,11 @@ class NetBus:
         bus's own did when close terminated it: libzmq closes the listening
         descriptor in its I/O thread, later, and a program that listens
         again on the same address right after close must find it free."""
+        bound = self._bound
+        if bound is None:
+            return
         try:
-            self._sock.unbind(self._bound)
+            self._sock.unbind(bound)
         except zmq.ZMQError:
             return
         until = time.monotonic() + _UNBIND_WAIT
@@ -1643,7 +1644,7 @@ class NetBus:
                 ev = recv_monitor_message(self._monitor, zmq.NOBLOCK)
             except zmq.Again:
                 continue
-            if ev["event"] == zmq.EVENT_CLOSED and ev["endpoint"].decode() == self._bound:
+            if ev["event"] == zmq.EVENT_CLOSED and ev["endpoint"].decode() == bound:
                 return
 
     def __enter__(self) -> "NetBus":
