@@ -1091,6 +1091,13 @@ class NetBus:
         if deadline is not None:
             until = min(until, deadline)
         while self._verdict is None and time.monotonic() < until:
+            if self._peer_role is not None and self._peer_role != role:
+                # The listener holds the other role (its claim, or its data,
+                # came): its verdict can only grant ours, and waiting for it
+                # would wait for its program's next call, which may be a
+                # while (blocked on another bus, say: the ping-pong of two
+                # buses stalled for a liveness at its first message).
+                break
             self._raise_if_gone(call, consumer=False)
             self._wait(until, call)
             if self._lost_role is not None:

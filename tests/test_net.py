@@ -221,6 +221,26 @@ def test_role_conflict_goes_to_the_listener():
         assert con.recv(timeout=5).data == b"from the listener"
 
 
+def test_a_claim_the_listener_can_only_grant_needs_no_verdict():
+    """The listener took the producer's role (its data is here): the
+    connector's claim of the consumer's is granted whenever the listener's
+    program next calls, so the receive does not wait for that call (a
+    ping-pong over two buses stalled for a liveness at its first message)."""
+    lis, con = local_pair(liveness=10.0)
+    with lis, con:
+        lis.send(b"ping")
+        t0 = time.monotonic()
+        assert con.recv(timeout=30).data == b"ping"
+        took = time.monotonic() - t0
+        print(f"first receive after {took:.3f} s")
+        assert took < 2.0
+        assert con.role == "consumer"
+        # the verdict, when the listener's program calls again, agrees
+        assert lis.send(b"again") is None
+        assert con.recv(timeout=5).data == b"again"
+        assert con.role == "consumer"
+
+
 def test_received_views_read_only_aligned_dlpack():
     torch = pytest.importorskip("torch")
     lis, con = local_pair(1 << 20)
