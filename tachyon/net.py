@@ -50,6 +50,7 @@ import ctypes
 import os
 import secrets
 import select
+import struct
 import threading
 import time
 from typing import (TYPE_CHECKING, Any, AsyncIterator, ContextManager, Deque, Dict, Iterable,
@@ -85,6 +86,7 @@ if TYPE_CHECKING:
 
 PREFIX = "tcp://"
 SLICE = 0.2          # the longest a blocking call waits between checks
+_SLICE_MS = int(SLICE * 1000)
 EVENTS_EVERY = 0.05  # the longest between two looks at connection events while busy (_pump)
 _FOREVER = None
 # At or above this size, an immutable payload (bytes) goes to libzmq without a copy.
@@ -99,15 +101,23 @@ _NOBLOCK_MORE = int(zmq.NOBLOCK | zmq.SNDMORE)
 # pyzmq's own socket calls, below its Python layer (which adds routing_id and
 # group handling we never use, an enum per getsockopt, and, in send_multipart,
 # a buffer check per part): a third to half of a small message's socket work.
-_zsend, _zget = _ZSocket.send, _ZSocket.get
+_zsend, _zrecv, _zget = _ZSocket.send, _ZSocket.recv, _ZSocket.get
 # send_many packs payloads up to this size, several to a BATCH frame (tachyon._netwire),
 # up to _BATCH_BYTES of payload and _BATCH_MAX messages a frame.
 _BATCH_ITEM_MAX = _INLINE_MAX
 _BATCH_BYTES = 1 << 16
 _BATCH_MAX = 4096
-_HEADER_PACK, _HEADER_UNPACK = W.HEADER.pack, W.HEADER.unpack_from
 _ITEM_PACK, _ITEM_UNPACK = W.ITEM.pack, W.ITEM.unpack_from
 _HSIZE, _ISIZE = W.HEADER.size, W.ITEM.size
+# The common frames, told apart and built with fewer fields: a header's first
+# 8 bytes (magic, version, kind, flags) read as one integer, then type_id,
+# session, seq and value (W.HEADER's layout).
+_LEADING = struct.Struct("<QIQQQ")
+_LEADING_PACK, _LEADING_UNPACK = _LEADING.pack, _LEADING.unpack_from
+assert _LEADING.size == _HSIZE
+_INLINE_DATA = _LEADING_UNPACK(W.header(W.K_DATA, 0, flags=W.F_INLINE))[0]
+_BATCH = _LEADING_UNPACK(W.header(W.K_BATCH, 0))[0]
+_OVERHEAD = W.MSG_OVERHEAD  # (a global name: read per message, W.'s attribute costs a lookup more)
 _MONITOR_EVENTS = (zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED | _netsec.FAILURES)
 # How long a closing listener of the shared context waits for libzmq to have
 # closed its listening descriptor (the port is free once it has).
@@ -132,6 +142,8 @@ def _deadline(timeout: Any) -> Optional[float]:
     """Seconds (a float, or an integer by _int's rule; None: forever) to a deadline."""
     if timeout is None:
         return None
+    if type(timeout) is int and timeout >= 0:  # (send's default: 0)
+        return time.monotonic() + timeout
     # the C calls' rule: seconds as a float or an integer, never a bool
     seconds: float = timeout if isinstance(timeout, float) else _as_int(timeout, "timeout")
     if not seconds >= 0:  # also NaN
@@ -334,7 +346,7 @@ def listen(url: str, capacity: int, *, timeout: Optional[float] = None,
     if role not in W.ROLE_CODES:
         raise ValueError(f"role must be 'producer', 'consumer' or None, got {role!r}")
     deadline = _deadline(timeout)
-    maxp = max(0, cap // 2 - W.MSG_OVERHEAD)
+    maxp = max(0, cap // 2 - _OVERHEAD)
     own = curve is not None and curve[1] is not None  # clients checked: a ZAP handler
     ctx = _context(own)
     auth = None
@@ -720,38 +732,45 @@ class NetBus:
         receive that fails, dearer than one that succeeds). wait_ms: wait up
         to that long for the first part, in libzmq's own blocking receive."""
         sock = self._sock
+        listener = self._listener
         while True:
             if probe and not _ready(sock):
                 return None
-            # recv_multipart asks the socket for RCVMORE after every part;
-            # a received Frame already says so (.more), for a flag read less
+            flags = _NOBLOCK
+            if wait_ms > 0:
+                flags = 0
+                if wait_ms != self._rcvtimeo:
+                    sock.setsockopt(zmq.RCVTIMEO, wait_ms)
+                    self._rcvtimeo = wait_ms
+            # Parts come as zmq.Frame objects (in place, and .more says
+            # whether another part follows: a socket option read costs more),
+            # except a ROUTER's routing part, always followed by the message
+            # and compared as bytes: received as bytes, it costs a third.
             try:
-                if wait_ms > 0:
-                    if wait_ms != self._rcvtimeo:
-                        sock.setsockopt(zmq.RCVTIMEO, wait_ms)
-                        self._rcvtimeo = wait_ms
-                    part = sock.recv(copy=False)
-                    wait_ms = 0  # (a stranger's frame: the next look does not wait)
-                    # what the connection did before this frame came first, as
-                    # in _pump (a lost connection decides how a stranger's
-                    # HELLO is answered)
-                    self._events_when_due()
+                if listener:
+                    ident = _zrecv(sock, flags)
+                    part = _zrecv(sock, _NOBLOCK, False)  # (queued whole with its routing part)
                 else:
-                    part = sock.recv(zmq.NOBLOCK, copy=False)
+                    part = _zrecv(sock, flags, False)
             except zmq.Again:
                 return None
+            if not flags:
+                wait_ms = 0  # (a stranger's frame: the next look does not wait)
+                # what the connection did before this frame came first, as
+                # in _pump (a lost connection decides how a stranger's
+                # HELLO is answered)
+                self._events_when_due()
             parts = [part]
             while part.more:
-                part = sock.recv(zmq.NOBLOCK, copy=False)
+                part = _zrecv(sock, _NOBLOCK, False)
                 parts.append(part)
-            if not self._listener:
+            if not listener:
                 return parts
-            ident = parts[0].bytes
             if ident == self._peer_ident:
                 # (frames still queued from a lost connection come this way
                 # too: only a resuming HELLO says that the connector is back)
-                return parts[1:]
-            self._on_stranger(ident, parts[1:])
+                return parts
+            self._on_stranger(ident, parts)
 
     def _events(self) -> None:
         while _ready(self._monitor):
@@ -804,6 +823,9 @@ class NetBus:
             if parts is None:
                 break
             self._on_frame(parts)
+        self._judge_liveness()
+
+    def _judge_liveness(self) -> None:
         if (self._lost_since is not None and self._dead is None and not self._peer_closed
                 and time.monotonic() - self._lost_since > self._liveness):
             self._dead = (f"the connection to the peer was lost for more than "
@@ -837,26 +859,25 @@ class NetBus:
         head = parts[0].buffer
         if len(parts) == 1 and len(head) >= _HSIZE:
             # the common frames first, without the general checks below
-            magic, version, kind, flags, type_id, session, seq, _ = _HEADER_UNPACK(head)
-            if (kind == W.K_DATA and flags == W.F_INLINE and session == self._peer_session
-                    and magic == W.MAGIC and version == W.PROTOCOL_VERSION
+            leading, type_id, session, seq, _ = _LEADING_UNPACK(head)
+            if (leading == _INLINE_DATA and session == self._peer_session
                     and seq == self._rx_seq + 1 and self._role != "producer"
                     and not self._peer_closed and self._dead is None):
                 size = len(head) - _HSIZE
-                if size > self._capacity // 2 - W.MSG_OVERHEAD:
+                if size > self._capacity // 2 - _OVERHEAD:
                     self._dropped += 1
                     return
                 self._rx_seq = seq
-                self._peer_is_producer()
-                c = size + W.MSG_OVERHEAD
+                if self._peer_role is None:
+                    self._peer_is_producer()
+                c = size + _OVERHEAD
                 self._rx.append((type_id, head[_HSIZE:], c))
                 self._rx_queued += c
                 if self._peer_close_seq == seq:
                     self._closed_by_peer()
                 return
-            if kind == W.K_BATCH and magic == W.MAGIC:
-                if (version == W.PROTOCOL_VERSION and session == self._peer_session
-                        and flags == 0 and seq == self._rx_seq + 1):
+            if leading == _BATCH:
+                if session == self._peer_session and seq == self._rx_seq + 1:
                     self._on_batch(head, type_id, seq)
                 else:
                     self._dropped += 1  # a repeat, behind a gap, or not ours
@@ -953,7 +974,7 @@ class NetBus:
         messages, or, when any length in it does not add up, none (a frame
         that lies is dropped whole, and counted)."""
         end = len(buf)
-        maxp = self._capacity // 2 - W.MSG_OVERHEAD
+        maxp = self._capacity // 2 - _OVERHEAD
         if (count < 1 or count * _ISIZE > end - _HSIZE or self._role == "producer"
                 or self._peer_closed or self._dead is not None):
             self._dropped += 1
@@ -970,7 +991,7 @@ class NetBus:
             if size > maxp or off + size > end:
                 self._dropped += 1
                 return
-            c = size + W.MSG_OVERHEAD
+            c = size + _OVERHEAD
             items.append((type_id, buf[off:off + size], c))
             total += c
             off += size
@@ -1006,6 +1027,9 @@ class NetBus:
             # part); a ROUTER refuses an absent peer at the routing part
             if self._prefix:
                 _zsend(sock, self._prefix[0], _NOBLOCK_MORE)
+            if len(parts) == 1:
+                _zsend(sock, parts[0], _NOBLOCK)
+                return True
             last = len(parts) - 1
             for i, p in enumerate(parts):
                 _zsend(sock, p, _NOBLOCK if i == last else _NOBLOCK_MORE)
@@ -1018,7 +1042,7 @@ class NetBus:
             raise
 
     def _wait(self, deadline: Optional[float], call: str) -> None:
-        """One slice of a blocking call: poll, then take in what arrived."""
+        """One slice of a blocking call: wait for a frame and take it in."""
         if self._closing:
             self._teardown(0)
             raise BusClosedError(f"{call}: the bus was closed by another thread")
@@ -1030,13 +1054,20 @@ class NetBus:
         # The data socket alone, in libzmq's blocking receive: it sleeps on
         # the socket's command pipe and takes the frame when woken, where a
         # poll looks at the socket's events before and after it sleeps and
-        # the receive after it looks again (a system call each look).
-        # Connection events can wait for the pump's next look (EVENTS_EVERY,
-        # after one slice at most).
-        parts = self._recv_parts(probe=False, wait_ms=int(_left(deadline) * 1000))
+        # the receive after it looks again (a system call each look). The
+        # receive looks before it sleeps, so callers need no look of their
+        # own first; after it, neither a frame nor a slice that passed
+        # without one calls for another look at the data socket: frames
+        # queued behind this one are taken by the next receive, without a
+        # system call. Connection events are looked at when due
+        # (EVENTS_EVERY).
+        parts = self._recv_parts(False, _SLICE_MS if deadline is None
+                                 else int(_left(deadline) * 1000))
         if parts is not None:
             self._on_frame(parts)
-        self._pump()
+        else:
+            self._events_when_due()
+            self._judge_liveness()
         if self._verdict is not None and not self._listener and self._role is not None:
             self._check_verdict(call)
         if self._lost_role is not None and self._role is None:
@@ -1143,26 +1174,27 @@ class NetBus:
         if type(data) is bytes and len(data) <= _INLINE_MAX:
             mv = data  # (bytes + bytes below: no memoryview needed)
             n = len(data)
-            if n > self._capacity // 2 - W.MSG_OVERHEAD:
+            if n > self._capacity // 2 - _OVERHEAD:
                 self._check_payload(data)  # raises, saying why
         else:
             mv = self._check_payload(data)
             n = mv.nbytes
-        c = n + W.MSG_OVERHEAD
+        c = n + _OVERHEAD
         pumped = False
         while True:
-            self._raise_if_gone(call, consumer=False)
-            if self._capacity - (self._tx_cost - self._peer_taken) < c and not pumped:
+            if self._dead is not None or self._peer_closed:
+                self._raise_if_gone(call, consumer=False)
+            room = self._capacity - (self._tx_cost - self._peer_taken)
+            if room < c and not pumped:
                 self._pump()  # take in the credit granted meanwhile
                 pumped = True
                 continue
-            if self._capacity - (self._tx_cost - self._peer_taken) >= c:
+            if room >= c:
                 seq = self._tx_seq + 1
                 frame: List[Any]
                 if n <= _INLINE_MAX:
                     # one part: header and payload together
-                    frame = [_HEADER_PACK(W.MAGIC, W.PROTOCOL_VERSION, W.K_DATA, W.F_INLINE,
-                                          type_id, self._session, seq, 0) + mv]
+                    frame = [_LEADING_PACK(_INLINE_DATA, type_id, self._session, seq, 0) + mv]
                 else:
                     # Kept until acknowledged (and sent again from there), so
                     # a zmq.Frame that libzmq shares on every send. bytes from
@@ -1304,7 +1336,7 @@ class NetBus:
                     mv = self._check_payload(b)
                     size = mv.nbytes
                     m = mv.tobytes() if size <= _BATCH_ITEM_MAX else mv
-                c = size + W.MSG_OVERHEAD
+                c = size + _OVERHEAD
                 if size <= _BATCH_ITEM_MAX:
                     if count and (count >= _BATCH_MAX or nbytes + size > _BATCH_BYTES
                                   or self._capacity - (self._tx_cost + held - self._peer_taken) < c):
@@ -1336,8 +1368,7 @@ class NetBus:
         already); kept, as a DATA is, until acknowledged."""
         seq = self._tx_seq + 1
         last = seq + count - 1
-        frame = [_HEADER_PACK(W.MAGIC, W.PROTOCOL_VERSION, W.K_BATCH, 0, count, self._session,
-                              seq, 0) + b"".join(parts)]
+        frame = [_LEADING_PACK(_BATCH, count, self._session, seq, 0) + b"".join(parts)]
         self._send(frame)
         self._unacked.append((last, frame))
         self._tx_seq = last
@@ -1379,19 +1410,21 @@ class NetBus:
         self._lock.release()
 
     def _take(self, call: str, deadline: Optional[float]) -> Tuple[int, Any, int]:
+        looked = False
         while True:
-            if not self._rx:
-                self._pump()
             if self._rx:
                 item = self._rx.popleft()
                 self._rx_queued -= item[2]
                 self._recv_messages += 1
-                self._recv_bytes += item[2] - W.MSG_OVERHEAD
+                self._recv_bytes += item[2] - _OVERHEAD
                 return item
-            self._raise_if_gone(call, consumer=True)
-            if deadline is not None and time.monotonic() >= deadline:
+            if self._dead is not None or self._peer_closed:
+                self._raise_if_gone(call, consumer=True)
+            if looked and deadline is not None and time.monotonic() >= deadline:
                 raise TachyonTimeoutError(f"{call}: no message within the timeout")
+            # (a timeout of 0 too gets one look at the socket)
             self._wait(deadline, call)
+            looked = True
 
     def _taken(self, c: int) -> None:
         """The program took messages worth c of credit: grant it when due."""
@@ -1686,7 +1719,7 @@ class NetBus:
 
     @property
     def max_payload(self) -> int:
-        return max(0, self._capacity // 2 - W.MSG_OVERHEAD)
+        return max(0, self._capacity // 2 - _OVERHEAD)
 
     @property
     def path(self) -> str:
