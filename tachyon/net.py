@@ -1087,6 +1087,9 @@ class NetBus:
                 raise BusClosedError(f"{call}: the bus is closed")
             if self._verdict is not None and not self._listener:
                 self._check_verdict(call)
+                # it granted the role (a refusal raised): nothing is left to
+                # check at every call and every wait after this one
+                self._verdict = None
             if self._lost_role is not None:
                 lost, self._lost_role = self._lost_role, None
                 raise _lost_claim(call, lost)
